@@ -1,0 +1,2 @@
+//! `substrate-drain` (issue 4).
+fn main() {}

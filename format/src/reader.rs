@@ -1,0 +1,458 @@
+//! The reading side: walk the stream in order, yield records and loss reports.
+//!
+//! The reader treats the ring as hostile input. It holds one buffer of the ring's block size
+//! (at most 1 MiB, validated at open): each committed record is copied into it once and
+//! checked, and the [`Record`] it yields borrows that copy, decoded in place. It never forms
+//! a reference into the mapping, never allocates from a length it read, and every call returns
+//! after a bounded amount of work.
+//!
+//! What it does at its position `pos`:
+//! - a committed record: copy, check, yield it, advance;
+//! - padding: skip silently;
+//! - a BUSY record: if its writer is gone (slot freed, taken over, or its process dead), report
+//!   it lost (`abandoned`) and skip it by its length; else wait ([`Item::Waiting`]);
+//! - an unwritten header below the reservation position: a writer is between its CAS and its
+//!   header store, or died there. Wait up to the grace period (at once if no writer is alive),
+//!   then scan forward to the next plausible header and report the gap lost (`unwritten`);
+//! - a header with an impossible length: report `corrupt` and resynchronise the same way;
+//! - overwrite mode, `pos` below the tail: report what was reclaimed (`overwritten`), jump.
+//!
+//! Drop counters are reported as `dropped` losses whenever the reader is caught up (and every
+//! 4096 records), as increases since the last report.
+
+use std::time::{Duration, Instant};
+
+use crate::layout::{self, Mode};
+use crate::protocol::{self, DropReason, Liveness, Peek};
+use crate::ring::{ProcLiveness, Ring};
+
+/// Why records were lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReason {
+    /// A writer died (or exited) with the record reserved but not committed.
+    Abandoned,
+    /// A reservation whose header was never written (its writer died right after reserving).
+    Unwritten,
+    /// A header or control word that cannot be true (memory scribbled).
+    Corrupt,
+    /// Overwrite mode: reclaimed before the reader got to it.
+    Overwritten,
+    /// Overwrite mode: reclaimed while the reader was copying it.
+    Torn,
+    /// Never written: the writer dropped it.
+    Dropped(DropReason),
+}
+
+impl LossReason {
+    /// Stable name for `lost` lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossReason::Abandoned => "abandoned",
+            LossReason::Unwritten => "unwritten",
+            LossReason::Corrupt => "corrupt",
+            LossReason::Overwritten => "overwritten",
+            LossReason::Torn => "torn",
+            LossReason::Dropped(r) => r.name(),
+        }
+    }
+}
+
+/// A loss report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loss {
+    /// Why.
+    pub reason: LossReason,
+    /// Records lost. A lower bound when `exact` is false (an unwritten region may hide several).
+    pub records: u64,
+    /// Whether `records` is exact.
+    pub exact: bool,
+    /// Bytes of stream skipped (0 for drops, which never reached the stream).
+    pub bytes: u64,
+    /// Stream position where the loss starts (drops: the reader's position when reported).
+    pub pos: u64,
+    /// Kind and writer slot of the lost record, when its header was readable.
+    pub kind: Option<u16>,
+    /// See `kind`.
+    pub writer: Option<u16>,
+}
+
+/// A committed record, copied out of the ring and checked. Borrowing the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Stream position.
+    pub pos: u64,
+    /// Record kind.
+    pub kind: u16,
+    /// Writer slot.
+    pub writer: u16,
+    /// The payload (after the 16-byte header), exact length.
+    pub payload: &'a [u8],
+}
+
+/// Why the reader has nothing to yield right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Caught up with every reservation.
+    CaughtUp,
+    /// A live writer is writing the record at the position.
+    Busy,
+    /// A reservation's header is not written yet; the grace period has not run out.
+    Unwritten,
+}
+
+/// One step of reading.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// The next committed record.
+    Record(Record<'a>),
+    /// Records that will never come.
+    Lost(Loss),
+    /// Nothing now; poll again later (or stop, if everything is done).
+    Waiting(Waiting),
+}
+
+/// Where a new reader starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At the drain's published position: resume without duplicates (the default).
+    Consumer,
+    /// At the oldest data the ring still holds.
+    Oldest,
+    /// At a given position (clamped into what the ring holds, aligned down to a record start
+    /// only if it is one: a bad position reads as a corrupt header and resynchronises).
+    At(u64),
+}
+
+/// Reader settings.
+pub struct ReaderOptions {
+    /// Where to start.
+    pub start: Start,
+    /// How long an unwritten header below the reservation position is waited for while some
+    /// writer is alive.
+    pub unwritten_grace: Duration,
+    /// Process liveness oracle.
+    pub liveness: Box<dyn Liveness>,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions {
+            start: Start::Consumer,
+            unwritten_grace: Duration::from_millis(500),
+            liveness: Box::new(ProcLiveness),
+        }
+    }
+}
+
+/// Reads a ring in stream order.
+pub struct Reader<'r> {
+    ring: &'r Ring,
+    pos: u64,
+    buf: Vec<u8>,
+    opts: ReaderOptions,
+    stall: Option<(u64, Instant)>,
+    drops_seen: [u64; DropReason::ALL.len()],
+    since_drop_check: u32,
+    /// Overwrite-mode accounting, so a reclaimed range is counted exactly: the block of the last
+    /// record accounted for (read or reported lost), the cumulative count of records in the
+    /// stream before that block (`None`: unknown), and the records accounted in it.
+    acct_block: u64,
+    acct_base: Option<u64>,
+    acct_in_block: u64,
+}
+
+impl<'r> Reader<'r> {
+    /// A reader over `ring`.
+    pub fn new(ring: &'r Ring, opts: ReaderOptions) -> Reader<'r> {
+        let g = ring.geometry();
+        let stats = ring.stats();
+        let align = |p: u64| layout::align_up(p.min(protocol::MAX_POS), layout::RECORD_ALIGN);
+        let head = align(stats.reserve_pos);
+        // Discard mode: bytes more than a lap below head were rewritten, start no lower.
+        // Overwrite mode: start where asked; a position below the tail reads as a report of
+        // what was reclaimed.
+        let oldest = match g.mode {
+            Mode::Discard => head.saturating_sub(g.capacity),
+            Mode::Overwrite => 0,
+        };
+        let clamp = |p: u64| align(p).clamp(oldest, head);
+        let pos = match opts.start {
+            Start::Consumer => clamp(stats.consumer),
+            Start::Oldest => clamp(if g.mode == Mode::Overwrite {
+                stats.tail
+            } else {
+                0
+            }),
+            Start::At(p) => clamp(p),
+        };
+        // Bounded: block size was validated at open (<= 1 MiB).
+        let buf = vec![0u8; g.block as usize];
+        // Drops that happened before this reader started were reported by an earlier one
+        // only if it published past them; report every drop once per reader from zero when
+        // starting at the beginning, else from now.
+        let drops_seen = if pos == 0 { [0; 5] } else { stats.drops };
+        let block_start = pos & !(g.block - 1);
+        let acct_base = if pos == 0 {
+            Some(0)
+        } else if pos == block_start && g.mode == Mode::Overwrite {
+            protocol::block_cum(&ring.mem(), &g, pos - g.block)
+                .filter(|c| c & protocol::CUM_INEXACT == 0)
+        } else {
+            None
+        };
+        Reader {
+            ring,
+            pos,
+            buf,
+            opts,
+            stall: None,
+            drops_seen,
+            since_drop_check: 0,
+            acct_block: block_start,
+            acct_base,
+            acct_in_block: 0,
+        }
+    }
+
+    /// The ring read.
+    pub fn ring(&self) -> &'r Ring {
+        self.ring
+    }
+
+    /// Position of the next record to read.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Publish the position to the ring (frees space in discard mode; a restarted drain resumes
+    /// here). Call it once what was read is safely stored.
+    pub fn publish(&self) {
+        self.ring.publish_consumer(self.pos);
+    }
+
+    fn lost(
+        &mut self,
+        reason: LossReason,
+        records: u64,
+        exact: bool,
+        to: u64,
+        kind: Option<(u16, u16)>,
+    ) -> Item<'_> {
+        let from = self.pos;
+        // Positions taken from shared memory may be forged: keep ours aligned.
+        self.pos = layout::align_up(to.max(from), layout::RECORD_ALIGN);
+        self.stall = None;
+        Item::Lost(Loss {
+            reason,
+            records,
+            exact,
+            bytes: self.pos - from,
+            pos: from,
+            kind: kind.map(|k| k.0),
+            writer: kind.map(|k| k.1),
+        })
+    }
+
+    /// Drop counters that grew since the last report, one reason at a time.
+    fn drops(&mut self) -> Option<Loss> {
+        let now = self.ring.stats().drops;
+        for r in DropReason::ALL {
+            let i = r as usize;
+            if now[i] > self.drops_seen[i] {
+                let n = now[i] - self.drops_seen[i];
+                self.drops_seen[i] = now[i];
+                return Some(Loss {
+                    reason: LossReason::Dropped(r),
+                    records: n,
+                    exact: true,
+                    bytes: 0,
+                    pos: self.pos,
+                    kind: None,
+                    writer: None,
+                });
+            }
+        }
+        None
+    }
+
+    /// Account for one record (read or reported lost) at `pos`.
+    fn note_consumed(&mut self, pos: u64) {
+        let b = pos & !(self.ring.geometry().block - 1);
+        if b != self.acct_block {
+            let next = self.acct_block.wrapping_add(self.ring.geometry().block);
+            // Moving to the very next block keeps the count; any other jump loses track.
+            self.acct_base = if b == next {
+                self.acct_base.map(|x| x + self.acct_in_block)
+            } else {
+                None
+            };
+            self.acct_block = b;
+            self.acct_in_block = 0;
+        }
+        self.acct_in_block += 1;
+    }
+
+    /// Records reclaimed between the position and `tail` (overwrite mode), and whether exact:
+    /// the cumulative count through the block before the tail, less what was accounted for.
+    /// Resets the accounting to the tail.
+    fn overwritten_records(&mut self, tail: u64) -> (u64, bool) {
+        let g = self.ring.geometry();
+        let cum = tail
+            .checked_sub(g.block)
+            .and_then(|b| protocol::block_cum(&self.ring.mem(), &g, b));
+        let result = match (cum, self.acct_base) {
+            (Some(c), Some(base)) if c & protocol::CUM_INEXACT == 0 => (
+                c.saturating_sub(base + self.acct_in_block),
+                c >= base + self.acct_in_block,
+            ),
+            (Some(c), Some(base)) => (
+                (c & !protocol::CUM_INEXACT).saturating_sub(base + self.acct_in_block),
+                false,
+            ),
+            // Unknown: at least one record per reclaimed block that held any.
+            _ => (
+                (tail - (self.pos & !(g.block - 1))).div_ceil(g.block),
+                false,
+            ),
+        };
+        self.acct_block = tail & !(g.block - 1);
+        self.acct_base = cum.filter(|c| c & protocol::CUM_INEXACT == 0);
+        self.acct_in_block = 0;
+        result
+    }
+
+    /// The next item. Bounded work per call.
+    pub fn poll(&mut self) -> Item<'_> {
+        let ring = self.ring;
+        let g = ring.geometry();
+        let mem = ring.mem();
+        self.since_drop_check += 1;
+        if self.since_drop_check >= 4096 {
+            self.since_drop_check = 0;
+            if let Some(l) = self.drops() {
+                return Item::Lost(l);
+            }
+        }
+        // Padding and unusable block ends are skipped inside; at most one per block of the
+        // ring plus one, so this loop is bounded.
+        for _ in 0..g.block_count() + 2 {
+            match protocol::peek(&mem, &g, self.pos) {
+                Peek::Empty => {
+                    if let Some(l) = self.drops() {
+                        return Item::Lost(l);
+                    }
+                    return Item::Waiting(Waiting::CaughtUp);
+                }
+                Peek::Skip(to) => {
+                    self.pos = to;
+                }
+                Peek::Behind { tail } => {
+                    let (n, exact) = self.overwritten_records(tail);
+                    return self.lost(LossReason::Overwritten, n, exact, tail, None);
+                }
+                Peek::Header(w0) => {
+                    let span = layout::align_up(layout::rec_len(w0), layout::RECORD_ALIGN);
+                    let (kind, writer) = (layout::rec_kind(w0), layout::rec_writer(w0));
+                    let flags = layout::rec_flags(w0);
+                    if flags & layout::rec::BUSY != 0 {
+                        let mark = ring.writable();
+                        if protocol::owner_gone(
+                            &mem,
+                            &g,
+                            writer,
+                            self.pos,
+                            &*self.opts.liveness,
+                            mark,
+                        ) {
+                            let to = self.pos + span;
+                            self.note_consumed(self.pos);
+                            return self.lost(
+                                LossReason::Abandoned,
+                                1,
+                                true,
+                                to,
+                                Some((kind, writer)),
+                            );
+                        }
+                        return Item::Waiting(Waiting::Busy);
+                    }
+                    if flags & layout::rec::DISCARD != 0 {
+                        // Abandoned and marked so by a reclaiming writer (padding was skipped by peek).
+                        let to = self.pos + span;
+                        self.note_consumed(self.pos);
+                        return self.lost(LossReason::Abandoned, 1, true, to, Some((kind, writer)));
+                    }
+                    let pos = self.pos;
+                    let Some(len) = protocol::copy_record(&mem, &g, pos, w0, &mut self.buf) else {
+                        // Overwritten while copying (or changed under us). Counted as consumed,
+                        // so the reclaimed-range report of the next call does not count it again.
+                        self.note_consumed(pos);
+                        if g.mode == Mode::Overwrite {
+                            return self.lost(
+                                LossReason::Torn,
+                                1,
+                                true,
+                                pos + span,
+                                Some((kind, writer)),
+                            );
+                        }
+                        return self.lost(
+                            LossReason::Corrupt,
+                            1,
+                            false,
+                            pos + span,
+                            Some((kind, writer)),
+                        );
+                    };
+                    self.pos = pos + span;
+                    self.stall = None;
+                    self.note_consumed(pos);
+                    return Item::Record(Record {
+                        pos,
+                        kind,
+                        writer,
+                        payload: &self.buf[layout::RECORD_HEADER as usize..len],
+                    });
+                }
+                Peek::Unwritten => return self.resync(false),
+                Peek::Corrupt => return self.resync(true),
+            }
+        }
+        Item::Waiting(Waiting::CaughtUp)
+    }
+
+    /// Handle an unwritten or impossible header at the position: wait within the grace period
+    /// while a writer is alive, then skip to the next plausible header.
+    fn resync(&mut self, corrupt: bool) -> Item<'_> {
+        let now = Instant::now();
+        let ring = self.ring;
+        let give_up = match self.stall {
+            Some((p, since)) if p == self.pos => {
+                now.duration_since(since) >= self.opts.unwritten_grace
+            }
+            _ => {
+                self.stall = Some((self.pos, now));
+                corrupt || !ring.any_writer_alive(&*self.opts.liveness)
+            }
+        };
+        if !give_up {
+            return Item::Waiting(Waiting::Unwritten);
+        }
+        let g = ring.geometry();
+        let head = ring.stats().reserve_pos;
+        let reason = if corrupt {
+            LossReason::Corrupt
+        } else {
+            LossReason::Unwritten
+        };
+        match protocol::scan(&ring.mem(), &g, self.pos, head, g.capacity) {
+            Some(q) => self.lost(reason, 1, false, q, None),
+            // Nothing plausible after it yet. If nobody can write any more, the rest is lost;
+            // otherwise wait for the next record to give us a resync point.
+            None if !ring.any_writer_alive(&*self.opts.liveness) && head > self.pos => {
+                self.lost(reason, 1, false, head.min(self.pos + g.capacity), None)
+            }
+            None => Item::Waiting(Waiting::Unwritten),
+        }
+    }
+}

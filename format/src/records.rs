@@ -1,0 +1,786 @@
+//! Event record layouts: the one definition used by writers (the preload) and readers (the
+//! drain).
+//!
+//! A record's payload (after the 16-byte ring header) is:
+//!
+//! ```text
+//! fixed part   the event struct, whose first 40 bytes are an EventHeader
+//! var fields   EventHeader.var_count times: u32 little-endian length, then that many bytes
+//! ```
+//!
+//! Every integer is little-endian and every struct has alignment 1 (`zerocopy` byte-order
+//! types), so a reader decodes in place from any offset. The variable fields of each kind are
+//! listed on its struct. A writer whose record would exceed the ring's largest record keeps as
+//! many fields as fit, cuts the last one short, and sets [`ev_flags::TRUNCATED`]: never dropped
+//! silently.
+
+use zerocopy::little_endian::{I32, U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Record kinds (header field `kind`). 0 is padding; `0x8000..` are free for tests and tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Kind {
+    /// A process image started (library loaded): [`ProcessStart`].
+    ProcessStart = 1,
+    /// A process is exiting: [`ProcessExit`].
+    ProcessExit = 2,
+    /// An exec call is about to replace this image: [`Exec`].
+    Exec = 3,
+    /// The exec call returned (it failed): [`ExecFailed`].
+    ExecFailed = 4,
+    /// A process was started without fork+exec in this image (`posix_spawn`, `system`, `popen`): [`Spawn`].
+    Spawn = 5,
+    /// A fork-like call created a child: [`Fork`].
+    Fork = 6,
+    /// A file was opened: [`FileOpen`].
+    FileOpen = 7,
+    /// A path operation (unlink, mkdir, rename, link, chdir, …): [`FileOp`].
+    FileOp = 8,
+    /// A socket call: [`Net`].
+    Net = 9,
+    /// A name lookup: [`Dns`].
+    Dns = 10,
+}
+
+impl Kind {
+    /// The kind a header field names, if any.
+    pub fn from_u16(v: u16) -> Option<Kind> {
+        use Kind::*;
+        Some(match v {
+            1 => ProcessStart,
+            2 => ProcessExit,
+            3 => Exec,
+            4 => ExecFailed,
+            5 => Spawn,
+            6 => Fork,
+            7 => FileOpen,
+            8 => FileOp,
+            9 => Net,
+            10 => Dns,
+            _ => return None,
+        })
+    }
+}
+
+/// First kind value free for tests and tools; the reader passes such records through raw.
+pub const KIND_USER: u16 = 0x8000;
+
+/// Bits of [`EventHeader::flags`].
+pub mod ev_flags {
+    /// Variable fields were cut to fit the largest record.
+    pub const TRUNCATED: u16 = 1;
+}
+
+/// Common first part of every event (40 bytes).
+#[derive(
+    Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable, PartialEq, Eq,
+)]
+#[repr(C)]
+pub struct EventHeader {
+    /// `CLOCK_MONOTONIC` ns; the ring header converts it to wall-clock time.
+    pub ts_ns: U64,
+    /// Span id of the process image that wrote the record (UUIDv7 bytes).
+    pub span: [u8; 16],
+    /// Writer's pid.
+    pub pid: U32,
+    /// Writer's thread id.
+    pub tid: U32,
+    /// Number of variable fields that follow the fixed part.
+    pub var_count: U16,
+    /// [`ev_flags`].
+    pub flags: U16,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// Ways a process start came about (`ProcessStart::start_flags`).
+pub mod start_flags {
+    /// The image began by exec (the library was loaded by the dynamic linker).
+    pub const EXEC: u32 = 1;
+    /// The process is a forked child continuing its parent's image.
+    pub const FORKED: u32 = 2;
+    /// `SHIM_PARENT_SPAN` was absent: this is a root of the session tree.
+    pub const ROOT: u32 = 4;
+}
+
+/// Var fields: `exe`, `cwd`, then each `argv` element.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct ProcessStart {
+    /// Common header.
+    pub ev: EventHeader,
+    /// Parent pid.
+    pub ppid: U32,
+    /// [`start_flags`].
+    pub start_flags: U32,
+    /// Span of the process image that started this one (zeros: none).
+    pub parent_span: [u8; 16],
+    /// `SHIM_SESSION_ID` as UUID bytes (zeros: unset).
+    pub session_id: [u8; 16],
+    /// Start time, clock ticks after boot.
+    pub start_time: U64,
+}
+
+/// How a process is ending (`ProcessExit::how`).
+pub mod exit_how {
+    /// `exit()` (atexit handlers run).
+    pub const EXIT: u16 = 1;
+    /// `_exit()`.
+    pub const UNDERSCORE_EXIT: u16 = 2;
+    /// `_Exit()`.
+    pub const UNDERSCORE_EXIT_C99: u16 = 3;
+    /// Return from `main` / library destructor.
+    pub const RETURN: u16 = 4;
+    /// Killed by a signal (`status` is the signal number), as observed by a waiting parent.
+    pub const SIGNALED: u16 = 5;
+}
+
+/// No var fields.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct ProcessExit {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`exit_how`].
+    pub how: U16,
+    /// Zero.
+    pub reserved: U16,
+    /// Exit code, or signal number when `how` is SIGNALED.
+    pub status: I32,
+}
+
+/// The function that started a process (exec, spawn and fork records' `op`).
+pub mod proc_op {
+    /// `execve`.
+    pub const EXECVE: u16 = 1;
+    /// `execv`.
+    pub const EXECV: u16 = 2;
+    /// `execvp`.
+    pub const EXECVP: u16 = 3;
+    /// `execvpe`.
+    pub const EXECVPE: u16 = 4;
+    /// `execl`.
+    pub const EXECL: u16 = 5;
+    /// `execlp`.
+    pub const EXECLP: u16 = 6;
+    /// `execle`.
+    pub const EXECLE: u16 = 7;
+    /// `fexecve`.
+    pub const FEXECVE: u16 = 8;
+    /// `execveat`.
+    pub const EXECVEAT: u16 = 9;
+    /// `posix_spawn`.
+    pub const POSIX_SPAWN: u16 = 20;
+    /// `posix_spawnp`.
+    pub const POSIX_SPAWNP: u16 = 21;
+    /// `system`.
+    pub const SYSTEM: u16 = 22;
+    /// `popen`.
+    pub const POPEN: u16 = 23;
+    /// `fork`.
+    pub const FORK: u16 = 30;
+    /// `vfork` (forwarded as fork).
+    pub const VFORK: u16 = 31;
+    /// `clone` of a process.
+    pub const CLONE: u16 = 32;
+    /// `clone3` of a process.
+    pub const CLONE3: u16 = 33;
+
+    /// The C name of an op code.
+    pub fn name(op: u16) -> Option<&'static str> {
+        Some(match op {
+            EXECVE => "execve",
+            EXECV => "execv",
+            EXECVP => "execvp",
+            EXECVPE => "execvpe",
+            EXECL => "execl",
+            EXECLP => "execlp",
+            EXECLE => "execle",
+            FEXECVE => "fexecve",
+            EXECVEAT => "execveat",
+            POSIX_SPAWN => "posix_spawn",
+            POSIX_SPAWNP => "posix_spawnp",
+            SYSTEM => "system",
+            POPEN => "popen",
+            FORK => "fork",
+            VFORK => "vfork",
+            CLONE => "clone",
+            CLONE3 => "clone3",
+            _ => return None,
+        })
+    }
+}
+
+/// Why a started program will not be traced (`Exec::untraced`, `Spawn::untraced`).
+pub mod untraced {
+    /// Statically linked (no `PT_INTERP`): `LD_PRELOAD` is ignored.
+    pub const STATIC: u16 = 1;
+    /// setuid/setgid: the loader ignores `LD_PRELOAD` in secure-execution mode.
+    pub const SETUID: u16 = 2;
+    /// File capabilities: secure-execution mode as well.
+    pub const SETCAP: u16 = 4;
+
+    /// The reason's name.
+    pub fn name(bits: u16) -> &'static str {
+        if bits & STATIC != 0 {
+            "static"
+        } else if bits & SETUID != 0 {
+            "setuid"
+        } else if bits & SETCAP != 0 {
+            "setcap"
+        } else {
+            "unknown"
+        }
+    }
+}
+
+/// Written before the exec call. Var fields: `path` (as given; empty for `fexecve`), then each
+/// `argv` element. The environment is never recorded.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Exec {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`proc_op`].
+    pub op: U16,
+    /// [`untraced`] bits; 0 when the new image will be traced.
+    pub untraced: U16,
+    /// Directory descriptor (`execveat`) or program descriptor (`fexecve`); -100 (`AT_FDCWD`) otherwise.
+    pub fd: I32,
+    /// `execveat` flags.
+    pub at_flags: I32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// Written when an exec call returned. No var fields.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct ExecFailed {
+    /// Common header.
+    pub ev: EventHeader,
+    /// Stream position of the [`Exec`] record this answers.
+    pub exec_pos: U64,
+    /// The errno the call failed with.
+    pub errno: I32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// Written after the call returns. Var fields: `path` (`/bin/sh` for `system`/`popen`), then
+/// each `argv` element (`sh -c COMMAND` for `system`/`popen`).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Spawn {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`proc_op`].
+    pub op: U16,
+    /// [`untraced`] bits.
+    pub untraced: U16,
+    /// Child pid, or -1.
+    pub child_pid: I32,
+    /// errno when the call failed, else 0 (`posix_spawn` returns it; `system` reports -1/errno).
+    pub errno: I32,
+    /// `system`: the wait status it returned; otherwise 0.
+    pub status: I32,
+}
+
+/// Written by the parent after a fork-like call returned. No var fields (the child writes its
+/// own [`ProcessStart`] with [`start_flags::FORKED`]).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Fork {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`proc_op`].
+    pub op: U16,
+    /// Zero.
+    pub reserved: U16,
+    /// Child pid, or -1.
+    pub child_pid: I32,
+    /// errno when it failed, else 0.
+    pub errno: I32,
+    /// Zero.
+    pub reserved2: U32,
+}
+
+/// The function that opened a file (`FileOpen::op`).
+pub mod open_op {
+    /// `open`/`open64`/`__open_2`/`__open64_2`.
+    pub const OPEN: u16 = 1;
+    /// `openat`/`openat64`/`__openat_2`/`__openat64_2`.
+    pub const OPENAT: u16 = 2;
+    /// `creat`/`creat64`.
+    pub const CREAT: u16 = 3;
+    /// `fopen`/`fopen64`.
+    pub const FOPEN: u16 = 4;
+    /// `freopen`/`freopen64`.
+    pub const FREOPEN: u16 = 5;
+
+    /// The C name.
+    pub fn name(op: u16) -> Option<&'static str> {
+        Some(match op {
+            OPEN => "open",
+            OPENAT => "openat",
+            CREAT => "creat",
+            FOPEN => "fopen",
+            FREOPEN => "freopen",
+            _ => return None,
+        })
+    }
+}
+
+/// Var fields: `path` as the program gave it.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct FileOpen {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`open_op`].
+    pub op: U16,
+    /// 1 when `mode` is meaningful (`O_CREAT` or `O_TMPFILE` given).
+    pub has_mode: U16,
+    /// Open flags (`fopen` modes translated to the flags they imply).
+    pub flags: I32,
+    /// Creation mode.
+    pub mode: U32,
+    /// Directory descriptor for `openat`, -100 (`AT_FDCWD`) otherwise.
+    pub dirfd: I32,
+    /// Resulting descriptor, or -1.
+    pub fd: I32,
+    /// errno when it failed, else 0.
+    pub errno: I32,
+}
+
+/// Path operations (`FileOp::op`).
+pub mod file_op {
+    /// `unlink`/`unlinkat` (without `AT_REMOVEDIR`).
+    pub const UNLINK: u16 = 1;
+    /// `rmdir`/`unlinkat(AT_REMOVEDIR)`.
+    pub const RMDIR: u16 = 2;
+    /// `mkdir`/`mkdirat`.
+    pub const MKDIR: u16 = 3;
+    /// `rename`/`renameat`/`renameat2`.
+    pub const RENAME: u16 = 4;
+    /// `link`/`linkat`.
+    pub const LINK: u16 = 5;
+    /// `symlink`/`symlinkat` (path = target, path2 = link).
+    pub const SYMLINK: u16 = 6;
+    /// `truncate`.
+    pub const TRUNCATE: u16 = 7;
+    /// `chdir`.
+    pub const CHDIR: u16 = 8;
+    /// `fchdir` (`dirfd` is the descriptor; no path).
+    pub const FCHDIR: u16 = 9;
+
+    /// The operation's name.
+    pub fn name(op: u16) -> Option<&'static str> {
+        Some(match op {
+            UNLINK => "unlink",
+            RMDIR => "rmdir",
+            MKDIR => "mkdir",
+            RENAME => "rename",
+            LINK => "link",
+            SYMLINK => "symlink",
+            TRUNCATE => "truncate",
+            CHDIR => "chdir",
+            FCHDIR => "fchdir",
+            _ => return None,
+        })
+    }
+}
+
+/// Var fields: `path`, then `path2` for rename/link/symlink.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct FileOp {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`file_op`].
+    pub op: U16,
+    /// Zero.
+    pub reserved: U16,
+    /// Directory descriptor of `path` (`*at` calls; the descriptor for `fchdir`), else -100.
+    pub dirfd: I32,
+    /// Directory descriptor of `path2`, else -100.
+    pub dirfd2: I32,
+    /// Call flags (`unlinkat`, `renameat2`, `linkat`).
+    pub flags: I32,
+    /// `mkdir` mode; `truncate` length (low 32 bits).
+    pub mode: U32,
+    /// Return value.
+    pub result: I32,
+    /// errno when it failed, else 0.
+    pub errno: I32,
+    /// Zero.
+    pub reserved2: U32,
+}
+
+/// Socket calls (`Net::op`).
+pub mod net_op {
+    /// `connect`.
+    pub const CONNECT: u16 = 1;
+    /// `bind`.
+    pub const BIND: u16 = 2;
+    /// `accept`.
+    pub const ACCEPT: u16 = 3;
+    /// `accept4`.
+    pub const ACCEPT4: u16 = 4;
+    /// `sendto` with a destination.
+    pub const SENDTO: u16 = 5;
+    /// `sendmsg` with a destination.
+    pub const SENDMSG: u16 = 6;
+
+    /// The call's name.
+    pub fn name(op: u16) -> Option<&'static str> {
+        Some(match op {
+            CONNECT => "connect",
+            BIND => "bind",
+            ACCEPT => "accept",
+            ACCEPT4 => "accept4",
+            SENDTO => "sendto",
+            SENDMSG => "sendmsg",
+            _ => return None,
+        })
+    }
+}
+
+/// Var fields: the socket path for `AF_UNIX` (raw `sun_path` bytes), else none.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Net {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`net_op`].
+    pub op: U16,
+    /// Address family (`AF_INET`, `AF_INET6`, `AF_UNIX`, …).
+    pub family: U16,
+    /// The socket descriptor.
+    pub fd: I32,
+    /// Return value (`accept*`: the new descriptor; `sendto`: bytes sent).
+    pub result: I32,
+    /// errno when it failed, else 0.
+    pub errno: I32,
+    /// Port, host order (0 for `AF_UNIX`).
+    pub port: U16,
+    /// Zero.
+    pub reserved: U16,
+    /// Address: IPv4 in the first 4 bytes, IPv6 in all 16.
+    pub addr: [u8; 16],
+    /// Zero.
+    pub reserved2: U32,
+}
+
+/// One resolved address inside a [`Dns`] record's third var field (20 bytes each).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct DnsAddr {
+    /// `AF_INET` or `AF_INET6`.
+    pub family: U16,
+    /// Port, host order.
+    pub port: U16,
+    /// Address bytes (IPv4 in the first 4).
+    pub addr: [u8; 16],
+}
+
+/// Var fields: `node` (empty when NULL), `service` (empty when NULL), then the addresses as
+/// packed [`DnsAddr`] entries (at most 16 are kept).
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Dns {
+    /// Common header.
+    pub ev: EventHeader,
+    /// `getaddrinfo`'s return value (0 or an `EAI_*` code).
+    pub result: I32,
+    /// errno for `EAI_SYSTEM`, else 0.
+    pub errno: I32,
+    /// Number of addresses returned in all (may exceed those kept).
+    pub naddrs: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// A fixed event layout: its kind and access to its common header.
+pub trait Event: FromBytes + IntoBytes + KnownLayout + Immutable + Sized {
+    /// The record kind this layout is written under.
+    const KIND: Kind;
+    /// The common header.
+    fn ev(&self) -> &EventHeader;
+}
+
+macro_rules! events {
+    ($($t:ident),*) => {$(
+        impl Event for $t {
+            const KIND: Kind = Kind::$t;
+            fn ev(&self) -> &EventHeader {
+                &self.ev
+            }
+        }
+    )*};
+}
+events!(
+    ProcessStart,
+    ProcessExit,
+    Exec,
+    ExecFailed,
+    Spawn,
+    Fork,
+    FileOpen,
+    FileOp,
+    Net,
+    Dns
+);
+
+/// Size of a var field's length prefix.
+pub const VAR_PREFIX: usize = 4;
+
+/// How var fields will be laid out within a size budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VarPlan {
+    /// Bytes the var fields take (prefixes included).
+    pub bytes: usize,
+    /// Number of fields written.
+    pub count: usize,
+    /// Whether anything was cut.
+    pub truncated: bool,
+}
+
+/// Plan var fields into at most `budget` bytes: keep fields in order while they fit, cut the
+/// first one that does not (if its prefix fits), drop the rest. No allocation.
+pub fn plan_vars<'a, I>(vars: I, budget: usize) -> VarPlan
+where
+    I: Iterator<Item = &'a [u8]>,
+{
+    let mut plan = VarPlan {
+        bytes: 0,
+        count: 0,
+        truncated: false,
+    };
+    for v in vars {
+        if plan.truncated {
+            continue;
+        }
+        let left = budget - plan.bytes;
+        if plan.count >= u16::MAX as usize || left < VAR_PREFIX {
+            plan.truncated = true;
+            continue;
+        }
+        let take = v.len().min(left - VAR_PREFIX);
+        plan.bytes += VAR_PREFIX + take;
+        plan.count += 1;
+        plan.truncated = take < v.len();
+    }
+    plan
+}
+
+/// Why a record could not be decoded as an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Kind is not a known event.
+    UnknownKind(u16),
+    /// Payload shorter than the fixed part of its kind.
+    Short,
+    /// A var field's length runs past the record.
+    BadVar,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::UnknownKind(k) => write!(f, "unknown record kind {k}"),
+            DecodeError::Short => write!(f, "record shorter than its fixed part"),
+            DecodeError::BadVar => write!(f, "variable field runs past the record"),
+        }
+    }
+}
+
+/// The var fields of a decoded event. Iterating checks every length against the record.
+#[derive(Debug, Clone)]
+pub struct Vars<'a> {
+    rest: &'a [u8],
+    left: u16,
+    bad: bool,
+}
+
+impl<'a> Vars<'a> {
+    /// Fields over `rest`, declared `count`.
+    pub fn new(rest: &'a [u8], count: u16) -> Self {
+        Vars {
+            rest,
+            left: count,
+            bad: false,
+        }
+    }
+    /// Whether iteration stopped at a field whose length ran past the record.
+    pub fn is_bad(&self) -> bool {
+        self.bad
+    }
+    /// Check every field without keeping them.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        let mut it = self.clone();
+        for _ in it.by_ref() {}
+        if it.bad {
+            Err(DecodeError::BadVar)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<'a> Iterator for Vars<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 || self.bad {
+            return None;
+        }
+        let Some((len, rest)) = self.rest.split_first_chunk::<VAR_PREFIX>() else {
+            self.bad = true;
+            return None;
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > rest.len() {
+            self.bad = true;
+            return None;
+        }
+        let (v, rest) = rest.split_at(len);
+        self.rest = rest;
+        self.left -= 1;
+        Some(v)
+    }
+}
+
+/// Decode `payload` (a record after its ring header) as event `E`: the fixed part in place,
+/// and its var fields (already checked).
+pub fn decode<E: Event>(payload: &[u8]) -> Result<(&E, Vars<'_>), DecodeError> {
+    let (fixed, rest) = E::ref_from_prefix(payload).map_err(|_| DecodeError::Short)?;
+    let vars = Vars::new(rest, fixed.ev().var_count.get());
+    vars.validate()?;
+    Ok((fixed, vars))
+}
+
+/// A decoded event of any known kind.
+#[derive(Debug, Clone)]
+pub enum AnyEvent<'a> {
+    /// [`ProcessStart`].
+    ProcessStart(&'a ProcessStart, Vars<'a>),
+    /// [`ProcessExit`].
+    ProcessExit(&'a ProcessExit),
+    /// [`Exec`].
+    Exec(&'a Exec, Vars<'a>),
+    /// [`ExecFailed`].
+    ExecFailed(&'a ExecFailed),
+    /// [`Spawn`].
+    Spawn(&'a Spawn, Vars<'a>),
+    /// [`Fork`].
+    Fork(&'a Fork),
+    /// [`FileOpen`].
+    FileOpen(&'a FileOpen, Vars<'a>),
+    /// [`FileOp`].
+    FileOp(&'a FileOp, Vars<'a>),
+    /// [`Net`].
+    Net(&'a Net, Vars<'a>),
+    /// [`Dns`].
+    Dns(&'a Dns, Vars<'a>),
+}
+
+impl<'a> AnyEvent<'a> {
+    /// Decode a payload of record kind `kind`.
+    pub fn decode(kind: u16, payload: &'a [u8]) -> Result<AnyEvent<'a>, DecodeError> {
+        let k = Kind::from_u16(kind).ok_or(DecodeError::UnknownKind(kind))?;
+        Ok(match k {
+            Kind::ProcessStart => decode(payload).map(|(e, v)| AnyEvent::ProcessStart(e, v))?,
+            Kind::ProcessExit => AnyEvent::ProcessExit(decode(payload)?.0),
+            Kind::Exec => decode(payload).map(|(e, v)| AnyEvent::Exec(e, v))?,
+            Kind::ExecFailed => AnyEvent::ExecFailed(decode(payload)?.0),
+            Kind::Spawn => decode(payload).map(|(e, v)| AnyEvent::Spawn(e, v))?,
+            Kind::Fork => AnyEvent::Fork(decode(payload)?.0),
+            Kind::FileOpen => decode(payload).map(|(e, v)| AnyEvent::FileOpen(e, v))?,
+            Kind::FileOp => decode(payload).map(|(e, v)| AnyEvent::FileOp(e, v))?,
+            Kind::Net => decode(payload).map(|(e, v)| AnyEvent::Net(e, v))?,
+            Kind::Dns => decode(payload).map(|(e, v)| AnyEvent::Dns(e, v))?,
+        })
+    }
+
+    /// The common header.
+    pub fn ev(&self) -> &'a EventHeader {
+        match self {
+            AnyEvent::ProcessStart(e, _) => &e.ev,
+            AnyEvent::ProcessExit(e) => &e.ev,
+            AnyEvent::Exec(e, _) => &e.ev,
+            AnyEvent::ExecFailed(e) => &e.ev,
+            AnyEvent::Spawn(e, _) => &e.ev,
+            AnyEvent::Fork(e) => &e.ev,
+            AnyEvent::FileOpen(e, _) => &e.ev,
+            AnyEvent::FileOp(e, _) => &e.ev,
+            AnyEvent::Net(e, _) => &e.ev,
+            AnyEvent::Dns(e, _) => &e.ev,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_have_the_documented_sizes() {
+        assert_eq!(size_of::<EventHeader>(), 40);
+        assert_eq!(size_of::<ProcessStart>(), 88);
+        assert_eq!(size_of::<ProcessExit>(), 48);
+        assert_eq!(size_of::<Exec>(), 56);
+        assert_eq!(size_of::<ExecFailed>(), 56);
+        assert_eq!(size_of::<Spawn>(), 56);
+        assert_eq!(size_of::<Fork>(), 56);
+        assert_eq!(size_of::<FileOpen>(), 64);
+        assert_eq!(size_of::<FileOp>(), 72);
+        assert_eq!(size_of::<Net>(), 80);
+        assert_eq!(size_of::<DnsAddr>(), 20);
+        assert_eq!(size_of::<Dns>(), 56);
+    }
+
+    #[test]
+    fn plan_cuts_the_first_field_that_does_not_fit_and_drops_the_rest() {
+        let f: [&[u8]; 3] = [b"abcd", b"efghij", b"k"];
+        assert_eq!(
+            plan_vars(f.iter().copied(), 100),
+            VarPlan {
+                bytes: 23,
+                count: 3,
+                truncated: false
+            }
+        );
+        assert_eq!(
+            plan_vars(f.iter().copied(), 12),
+            VarPlan {
+                bytes: 12,
+                count: 2,
+                truncated: true
+            }
+        );
+        assert_eq!(
+            plan_vars(f.iter().copied(), 9),
+            VarPlan {
+                bytes: 8,
+                count: 1,
+                truncated: true
+            }
+        );
+    }
+
+    #[test]
+    fn vars_reject_lengths_that_run_past_the_record() {
+        let mut b = vec![];
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(b"abc");
+        b.extend_from_slice(&9u32.to_le_bytes());
+        b.extend_from_slice(b"xy");
+        let v = Vars::new(&b, 2);
+        assert_eq!(v.validate(), Err(DecodeError::BadVar));
+        assert_eq!(
+            Vars::new(&b, 1).collect::<Vec<_>>(),
+            vec![b"abc".as_slice()]
+        );
+    }
+}

@@ -1,0 +1,644 @@
+//! A ring file: create it, map it, validate a mapped one, read its counters and writer table.
+//!
+//! Creation sizes the file fully (`posix_fallocate`, so a full `/dev/shm` is an error now, not
+//! a `SIGBUS` later), writes the header, and stores the magic last with release. Opening
+//! validates every field against the file's real size before any offset is used; a ring is
+//! never truncated or resized while mapped.
+
+use core::sync::atomic::Ordering::*;
+use std::ffi::CString;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use zerocopy::FromBytes;
+
+use crate::layout::{self, ctl, slot, FileHeader, Mode};
+use crate::mem::{MapMem, Mem};
+use crate::protocol::{self, DropReason, Geometry, Liveness};
+use crate::sys;
+
+/// Why a ring could not be created or opened. `Display` is one line fit for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingError {
+    /// A system call failed (`what` names it), with its errno.
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The errno.
+        errno: i32,
+    },
+    /// The file is shorter than a header, or than its header says.
+    Truncated {
+        /// Its real size.
+        actual: u64,
+        /// What it needs to be.
+        expected: u64,
+    },
+    /// The magic is wrong: not a ring (or its creation never finished).
+    NotARing,
+    /// A ring of another format version.
+    Version(u32),
+    /// Written by a big-endian (or otherwise foreign) writer.
+    Endianness,
+    /// A header field is impossible; names the field.
+    BadHeader(&'static str),
+    /// The ring belongs to another user.
+    Foreign {
+        /// The file's owner.
+        owner: u32,
+    },
+    /// A creation parameter is out of range; says which and why.
+    BadOptions(String),
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RingError::Io { what, errno } => {
+                write!(f, "{what}: {}", std::io::Error::from_raw_os_error(*errno))
+            }
+            RingError::Truncated { actual, expected } => {
+                write!(
+                    f,
+                    "truncated ring: the file has {actual} bytes, its header needs {expected}"
+                )
+            }
+            RingError::NotARing => write!(
+                f,
+                "not a substrate ring (bad magic, or its creation did not finish)"
+            ),
+            RingError::Version(v) => {
+                write!(
+                    f,
+                    "ring format version {v} is not supported (this build reads version {})",
+                    layout::VERSION
+                )
+            }
+            RingError::Endianness => write!(f, "ring written with a foreign byte order"),
+            RingError::BadHeader(field) => write!(f, "corrupt ring header: impossible {field}"),
+            RingError::Foreign { owner } => {
+                write!(f, "ring is owned by uid {owner}, not by this user")
+            }
+            RingError::BadOptions(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for RingError {}
+
+/// Parameters of a new ring.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Data capacity in bytes: a power of two, at least two blocks, at most 4 GiB.
+    pub capacity: u64,
+    /// Block size (the largest record): a power of two from 4 KiB to 1 MiB.
+    pub block_size: u64,
+    /// Full-ring behaviour.
+    pub mode: Mode,
+    /// Number of writer slots (processes attached at once), 1 to 65536.
+    pub writer_slots: u32,
+    /// Session id stored in the header (UUID bytes).
+    pub session_id: [u8; 16],
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            capacity: 64 << 20,
+            block_size: 64 << 10,
+            mode: Mode::Discard,
+            writer_slots: 4096,
+            session_id: [0; 16],
+        }
+    }
+}
+
+/// A mapped ring. Owns the mapping; [`crate::Writer`]s and [`crate::Reader`]s borrow it.
+pub struct Ring {
+    mem: MapMem,
+    base: *mut u8,
+    len: usize,
+    header: FileHeader,
+    geo: Geometry,
+    writable: bool,
+}
+
+// SAFETY: the mapping is only accessed through MapMem (atomics and bounded copies), which is
+// valid from any thread; the header copy and geometry are immutable plain data.
+unsafe impl Send for Ring {}
+// SAFETY: as above; no method gives out references into the mapping.
+unsafe impl Sync for Ring {}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; borrows of `self` (writers, readers) have ended.
+        unsafe { sys::unmap(self.base, self.len) }
+    }
+}
+
+fn cpath(path: &Path) -> Result<CString, RingError> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| RingError::BadOptions("ring path contains a NUL byte".into()))
+}
+
+fn io(what: &'static str) -> impl Fn(i32) -> RingError {
+    move |errno| RingError::Io { what, errno }
+}
+
+/// The layout a ring with these options has: (geometry, file size).
+fn plan(o: &CreateOptions) -> Result<(Geometry, u64), RingError> {
+    let bad = |s: String| Err(RingError::BadOptions(s));
+    if !o.block_size.is_power_of_two()
+        || !(layout::MIN_BLOCK..=layout::MAX_BLOCK).contains(&o.block_size)
+    {
+        return bad(format!(
+            "block size {} must be a power of two from 4 KiB to 1 MiB",
+            o.block_size
+        ));
+    }
+    if !o.capacity.is_power_of_two()
+        || o.capacity < layout::MIN_BLOCKS * o.block_size
+        || o.capacity > layout::MAX_CAPACITY
+    {
+        return bad(format!(
+            "ring size {} must be a power of two from {} bytes (two blocks) to 4 GiB",
+            o.capacity,
+            layout::MIN_BLOCKS * o.block_size
+        ));
+    }
+    if !(layout::MIN_SLOTS..=layout::MAX_SLOTS).contains(&(o.writer_slots as u64)) {
+        return bad(format!(
+            "writer slots {} must be from 1 to 65536",
+            o.writer_slots
+        ));
+    }
+    let control = layout::PAGE;
+    let writers = control + layout::align_up(ctl::SIZE, layout::PAGE);
+    let blocks =
+        writers + layout::align_up(o.writer_slots as u64 * layout::SLOT_SIZE, layout::PAGE);
+    let nblocks = o.capacity / o.block_size;
+    let data = blocks + layout::align_up(nblocks * layout::BLOCK_DESC_SIZE, layout::PAGE);
+    let geo = Geometry {
+        mode: o.mode,
+        control,
+        writers,
+        slots: o.writer_slots,
+        blocks,
+        data,
+        capacity: o.capacity,
+        block: o.block_size,
+    };
+    Ok((geo, data + o.capacity))
+}
+
+/// Check a header against the file's real size and derive the geometry. Every check that
+/// keeps later offsets in bounds is here.
+pub fn validate(h: &FileHeader, file_len: u64) -> Result<Geometry, RingError> {
+    if h.magic != layout::MAGIC {
+        return Err(RingError::NotARing);
+    }
+    if h.version.get() != layout::VERSION {
+        return Err(RingError::Version(h.version.get()));
+    }
+    if h.endian_tag.get() != layout::ENDIAN_TAG {
+        return Err(RingError::Endianness);
+    }
+    let bad = |f| Err(RingError::BadHeader(f));
+    if h.header_size.get() as usize != size_of::<FileHeader>() {
+        return bad("header size");
+    }
+    if h.record_header_size.get() as u64 != layout::RECORD_HEADER {
+        return bad("record header size");
+    }
+    let Some(mode) = Mode::from_u32(h.mode.get()) else {
+        return bad("mode");
+    };
+    let block = h.block_size.get() as u64;
+    if !block.is_power_of_two() || !(layout::MIN_BLOCK..=layout::MAX_BLOCK).contains(&block) {
+        return bad("block size");
+    }
+    let cap = h.data_capacity.get();
+    if !cap.is_power_of_two() || cap < layout::MIN_BLOCKS * block || cap > layout::MAX_CAPACITY {
+        return bad("data capacity");
+    }
+    let slots = h.writer_slots.get() as u64;
+    if !(layout::MIN_SLOTS..=layout::MAX_SLOTS).contains(&slots)
+        || h.writer_slot_size.get() as u64 != layout::SLOT_SIZE
+    {
+        return bad("writer table");
+    }
+    let expected = h.file_size.get();
+    if file_len < expected {
+        return Err(RingError::Truncated {
+            actual: file_len,
+            expected,
+        });
+    }
+    if file_len != expected {
+        return bad("file size");
+    }
+    // Regions in order, page aligned, not overlapping, inside the file. All operands are below
+    // 2^33 after the checks above, so nothing overflows except forged offsets, which checked
+    // arithmetic rejects.
+    let (c, w, b, d) = (
+        h.control_offset.get(),
+        h.writers_offset.get(),
+        h.blocks_offset.get(),
+        h.data_offset.get(),
+    );
+    let aligned = [c, w, b, d].iter().all(|o| o % layout::PAGE == 0);
+    let fits =
+        |start: u64, size: u64, next: u64| start.checked_add(size).is_some_and(|e| e <= next);
+    if !aligned
+        || c < layout::PAGE
+        || !fits(c, ctl::SIZE, w)
+        || !fits(w, slots * layout::SLOT_SIZE, b)
+        || !fits(b, (cap / block) * layout::BLOCK_DESC_SIZE, d)
+        || d.checked_add(cap) != Some(expected)
+    {
+        return bad("region offsets");
+    }
+    Ok(Geometry {
+        mode,
+        control: c,
+        writers: w,
+        slots: slots as u32,
+        blocks: b,
+        data: d,
+        capacity: cap,
+        block,
+    })
+}
+
+impl Ring {
+    /// Create a new ring file at `path` (mode 0600, `O_EXCL|O_NOFOLLOW`: it must not exist).
+    pub fn create(path: &Path, opts: &CreateOptions) -> Result<Ring, RingError> {
+        let (geo, size) = plan(opts)?;
+        let p = cpath(path)?;
+        let flags =
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd = sys::open(&p, flags, 0o600).map_err(io("create ring file"))? as i32;
+        let ring = Self::init(fd, &geo, size, opts);
+        sys::close(fd);
+        if ring.is_err() {
+            // SAFETY: unlinking the file we just created; `p` is a valid C string.
+            unsafe { libc::unlink(p.as_ptr()) };
+        }
+        ring
+    }
+
+    fn init(fd: i32, geo: &Geometry, size: u64, opts: &CreateOptions) -> Result<Ring, RingError> {
+        // SAFETY: plain syscall wrapper on our descriptor.
+        let r = unsafe { libc::posix_fallocate(fd, 0, size as libc::off_t) };
+        if r != 0 {
+            return Err(RingError::Io {
+                what: "allocate ring file",
+                errno: r,
+            });
+        }
+        let base = sys::map_shared(fd, size as usize, true).map_err(io("map ring file"))?;
+        // SAFETY: a fresh mapping of `size` bytes, page aligned, owned by the Ring built below.
+        let mem = unsafe { MapMem::new(base, size) };
+        let realtime = sys::clock_ns(libc::CLOCK_REALTIME);
+        let monotonic = sys::clock_ns(libc::CLOCK_MONOTONIC);
+        let header = FileHeader {
+            magic: [0; 8],
+            version: layout::VERSION.into(),
+            endian_tag: layout::ENDIAN_TAG.into(),
+            header_size: (size_of::<FileHeader>() as u32).into(),
+            record_header_size: (layout::RECORD_HEADER as u32).into(),
+            mode: (opts.mode as u32).into(),
+            block_size: (geo.block as u32).into(),
+            file_size: size.into(),
+            control_offset: geo.control.into(),
+            writers_offset: geo.writers.into(),
+            writer_slots: geo.slots.into(),
+            writer_slot_size: (layout::SLOT_SIZE as u32).into(),
+            blocks_offset: geo.blocks.into(),
+            data_offset: geo.data.into(),
+            data_capacity: geo.capacity.into(),
+            session_id: opts.session_id,
+            created_unix_ns: realtime.into(),
+            clock_id: layout::CLOCK_MONOTONIC_ID.into(),
+            creator_uid: sys::geteuid().into(),
+            calib_realtime_ns: realtime.into(),
+            calib_monotonic_ns: monotonic.into(),
+            creator_pid: sys::getpid().into(),
+            reserved0: 0.into(),
+        };
+        mem.write_bytes(0, zerocopy::IntoBytes::as_bytes(&header));
+        // Release: a reader that sees the magic sees the whole header (and the zeroed rest).
+        mem.store(0, layout::MAGIC_U64, Release);
+        let mut header = header;
+        header.magic = layout::MAGIC;
+        Ok(Ring {
+            mem,
+            base,
+            len: size as usize,
+            header,
+            geo: *geo,
+            writable: true,
+        })
+    }
+
+    /// Open an existing ring read-write (writers, and drains that publish their position).
+    /// Follows no symlink; refuses a ring owned by another user.
+    pub fn open(path: &Path) -> Result<Ring, RingError> {
+        Self::open_with(path, true)
+    }
+
+    /// Open an existing ring read-only (offline decoding, `stat`): the file is never modified.
+    pub fn open_read_only(path: &Path) -> Result<Ring, RingError> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, writable: bool) -> Result<Ring, RingError> {
+        let p = cpath(path)?;
+        let acc = if writable {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        let fd = sys::open(&p, acc | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)
+            .map_err(io("open ring"))? as i32;
+        let r = Self::map_fd(fd, writable);
+        sys::close(fd);
+        r
+    }
+
+    /// Map and validate an open ring descriptor. The descriptor can be closed afterwards.
+    pub fn map_fd(fd: i32, writable: bool) -> Result<Ring, RingError> {
+        let st = sys::fstat(fd).map_err(io("stat ring"))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(RingError::NotARing);
+        }
+        if writable && st.st_uid != sys::geteuid() {
+            return Err(RingError::Foreign { owner: st.st_uid });
+        }
+        let len = st.st_size as u64;
+        let hsize = size_of::<FileHeader>() as u64;
+        if len < hsize.max(layout::PAGE) {
+            return Err(RingError::Truncated {
+                actual: len,
+                expected: layout::PAGE,
+            });
+        }
+        let base = sys::map_shared(fd, len as usize, writable).map_err(io("map ring"))?;
+        // SAFETY: a fresh mapping of `len` bytes, page aligned, owned by the Ring built below
+        // (or unmapped right here on error).
+        let mem = unsafe { MapMem::new(base, len) };
+        let mut raw = [0u8; size_of::<FileHeader>()];
+        // Acquire pairs with the creator's release store of the magic.
+        let magic = mem.load(0, Acquire);
+        mem.read_bytes(0, &mut raw);
+        let mut header = FileHeader::read_from_bytes(&raw).expect("buffer has the header's size");
+        header.magic = magic.to_le_bytes();
+        match validate(&header, len) {
+            Ok(geo) => Ok(Ring {
+                mem,
+                base,
+                len: len as usize,
+                header,
+                geo,
+                writable,
+            }),
+            Err(e) => {
+                // SAFETY: our mapping; nothing else refers to it.
+                unsafe { sys::unmap(base, len as usize) };
+                Err(e)
+            }
+        }
+    }
+
+    /// The header as validated at open.
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+    /// The geometry derived from it.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+    /// The memory view (for the protocol functions).
+    pub fn mem(&self) -> MapMem {
+        self.mem
+    }
+    /// Whether the mapping is writable.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+    /// Full-ring behaviour.
+    pub fn mode(&self) -> Mode {
+        self.geo.mode
+    }
+    /// The session id stored at creation.
+    pub fn session_id(&self) -> [u8; 16] {
+        self.header.session_id
+    }
+    /// The largest record length (header included) this ring takes.
+    pub fn max_record(&self) -> u64 {
+        self.geo.block
+    }
+
+    /// Wall-clock ns since the epoch for a record timestamp (`CLOCK_MONOTONIC` ns).
+    pub fn to_unix_ns(&self, ts_ns: u64) -> i128 {
+        ts_ns as i128 - self.header.calib_monotonic_ns.get() as i128
+            + self.header.calib_realtime_ns.get() as i128
+    }
+
+    /// A snapshot of the control counters.
+    pub fn stats(&self) -> RingStats {
+        let g = &self.geo;
+        // Relaxed throughout: a statistics snapshot, each value individually meaningful.
+        let ld = |w| self.mem.load(g.ctl(w), Relaxed);
+        let mut drops = [0u64; DropReason::ALL.len()];
+        for r in DropReason::ALL {
+            drops[r as usize] = ld(r.counter());
+        }
+        RingStats {
+            reserve_pos: ld(ctl::RESERVE),
+            tail: ld(ctl::TAIL),
+            consumer: ld(ctl::CONSUMER),
+            drain_pid: ld(ctl::DRAIN_PID) as u32,
+            drain_heartbeat_ns: ld(ctl::DRAIN_HEARTBEAT),
+            drops,
+            overwritten_bytes: ld(ctl::OVERWRITTEN_BYTES),
+            overwritten_records: ld(ctl::OVERWRITTEN_RECORDS),
+            attaches: ld(ctl::ATTACHES),
+            detaches: ld(ctl::DETACHES),
+            reaped: ld(ctl::REAPED),
+            capacity: g.capacity,
+        }
+    }
+
+    /// Every slot that was ever used, with whether its process is alive now.
+    pub fn writers(&self, live: &dyn Liveness) -> Vec<WriterInfo> {
+        (0..self.geo.slots)
+            .filter_map(|i| {
+                let s = protocol::read_slot(&self.mem, &self.geo, i as u16)?;
+                let (state, pid) = (layout::slot_ctl_state(s.ctl), layout::slot_ctl_pid(s.ctl));
+                if s.ctl == 0 {
+                    return None;
+                }
+                let alive = matches!(
+                    state,
+                    layout::slot_state::ACTIVE | layout::slot_state::CLAIMING
+                ) && live.alive(pid, s.start_time);
+                let mut span = [0u8; 16];
+                self.mem
+                    .read_bytes(self.geo.slot_off(i as u16) + slot::SPAN, &mut span);
+                Some(WriterInfo {
+                    slot: i as u16,
+                    state,
+                    generation: layout::slot_ctl_generation(s.ctl),
+                    pid,
+                    start_time: s.start_time,
+                    attach_pos: s.attach_pos,
+                    span,
+                    alive,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether any attached writer is alive.
+    pub fn any_writer_alive(&self, live: &dyn Liveness) -> bool {
+        (0..self.geo.slots).any(|i| {
+            protocol::read_slot(&self.mem, &self.geo, i as u16).is_none_or(|s| {
+                matches!(
+                    layout::slot_ctl_state(s.ctl),
+                    layout::slot_state::ACTIVE | layout::slot_state::CLAIMING
+                ) && live.alive(layout::slot_ctl_pid(s.ctl), s.start_time)
+            })
+        })
+    }
+
+    /// The drain's published position (where a restarted drain resumes).
+    pub fn consumer_position(&self) -> u64 {
+        // Acquire: pairs with publish's release (only meaningful to the drain itself).
+        self.mem.load(self.geo.ctl(ctl::CONSUMER), Acquire)
+    }
+
+    /// Publish the drain's position: everything below `pos` has been consumed. In discard mode
+    /// this frees that space for writers. No-op on a read-only mapping.
+    pub fn publish_consumer(&self, pos: u64) {
+        if self.writable {
+            // Release: our reads of the bytes below `pos` happen before any writer reuses them
+            // (writers load this with acquire).
+            self.mem.store(self.geo.ctl(ctl::CONSUMER), pos, Release);
+        }
+    }
+
+    /// Record the drain's pid and a heartbeat (monotonic ns). No-op when read-only.
+    pub fn drain_heartbeat(&self, pid: u32) {
+        if self.writable {
+            // Relaxed: informational for `stat`.
+            self.mem
+                .store(self.geo.ctl(ctl::DRAIN_PID), pid as u64, Relaxed);
+            self.mem.store(
+                self.geo.ctl(ctl::DRAIN_HEARTBEAT),
+                sys::clock_ns(libc::CLOCK_MONOTONIC),
+                Relaxed,
+            );
+        }
+    }
+}
+
+/// Counters of a ring at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingStats {
+    /// Reservation position (bytes ever reserved, padding included).
+    pub reserve_pos: u64,
+    /// Overwrite mode: oldest retained position.
+    pub tail: u64,
+    /// The drain's published position.
+    pub consumer: u64,
+    /// The drain's pid (0: none yet).
+    pub drain_pid: u32,
+    /// The drain's last heartbeat (monotonic ns).
+    pub drain_heartbeat_ns: u64,
+    /// Dropped records per [`DropReason`] (indexed by `reason as usize`).
+    pub drops: [u64; 5],
+    /// Overwrite mode: bytes reclaimed.
+    pub overwritten_bytes: u64,
+    /// Overwrite mode: records reclaimed (a lower bound when a reclaimed block held an
+    /// unwritten header).
+    pub overwritten_records: u64,
+    /// Writer attaches.
+    pub attaches: u64,
+    /// Clean detaches.
+    pub detaches: u64,
+    /// Slots of dead writers taken over.
+    pub reaped: u64,
+    /// Data capacity.
+    pub capacity: u64,
+}
+
+impl RingStats {
+    /// Bytes reserved but not yet consumed by the drain (discard mode), capped at capacity.
+    pub fn fill(&self) -> u64 {
+        self.reserve_pos
+            .saturating_sub(self.consumer.max(self.tail))
+            .min(self.capacity)
+    }
+    /// Total dropped records.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+/// One writer slot as `stat` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterInfo {
+    /// Slot index.
+    pub slot: u16,
+    /// [`layout::slot_state`] value.
+    pub state: u8,
+    /// Claim generation.
+    pub generation: u32,
+    /// Owner pid.
+    pub pid: u32,
+    /// Owner start time (clock ticks after boot).
+    pub start_time: u64,
+    /// Reservation position at attach.
+    pub attach_pos: u64,
+    /// Owner's current span id.
+    pub span: [u8; 16],
+    /// Whether the owner is alive now.
+    pub alive: bool,
+}
+
+/// [`Liveness`] from `/proc`: a pid is alive if `/proc/PID/stat` exists and, when the slot
+/// recorded a start time, names the same start time (so a reused pid is not mistaken).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcLiveness;
+
+impl Liveness for ProcLiveness {
+    fn alive(&self, pid: u32, start_time: u64) -> bool {
+        if pid == 0 {
+            return false;
+        }
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // A zombie (or dying) process has exited: it will never write again.
+        let state = stat
+            .iter()
+            .rposition(|&b| b == b')')
+            .and_then(|c| stat.get(c + 2).copied());
+        if matches!(state, Some(b'Z' | b'X') | None) {
+            return false;
+        }
+        start_time == 0 || sys::parse_stat_start_time(&stat) == Some(start_time)
+    }
+}
+
+/// [`Liveness`] for writers themselves: `kill(pid, 0)`, no allocation, no file access.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KillLiveness;
+
+impl Liveness for KillLiveness {
+    fn alive(&self, pid: u32, _start_time: u64) -> bool {
+        sys::pid_exists(pid)
+    }
+}
