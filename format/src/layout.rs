@@ -214,15 +214,7 @@ pub const fn slot_ctl_pid(w: u64) -> u32 {
     (w >> 32) as u32
 }
 
-/// Offsets inside one block descriptor (overwrite mode).
-pub mod block_desc {
-    /// Cumulative number of records (committed or abandoned, padding excluded) in this block and
-    /// every block before it, as of its reclaim; bit 63 set when that is a lower bound (a
-    /// block's walk met an unwritten header). Stored before [`POS`].
-    pub const RECORDS: u64 = 0;
-    /// Stream position of the block when it was reclaimed (stored last, release).
-    pub const POS: u64 = 8;
-}
+/// A block descriptor (overwrite mode) is one word: see [`crate::protocol::CUM_MASK`].
 
 /// Record header word 0: `len_flags (u32) | kind (u16) << 32 | writer slot (u16) << 48`.
 /// Word 1 (offset 8) is the record's absolute stream position.

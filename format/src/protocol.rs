@@ -23,7 +23,11 @@
 //!   was forged; then records may be garbled but every access stays in bounds.
 //! - Positions are absolute and only grow; `pos & (capacity - 1)` is the offset in the data area.
 
-use core::sync::atomic::{fence, AtomicU64, Ordering::*};
+#[cfg(not(loom))]
+use core::sync::atomic::fence;
+use core::sync::atomic::{AtomicU64, Ordering::*};
+#[cfg(loom)]
+use loom::sync::atomic::fence;
 
 use crate::layout::{self, ctl, rec, slot, slot_state, Mode};
 use crate::mem::Mem;
@@ -31,8 +35,18 @@ use crate::mem::Mem;
 /// Positions never come near this in 2^62 bytes of writing; a larger one was forged.
 pub const MAX_POS: u64 = 1 << 62;
 
-/// Bit 63 of a block descriptor's cumulative count: the count is a lower bound.
-pub const CUM_INEXACT: u64 = 1 << 63;
+/// Block descriptor word: `lap tag (23 bits) << 41 | inexact (1 bit) << 40 | cumulative
+/// records mod 2^40`. The lap tag is `(block position / capacity + 1) mod 2^23`, so 0 means
+/// never written. Cumulative counts are compared modulo 2^40.
+pub const CUM_MASK: u64 = (1 << 40) - 1;
+/// See [`CUM_MASK`]: the block's count is a lower bound.
+pub const DESC_INEXACT: u64 = 1 << 40;
+const DESC_LAP_SHIFT: u32 = 41;
+
+/// The lap tag of the block at `pos`.
+fn lap_tag(g: &Geometry, pos: u64) -> u64 {
+    (pos / g.capacity + 1) & ((1 << 23) - 1)
+}
 
 /// Record kind of padding records (carry no event, always with [`rec::DISCARD`]).
 pub const KIND_PAD: u16 = 0;
@@ -224,7 +238,7 @@ impl<M: Mem> Producer<M> {
         if len < layout::RECORD_HEADER || need > g.block {
             return Err(DropReason::TooLarge);
         }
-        // Relaxed: the CAS below validates the value; nothing is published by reading it.
+        // Relaxed: the CAS below validates the value and carries the ordering.
         let mut head = self.mem.load(g.ctl(ctl::RESERVE), Relaxed);
         loop {
             if head > MAX_POS {
@@ -244,12 +258,14 @@ impl<M: Mem> Producer<M> {
                 head = self.mem.load(g.ctl(ctl::RESERVE), Relaxed);
                 continue;
             }
-            // Relaxed on both sides: uniqueness of the range comes from the RMW's atomicity
-            // alone; the ordering against the reader comes from the limit's acquire (above) and
-            // the release fence in `stamp`.
+            // AcqRel: the reservation words form a release sequence, so a writer that reserves
+            // after another has seen everything that one did before its reservation: above all
+            // its commits to the block we may be about to reclaim and rewrite. Without it an
+            // old lap's commit could land after our new header (found by the loom model). Free
+            // on x86, where any CAS is a full barrier.
             match self
                 .mem
-                .cas(g.ctl(ctl::RESERVE), head, end, Relaxed, Relaxed)
+                .cas(g.ctl(ctl::RESERVE), head, end, AcqRel, Relaxed)
             {
                 Ok(_) => return Ok((head, start)),
                 Err(actual) => head = actual,
@@ -354,19 +370,32 @@ impl<M: Mem> Producer<M> {
         let mut q = layout::align_up(t, layout::RECORD_ALIGN);
         let mut records = 0u64;
         let mut exact = t % g.block == 0;
+        // Acquire pairs with other reclaimers' descriptor CAS. Read before the walk, then make
+        // sure the tail has not moved on meanwhile.
+        let desc_before = self.mem.load(g.block_desc(t), Acquire);
+        if self.mem.load(g.ctl(ctl::TAIL), Acquire) != t {
+            return true;
+        }
         while end - q >= layout::RECORD_HEADER && q < head {
             let off = g.data_off(q);
-            // Acquire pairs with the release store of the position in `stamp`.
-            if self.mem.load(off + rec::POS, Acquire) != q {
-                // Never stamped (its writer died or stalled for a whole lap right after its
-                // CAS) or scribbled: the rest of the block cannot be walked. Reclaim it anyway;
-                // the count for this block is then a lower bound.
-                exact = false;
-                break;
+            // Acquire pairs with the release store of the position in `stamp`; the acquire on
+            // word 0 with the release of commit, so the old lap's writes happen before ours.
+            let w0 = if self.mem.load(off + rec::POS, Acquire) == q {
+                self.mem.load(off, Acquire)
+            } else {
+                0
+            };
+            if w0 == 0 {
+                // Not stamped, or its stamp is not visible to us yet: a writer may be between
+                // its reservation and its stamp right now. Reclaiming would let it write into a
+                // block we hand out again (the loom model finds this), so the block stays and
+                // the new record is dropped (`overwrite_blocked`). See RING.md for the cost: a
+                // writer killed in that window stops reclaim of this block.
+                return false;
             }
-            let w0 = self.mem.load(off, Acquire);
             let span = layout::align_up(layout::rec_len(w0), layout::RECORD_ALIGN);
             if layout::rec_len(w0) < layout::RECORD_HEADER || span > end - q {
+                // Impossible length: scribbled. Nobody can be writing a sane record here.
                 exact = false;
                 break;
             }
@@ -383,24 +412,23 @@ impl<M: Mem> Producer<M> {
             }
             q += span;
         }
-        // Cumulative count: the previous block's (reclaimed just before ours; its descriptor was
-        // published before the tail CAS we acquired) plus ours.
-        let before = if t == 0 {
-            Some(0)
+        // Cumulative count: the previous block's (its descriptor was published before the tail
+        // CAS we acquired) plus ours. Written by CAS from the value read before the walk, so a
+        // reclaimer that stalled while the ring lapped cannot overwrite a newer descriptor.
+        let before = if t < g.block {
+            Some((0, false))
         } else {
-            t.checked_sub(g.block)
-                .and_then(|p| block_cum(&self.mem, &g, p))
+            block_cum(&self.mem, &g, t - g.block)
         };
-        let cum = match before {
-            Some(c) if exact && c & CUM_INEXACT == 0 => c + records,
-            Some(c) => ((c & !CUM_INEXACT) + records) | CUM_INEXACT,
-            None => records | CUM_INEXACT,
+        let (cum, inexact) = match before {
+            Some((c, i)) => ((c + records) & CUM_MASK, i || !exact),
+            None => (records & CUM_MASK, true),
         };
-        let d = g.block_desc(t);
-        // Relaxed then release: a reader that acquires POS == t sees this count.
-        self.mem
-            .store(d + layout::block_desc::RECORDS, cum, Relaxed);
-        self.mem.store(d + layout::block_desc::POS, t, Release);
+        let new = lap_tag(&g, t) << DESC_LAP_SHIFT | if inexact { DESC_INEXACT } else { 0 } | cum;
+        // AcqRel; failure means a competing reclaimer wrote this lap's descriptor (or a later one).
+        let _ = self
+            .mem
+            .cas(g.block_desc(t), desc_before, new, AcqRel, Relaxed);
         // AcqRel: release publishes our walk (and the DISCARD marks) to writers that acquire the
         // new tail; acquire orders us after the previous reclaim.
         if self
@@ -417,17 +445,13 @@ impl<M: Mem> Producer<M> {
     }
 }
 
-/// The cumulative record count through the block at `b` (records in every block below
-/// `b + block`), if its descriptor still describes that block. Bit [`CUM_INEXACT`] may be set.
-pub fn block_cum<M: Mem>(mem: &M, g: &Geometry, b: u64) -> Option<u64> {
-    let d = g.block_desc(b);
-    // Acquire pairs with the reclaimer's release store of POS; re-check after reading the count.
-    if mem.load(d + layout::block_desc::POS, Acquire) != b {
-        return None;
-    }
-    let c = mem.load(d + layout::block_desc::RECORDS, Relaxed);
-    fence(Acquire);
-    (mem.load(d + layout::block_desc::POS, Relaxed) == b).then_some(c)
+/// The cumulative record count (mod 2^40) through the block at `b` (records in every block
+/// below `b + block`) and whether the block's own count was a lower bound; `None` if the
+/// descriptor does not describe that lap of the block (not reclaimed yet, or lapped since).
+pub fn block_cum<M: Mem>(mem: &M, g: &Geometry, b: u64) -> Option<(u64, bool)> {
+    // Acquire pairs with the reclaimer's CAS.
+    let w = mem.load(g.block_desc(b), Acquire);
+    (w >> DESC_LAP_SHIFT == lap_tag(g, b)).then_some((w & CUM_MASK, w & DESC_INEXACT != 0))
 }
 
 /// A consistent read of one writer slot.
@@ -550,6 +574,10 @@ pub fn peek<M: Mem>(mem: &M, g: &Geometry, pos: u64) -> Peek {
     }
     // Acquire pairs with the release store of commit: the payload is visible.
     let w0 = mem.load(off, Acquire);
+    if w0 == 0 {
+        // Fresh memory at position 0 has a matching position word and nothing else.
+        return Peek::Unwritten;
+    }
     let len = layout::rec_len(w0);
     if len < layout::RECORD_HEADER || layout::align_up(len, layout::RECORD_ALIGN) > room {
         return Peek::Corrupt;

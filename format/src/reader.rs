@@ -195,8 +195,7 @@ impl<'r> Reader<'r> {
         let acct_base = if pos == 0 {
             Some(0)
         } else if pos == block_start && g.mode == Mode::Overwrite {
-            protocol::block_cum(&ring.mem(), &g, pos - g.block)
-                .filter(|c| c & protocol::CUM_INEXACT == 0)
+            protocol::block_cum(&ring.mem(), &g, pos - g.block).map(|c| c.0)
         } else {
             None
         };
@@ -293,30 +292,31 @@ impl<'r> Reader<'r> {
     }
 
     /// Records reclaimed between the position and `tail` (overwrite mode), and whether exact:
-    /// the cumulative count through the block before the tail, less what was accounted for.
-    /// Resets the accounting to the tail.
+    /// the cumulative count through the block before the tail, less what was accounted for
+    /// (mod 2^40). Exact when both ends are known and no block descriptor still visible in the
+    /// range is flagged inexact. Resets the accounting to the tail.
     fn overwritten_records(&mut self, tail: u64) -> (u64, bool) {
         let g = self.ring.geometry();
+        let mem = self.ring.mem();
         let cum = tail
             .checked_sub(g.block)
-            .and_then(|b| protocol::block_cum(&self.ring.mem(), &g, b));
+            .and_then(|b| protocol::block_cum(&mem, &g, b));
+        let first = (self.pos & !(g.block - 1)).max(tail.saturating_sub(g.capacity));
+        let flagged = (first / g.block..tail / g.block)
+            .any(|i| protocol::block_cum(&mem, &g, i * g.block).is_none_or(|c| c.1));
         let result = match (cum, self.acct_base) {
-            (Some(c), Some(base)) if c & protocol::CUM_INEXACT == 0 => (
-                c.saturating_sub(base + self.acct_in_block),
-                c >= base + self.acct_in_block,
+            (Some((c, _)), Some(base)) => (
+                c.wrapping_sub(base + self.acct_in_block) & protocol::CUM_MASK,
+                !flagged,
             ),
-            (Some(c), Some(base)) => (
-                (c & !protocol::CUM_INEXACT).saturating_sub(base + self.acct_in_block),
-                false,
-            ),
-            // Unknown: at least one record per reclaimed block that held any.
+            // Unknown: at least one record per reclaimed block.
             _ => (
                 (tail - (self.pos & !(g.block - 1))).div_ceil(g.block),
                 false,
             ),
         };
         self.acct_block = tail & !(g.block - 1);
-        self.acct_base = cum.filter(|c| c & protocol::CUM_INEXACT == 0);
+        self.acct_base = cum.map(|c| c.0);
         self.acct_in_block = 0;
         result
     }
