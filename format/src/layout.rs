@@ -214,7 +214,7 @@ pub const fn slot_ctl_pid(w: u64) -> u32 {
     (w >> 32) as u32
 }
 
-/// A block descriptor (overwrite mode) is one word: see [`crate::protocol::CUM_MASK`].
+// A block descriptor (overwrite mode) is one word: see `crate::protocol::CUM_MASK`.
 
 /// Record header word 0: `len_flags (u32) | kind (u16) << 32 | writer slot (u16) << 48`.
 /// Word 1 (offset 8) is the record's absolute stream position.
