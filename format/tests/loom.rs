@@ -47,6 +47,26 @@ fn attach(mem: &LoomMem, g: &Geometry, i: u16) {
     );
 }
 
+/// Model memory for `g` with two attached writers started: slot 0 writes `n0` records, slot 1
+/// writes one. Returns the memory and the writers' handles (each yields how many it wrote).
+fn start_writers(
+    g: &Geometry,
+    n0: usize,
+) -> (
+    LoomMem,
+    thread::JoinHandle<usize>,
+    thread::JoinHandle<usize>,
+) {
+    let g = *g;
+    let mem = LoomMem::new(g.data + g.capacity);
+    attach(&mem, &g, 0);
+    attach(&mem, &g, 1);
+    let (m0, m1) = (mem.clone(), mem.clone());
+    let w0 = thread::spawn(move || write(m0, g, 0, n0));
+    let w1 = thread::spawn(move || write(m1, g, 1, 1));
+    (mem, w0, w1)
+}
+
 /// Write `n` records whose payload is their own stream position (so any stale or torn copy is
 /// visible as a mismatch). Returns how many were written (the rest were dropped).
 static LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -145,12 +165,7 @@ fn discard_two_writers_one_reader_every_record_once_intact() {
     b.check(|| {
         LOG.lock().unwrap().clear();
         let g = geometry(Mode::Discard, 128, 64);
-        let mem = LoomMem::new(g.data + g.capacity);
-        attach(&mem, &g, 0);
-        attach(&mem, &g, 1);
-        let (m0, m1) = (mem.clone(), mem.clone());
-        let w0 = thread::spawn(move || write(m0, g, 0, 1));
-        let w1 = thread::spawn(move || write(m1, g, 1, 1));
+        let (mem, w0, w1) = start_writers(&g, 1);
         let (got, lost) = read(&mem, &g, 2, 20, true);
         let written = (w0.join().unwrap() + w1.join().unwrap()) as u64;
         assert_eq!(lost, 0);
@@ -175,12 +190,7 @@ fn discard_full_ring_never_overwrites_unread_records() {
         // Two blocks of 32 bytes: one 24-byte record each. Three writes: at most two fit
         // until the reader publishes.
         let g = geometry(Mode::Discard, 64, 32);
-        let mem = LoomMem::new(g.data + g.capacity);
-        attach(&mem, &g, 0);
-        attach(&mem, &g, 1);
-        let (m0, m1) = (mem.clone(), mem.clone());
-        let w0 = thread::spawn(move || write(m0, g, 0, 2));
-        let w1 = thread::spawn(move || write(m1, g, 1, 1));
+        let (mem, w0, w1) = start_writers(&g, 2);
         let (got, _) = read(&mem, &g, 3, 12, true);
         let written = (w0.join().unwrap() + w1.join().unwrap()) as u64;
         assert!(got <= written);
@@ -200,12 +210,7 @@ fn overwrite_reader_never_accepts_a_torn_or_stale_record() {
     b.check(|| {
         LOG.lock().unwrap().clear();
         let g = geometry(Mode::Overwrite, 64, 32);
-        let mem = LoomMem::new(g.data + g.capacity);
-        attach(&mem, &g, 0);
-        attach(&mem, &g, 1);
-        let (m0, m1) = (mem.clone(), mem.clone());
-        let w0 = thread::spawn(move || write(m0, g, 0, 2));
-        let w1 = thread::spawn(move || write(m1, g, 1, 1));
+        let (mem, w0, w1) = start_writers(&g, 2);
         let (got, lost) = read(&mem, &g, 3, 12, false);
         let written = (w0.join().unwrap() + w1.join().unwrap()) as u64;
         assert!(
