@@ -31,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod ids;
 pub mod layout;
 pub mod mem;
 pub mod protocol;

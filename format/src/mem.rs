@@ -67,7 +67,7 @@ impl MapMem {
     #[inline(always)]
     fn word(&self, off: u64) -> &core::sync::atomic::AtomicU64 {
         debug_assert!(
-            off % 8 == 0 && off + 8 <= self.len,
+            off.is_multiple_of(8) && off + 8 <= self.len,
             "word offset {off} out of bounds"
         );
         // SAFETY: `off` is in bounds and 8-aligned (callers derive offsets from a validated

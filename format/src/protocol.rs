@@ -316,7 +316,7 @@ impl<M: Mem> Producer<M> {
         // its tail re-check catches a copy of a block we are rewriting. A compiler barrier on x86.
         fence(Release);
         let pad = start - head;
-        if pad >= layout::RECORD_HEADER && head % layout::RECORD_ALIGN == 0 {
+        if pad >= layout::RECORD_HEADER && head.is_multiple_of(layout::RECORD_ALIGN) {
             let off = g.data_off(head);
             let w0 = layout::rec_word0(pad as u32 | rec::DISCARD, KIND_PAD, self.slot);
             self.mem.store(off, w0, Relaxed);
@@ -369,7 +369,7 @@ impl<M: Mem> Producer<M> {
         let head = self.mem.load(g.ctl(ctl::RESERVE), Acquire);
         let mut q = layout::align_up(t, layout::RECORD_ALIGN);
         let mut records = 0u64;
-        let mut exact = t % g.block == 0;
+        let mut exact = t.is_multiple_of(g.block);
         // Acquire pairs with other reclaimers' descriptor CAS. Read before the walk, then make
         // sure the tail has not moved on meanwhile.
         let desc_before = self.mem.load(g.block_desc(t), Acquire);

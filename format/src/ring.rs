@@ -435,6 +435,13 @@ impl Ring {
     pub fn session_id(&self) -> [u8; 16] {
         self.header.session_id
     }
+    /// Count one record dropped for `reason` by a process that has no writer (it could not
+    /// attach: [`DropReason::NoSlot`]).
+    pub fn count_drop(&self, reason: DropReason) {
+        // Relaxed: a statistic; readers only need the eventual value.
+        self.mem.add(self.geo.ctl(reason.counter()), 1, Relaxed);
+    }
+
     /// The largest record length (header included) this ring takes.
     pub fn max_record(&self) -> u64 {
         self.geo.block

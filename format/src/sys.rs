@@ -131,6 +131,20 @@ pub fn gettid() -> u32 {
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
 
+/// Fill `buf` from `getrandom(GRND_NONBLOCK)`; false if the kernel could not.
+pub fn getrandom(buf: &mut [u8]) -> bool {
+    // SAFETY: `buf` is valid for writes of its length.
+    let r = keep_errno(|| unsafe {
+        libc::syscall(
+            libc::SYS_getrandom,
+            buf.as_mut_ptr(),
+            buf.len(),
+            libc::GRND_NONBLOCK,
+        )
+    });
+    r.0 == buf.len() as i64
+}
+
 /// `geteuid()`.
 pub fn geteuid() -> u32 {
     // SAFETY: always succeeds.

@@ -1,0 +1,661 @@
+//! Records to `trace.jsonl` lines. The schema is documented in `drain/SCHEMA.md`.
+//!
+//! The decoder keeps, per process image (span): its parent span, session id and directories
+//! (for `abs_path`). An `exec` line waits for the outcome of its call: the `exec_failed`
+//! record that follows a failed call (merged as `errno`), or any later record of the same pid
+//! (success), or [`Decoder::flush_pending`] when the stream goes quiet or ends.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use format::records::{
+    ev_flags, exit_how, file_op, net_op, open_op, proc_op, start_flags, untraced, AnyEvent,
+    DnsAddr, EventHeader,
+};
+use format::{ids, Item, Loss, Ring};
+use zerocopy::FromBytes;
+
+use crate::json::Line;
+use crate::paths::{normalize, Dirs};
+use crate::{redact, timefmt};
+
+/// Decoder settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Mask secrets in argv.
+    pub redact: bool,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Lines written for events (not `lost`).
+    pub events: u64,
+    /// `process_start` lines.
+    pub processes: u64,
+    /// Records reported lost (abandoned, unwritten, corrupt, overwritten, torn, undecodable).
+    pub lost: u64,
+    /// Records the writers dropped (full ring, no slot, …).
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+struct SpanState {
+    parent: Option<[u8; 16]>,
+    session: [u8; 16],
+    dirs: Dirs,
+}
+
+struct PendingExec {
+    pos: u64,
+    hdr: EventHeader,
+    op: u16,
+    untraced: u16,
+    fd: i32,
+    vars: Vec<Vec<u8>>,
+    truncated: bool,
+    since: Instant,
+}
+
+/// Turns records into lines.
+pub struct Decoder {
+    opts: Options,
+    ring_session: [u8; 16],
+    spans: HashMap<[u8; 16], SpanState>,
+    pending: Vec<PendingExec>,
+    line: Line,
+    cur_pos: u64,
+    /// Lines of records below this position update the state but are not written (a resumed
+    /// follow re-reads what it already wrote, to learn spans and directories again).
+    pub mute_below: u64,
+    /// Positions whose lines the output already holds (a resumed follow).
+    pub skip: HashSet<u64>,
+    /// Counts so far.
+    pub stats: Stats,
+}
+
+const AT_FDCWD: i32 = libc::AT_FDCWD;
+
+fn errno_of(r: i64, e: i32) -> Option<i32> {
+    (r < 0).then_some(e)
+}
+
+impl Decoder {
+    /// A decoder for records of `ring`.
+    pub fn new(ring: &Ring, opts: Options) -> Decoder {
+        Decoder {
+            opts,
+            ring_session: ring.session_id(),
+            spans: HashMap::new(),
+            pending: Vec::new(),
+            line: Line::default(),
+            cur_pos: 0,
+            mute_below: 0,
+            skip: HashSet::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The lowest stream position whose line is not written yet (a waiting `exec`).
+    pub fn min_pending_pos(&self) -> Option<u64> {
+        self.pending.iter().map(|p| p.pos).min()
+    }
+
+    /// Decode one reader item into `out`.
+    pub fn item(&mut self, ring: &Ring, item: &Item<'_>, out: &mut impl Write) -> io::Result<()> {
+        match item {
+            Item::Record(r) => self.record(ring, r.pos, r.kind, r.payload, out),
+            Item::Lost(l) => self.lost(ring, l, out),
+            Item::Waiting(_) => Ok(()),
+        }
+    }
+
+    /// Write `exec` lines that waited longer than `age` (all of them with `None`) as
+    /// successful.
+    pub fn flush_pending(
+        &mut self,
+        ring: &Ring,
+        age: Option<Duration>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.pending.len() {
+            if age.is_none_or(|a| now.duration_since(self.pending[i].since) >= a) {
+                let p = self.pending.remove(i);
+                self.exec_line(ring, &p, None, out)?;
+            } else {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn common(&mut self, ring: &Ring, h: &EventHeader, event_type: &str, pos: u64) {
+        let span = h.span;
+        let st = self.spans.get(&span);
+        let session = st
+            .map(|s| s.session)
+            .filter(|s| *s != [0; 16])
+            .unwrap_or(self.ring_session);
+        let parent = st.and_then(|s| s.parent);
+        let unix = ring.to_unix_ns(h.ts_ns.get());
+        self.cur_pos = pos;
+        let l = &mut self.line;
+        l.begin();
+        l.str("ts", &timefmt::rfc3339(unix));
+        l.int("ts_unix_ns", unix);
+        l.str("event_type", event_type);
+        if session == [0; 16] {
+            l.null("session_id");
+        } else {
+            l.str("session_id", &ids::uuid_string(&session));
+        }
+        l.str("span_id", &ids::span_string(&span));
+        match parent {
+            Some(p) => l.str("parent_span", &ids::span_string(&p)),
+            None => l.null("parent_span"),
+        }
+        l.str("component", "telemetry");
+        l.int("pid", h.pid.get());
+        l.int("tid", h.tid.get());
+        l.int("pos", pos);
+        if h.flags.get() & ev_flags::TRUNCATED != 0 {
+            l.bool("truncated", true);
+        }
+    }
+
+    fn muted(&mut self, pos: u64) -> bool {
+        pos < self.mute_below || (!self.skip.is_empty() && self.skip.remove(&pos))
+    }
+
+    fn emit(&mut self, out: &mut impl Write) -> io::Result<()> {
+        if self.muted(self.cur_pos) {
+            return Ok(());
+        }
+        self.stats.events += 1;
+        out.write_all(self.line.end().as_bytes())
+    }
+
+    fn lost(&mut self, ring: &Ring, l: &Loss, out: &mut impl Write) -> io::Result<()> {
+        if l.pos < self.mute_below {
+            return Ok(());
+        }
+        let dropped = matches!(l.reason, format::LossReason::Dropped(_));
+        if dropped {
+            self.stats.dropped += l.records;
+        } else {
+            self.stats.lost += l.records;
+        }
+        let now = format::sys::clock_ns(libc::CLOCK_MONOTONIC);
+        let unix = ring.to_unix_ns(now);
+        let line = &mut self.line;
+        line.begin();
+        line.str("ts", &timefmt::rfc3339(unix));
+        line.int("ts_unix_ns", unix);
+        line.str("event_type", "lost");
+        if self.ring_session == [0; 16] {
+            line.null("session_id");
+        } else {
+            line.str("session_id", &ids::uuid_string(&self.ring_session));
+        }
+        line.null("span_id");
+        line.null("parent_span");
+        line.str("component", "telemetry");
+        line.null("pid");
+        line.null("tid");
+        line.int("pos", l.pos);
+        line.int("count", l.records);
+        line.str("reason", l.reason.name());
+        line.bool("exact", l.exact);
+        line.int("bytes", l.bytes);
+        if let Some(k) = l.kind {
+            line.int("kind", k);
+        }
+        out.write_all(self.line.end().as_bytes())
+    }
+
+    fn undecodable(
+        &mut self,
+        ring: &Ring,
+        pos: u64,
+        kind: u16,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let loss = Loss {
+            reason: format::LossReason::Corrupt,
+            records: 1,
+            exact: true,
+            bytes: 0,
+            pos,
+            kind: Some(kind),
+            writer: None,
+        };
+        self.lost(ring, &loss, out)
+    }
+
+    /// Close a pending exec of `pid` as successful: its image was replaced.
+    fn settle_pid(&mut self, ring: &Ring, pid: u32, out: &mut impl Write) -> io::Result<()> {
+        while let Some(i) = self.pending.iter().position(|p| p.hdr.pid.get() == pid) {
+            let p = self.pending.remove(i);
+            self.exec_line(ring, &p, None, out)?;
+        }
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        ring: &Ring,
+        pos: u64,
+        kind: u16,
+        payload: &[u8],
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        if kind >= format::KIND_USER {
+            return Ok(()); // test and tool records
+        }
+        let ev = match AnyEvent::decode(kind, payload) {
+            Ok(ev) => ev,
+            Err(_) => return self.undecodable(ring, pos, kind, out),
+        };
+        let h = ev.ev();
+        if let AnyEvent::ExecFailed(f) = &ev {
+            if let Some(i) = self.pending.iter().position(|p| p.pos == f.exec_pos.get()) {
+                let p = self.pending.remove(i);
+                return self.exec_line(ring, &p, Some(f.errno.get()), out);
+            }
+            return Ok(()); // its exec was already written (or lost)
+        }
+        if !self.pending.is_empty() {
+            self.settle_pid(ring, h.pid.get(), out)?;
+        }
+        let span = h.span;
+        match ev {
+            AnyEvent::ProcessStart(e, vars) => {
+                let vars: Vec<&[u8]> = vars.collect();
+                let exe = vars.first().copied().unwrap_or(b"");
+                let cwd = vars.get(1).copied().unwrap_or(b"");
+                let parent = (e.parent_span != [0; 16]).then_some(e.parent_span);
+                let inherited = parent
+                    .and_then(|p| self.spans.get(&p))
+                    .map(|s| s.dirs.fds.clone())
+                    .unwrap_or_default();
+                self.spans.insert(
+                    span,
+                    SpanState {
+                        parent,
+                        session: e.session_id,
+                        dirs: Dirs {
+                            cwd: (!cwd.is_empty()).then(|| cwd.to_vec()),
+                            fds: inherited,
+                        },
+                    },
+                );
+                self.stats.processes += u64::from(pos >= self.mute_below);
+                self.common(ring, h, "process_start", pos);
+                let flags = e.start_flags.get();
+                let l = &mut self.line;
+                l.int("ppid", e.ppid.get());
+                l.bytes("exe", exe);
+                self.argv("argv", &vars[2.min(vars.len())..]);
+                let l = &mut self.line;
+                l.bytes("cwd", cwd);
+                l.str(
+                    "via",
+                    if flags & start_flags::FORKED != 0 {
+                        "fork"
+                    } else {
+                        "exec"
+                    },
+                );
+                self.emit(out)
+            }
+            AnyEvent::ProcessExit(e) => {
+                self.common(ring, h, "process_exit", pos);
+                let how = e.how.get();
+                let l = &mut self.line;
+                l.str(
+                    "how",
+                    match how {
+                        exit_how::EXIT => "exit",
+                        exit_how::UNDERSCORE_EXIT => "_exit",
+                        exit_how::UNDERSCORE_EXIT_C99 => "_Exit",
+                        exit_how::RETURN => "return",
+                        exit_how::SIGNALED => "signal",
+                        _ => "unknown",
+                    },
+                );
+                if how == exit_how::SIGNALED {
+                    l.int("signal", e.status.get());
+                } else {
+                    l.int("exit_code", e.status.get() & 0xff);
+                }
+                self.emit(out)?;
+                self.spans.remove(&span);
+                Ok(())
+            }
+            AnyEvent::Exec(e, vars) => {
+                self.pending.push(PendingExec {
+                    pos,
+                    hdr: *h,
+                    op: e.op.get(),
+                    untraced: e.untraced.get(),
+                    fd: e.fd.get(),
+                    vars: vars.map(|v| v.to_vec()).collect(),
+                    truncated: h.flags.get() & ev_flags::TRUNCATED != 0,
+                    since: Instant::now(),
+                });
+                Ok(())
+            }
+            AnyEvent::ExecFailed(_) => Ok(()),
+            AnyEvent::Spawn(e, vars) => {
+                let vars: Vec<&[u8]> = vars.collect();
+                self.common(ring, h, "spawn", pos);
+                let l = &mut self.line;
+                l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+                l.bytes("path", vars.first().copied().unwrap_or(b""));
+                self.argv("argv", &vars[1.min(vars.len())..]);
+                let l = &mut self.line;
+                if e.child_pid.get() > 0 {
+                    l.int("child_pid", e.child_pid.get());
+                }
+                if e.errno.get() != 0 {
+                    l.int("errno", e.errno.get());
+                }
+                if e.op.get() == proc_op::SYSTEM && e.child_pid.get() > 0 {
+                    wait_status(l, e.status.get());
+                }
+                untraced_fields(l, e.untraced.get());
+                self.emit(out)
+            }
+            AnyEvent::Fork(e) => {
+                self.common(ring, h, "fork", pos);
+                let l = &mut self.line;
+                l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+                if e.child_pid.get() >= 0 {
+                    l.int("child_pid", e.child_pid.get());
+                } else {
+                    l.int("errno", e.errno.get());
+                }
+                self.emit(out)
+            }
+            AnyEvent::FileOpen(e, mut vars) => {
+                let path = vars.next().unwrap_or(b"");
+                let dirfd = e.dirfd.get();
+                let st = self.spans.get(&span);
+                let abs = st.and_then(|s| s.dirs.resolve(dirfd, path));
+                let fd = e.fd.get();
+                if fd >= 0 {
+                    if let Some(s) = self.spans.get_mut(&span) {
+                        s.dirs.opened(fd, abs.clone());
+                    }
+                }
+                self.common(ring, h, "file_open", pos);
+                let flags = e.flags.get();
+                let l = &mut self.line;
+                l.str("op", open_op::name(e.op.get()).unwrap_or("unknown"));
+                l.bytes("path", path);
+                if let Some(a) = &abs {
+                    l.bytes("abs_path", a);
+                }
+                if dirfd != AT_FDCWD {
+                    l.int("dirfd", dirfd);
+                }
+                l.int("flags", flags);
+                l.str(
+                    "access",
+                    match flags & libc::O_ACCMODE {
+                        libc::O_RDONLY => "read",
+                        libc::O_WRONLY => "write",
+                        _ => "read_write",
+                    },
+                );
+                if e.has_mode.get() != 0 {
+                    l.int("mode", e.mode.get());
+                }
+                if fd >= 0 {
+                    l.int("fd", fd);
+                } else {
+                    l.int("errno", e.errno.get());
+                }
+                self.emit(out)
+            }
+            AnyEvent::FileOp(e, mut vars) => {
+                let path = vars.next().unwrap_or(b"");
+                let path2 = vars.next();
+                let op = e.op.get();
+                let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
+                let r = e.result.get();
+                let st = self.spans.get(&span);
+                let abs = if op == file_op::SYMLINK || op == file_op::FCHDIR {
+                    None
+                } else {
+                    st.and_then(|s| s.dirs.resolve(d1, path))
+                };
+                let abs2 = path2.and_then(|p| st.and_then(|s| s.dirs.resolve(d2, p)));
+                if r >= 0 {
+                    if let Some(s) = self.spans.get_mut(&span) {
+                        match op {
+                            file_op::CHDIR => s.dirs.cwd = abs.clone(),
+                            file_op::FCHDIR => s.dirs.cwd = s.dirs.fds.get(&d1).cloned(),
+                            _ => {}
+                        }
+                    }
+                }
+                let event_type = match op {
+                    file_op::RENAME => "file_rename",
+                    file_op::UNLINK => "file_unlink",
+                    file_op::RMDIR => "file_rmdir",
+                    file_op::MKDIR => "file_mkdir",
+                    file_op::LINK => "file_link",
+                    file_op::SYMLINK => "file_symlink",
+                    file_op::TRUNCATE => "file_truncate",
+                    file_op::CHDIR | file_op::FCHDIR => "chdir",
+                    _ => "file_op",
+                };
+                self.common(ring, h, event_type, pos);
+                let l = &mut self.line;
+                l.str("op", file_op::name(op).unwrap_or("unknown"));
+                match op {
+                    file_op::SYMLINK => {
+                        l.bytes("target", path);
+                        l.bytes("path", path2.unwrap_or(b""));
+                        if let Some(a) = &abs2 {
+                            l.bytes("abs_path", a);
+                        }
+                    }
+                    file_op::FCHDIR => {
+                        l.int("fd", d1);
+                        if let Some(c) = self.spans.get(&span).and_then(|s| s.dirs.cwd.clone()) {
+                            self.line.bytes("abs_path", &c);
+                        }
+                    }
+                    _ => {
+                        l.bytes("path", path);
+                        if let Some(a) = &abs {
+                            l.bytes("abs_path", a);
+                        }
+                        if let Some(p2) = path2 {
+                            l.bytes("new_path", p2);
+                            if let Some(a) = &abs2 {
+                                l.bytes("abs_new_path", a);
+                            }
+                        }
+                    }
+                }
+                let l = &mut self.line;
+                if op != file_op::FCHDIR {
+                    if d1 != AT_FDCWD {
+                        l.int("dirfd", d1);
+                    }
+                    if path2.is_some() && d2 != AT_FDCWD {
+                        l.int("dirfd2", d2);
+                    }
+                }
+                if e.flags.get() != 0 {
+                    l.int("flags", e.flags.get());
+                }
+                match op {
+                    file_op::MKDIR => l.int("mode", e.mode.get()),
+                    file_op::TRUNCATE => l.int("length_low32", e.mode.get()),
+                    _ => {}
+                }
+                l.int("result", r);
+                if let Some(er) = errno_of(r as i64, e.errno.get()) {
+                    l.int("errno", er);
+                }
+                self.emit(out)
+            }
+            AnyEvent::Net(e, mut vars) => {
+                let op = e.op.get();
+                let event_type = match op {
+                    net_op::CONNECT => "net_connect",
+                    net_op::BIND => "net_bind",
+                    net_op::ACCEPT | net_op::ACCEPT4 => "net_accept",
+                    _ => "net_send",
+                };
+                self.common(ring, h, event_type, pos);
+                let l = &mut self.line;
+                l.str("op", net_op::name(op).unwrap_or("unknown"));
+                l.int("fd", e.fd.get());
+                addr_fields(l, e.family.get(), &e.addr, e.port.get(), vars.next());
+                l.int("result", e.result.get());
+                if e.result.get() < 0 {
+                    l.int("errno", e.errno.get());
+                }
+                self.emit(out)
+            }
+            AnyEvent::Dns(e, mut vars) => {
+                let name = vars.next().unwrap_or(b"");
+                let service = vars.next().unwrap_or(b"");
+                let raw = vars.next().unwrap_or(b"");
+                self.common(ring, h, "dns_lookup", pos);
+                let l = &mut self.line;
+                l.bytes("name", name);
+                if !service.is_empty() {
+                    l.bytes("service", service);
+                }
+                l.int("result", e.result.get());
+                if e.errno.get() != 0 {
+                    l.int("errno", e.errno.get());
+                }
+                let addrs: Vec<String> = raw
+                    .chunks_exact(size_of::<DnsAddr>())
+                    .filter_map(|c| DnsAddr::read_from_bytes(c).ok())
+                    .map(|a| addr_text(a.family.get(), &a.addr))
+                    .collect();
+                l.str_array("addrs", &addrs);
+                l.int("naddrs", e.naddrs.get());
+                self.emit(out)
+            }
+        }
+    }
+
+    fn argv(&mut self, key: &str, args: &[&[u8]]) {
+        if self.opts.redact {
+            let mut owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+            if redact::argv(&mut owned) {
+                self.line
+                    .bytes_array(key, owned.iter().map(|v| v.as_slice()));
+                self.line.bool("redacted", true);
+                return;
+            }
+        }
+        self.line.bytes_array(key, args.iter().copied());
+    }
+
+    fn exec_line(
+        &mut self,
+        ring: &Ring,
+        p: &PendingExec,
+        errno: Option<i32>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        self.common(ring, &p.hdr, "exec", p.pos);
+        let l = &mut self.line;
+        l.str("op", proc_op::name(p.op).unwrap_or("unknown"));
+        let path = p.vars.first().map(|v| v.as_slice()).unwrap_or(b"");
+        l.bytes("path", path);
+        if path.first() != Some(&b'/') && path.contains(&b'/') {
+            if let Some(a) = self
+                .spans
+                .get(&p.hdr.span)
+                .and_then(|s| s.dirs.resolve(p.fd, path))
+            {
+                self.line.bytes("abs_path", &normalize(&a));
+            }
+        }
+        let args: Vec<&[u8]> = p.vars.iter().skip(1).map(|v| v.as_slice()).collect();
+        self.argv("argv", &args);
+        let l = &mut self.line;
+        if p.truncated {
+            l.bool("truncated", true);
+        }
+        if matches!(p.op, proc_op::FEXECVE | proc_op::EXECVEAT) && p.fd != AT_FDCWD {
+            l.int("fd", p.fd);
+        }
+        if let Some(e) = errno {
+            l.int("errno", e);
+        }
+        untraced_fields(l, p.untraced);
+        self.emit(out)
+    }
+}
+
+fn untraced_fields(l: &mut Line, bits: u16) {
+    if bits != 0 {
+        l.bool("untraced", true);
+        l.str("untraced_reason", untraced::name(bits));
+    }
+}
+
+fn wait_status(l: &mut Line, status: i32) {
+    if status == -1 {
+        return;
+    }
+    if libc::WIFEXITED(status) {
+        l.int("exit_code", libc::WEXITSTATUS(status));
+    } else if libc::WIFSIGNALED(status) {
+        l.int("signal", libc::WTERMSIG(status));
+    }
+}
+
+fn addr_text(family: u16, a: &[u8; 16]) -> String {
+    match family as i32 {
+        libc::AF_INET => std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
+        libc::AF_INET6 => std::net::Ipv6Addr::from(*a).to_string(),
+        _ => String::new(),
+    }
+}
+
+fn addr_fields(l: &mut Line, family: u16, a: &[u8; 16], port: u16, path: Option<&[u8]>) {
+    match family as i32 {
+        libc::AF_INET | libc::AF_INET6 => {
+            l.str(
+                "family",
+                if family as i32 == libc::AF_INET {
+                    "inet"
+                } else {
+                    "inet6"
+                },
+            );
+            l.str("addr", &addr_text(family, a));
+            l.int("port", port);
+        }
+        libc::AF_UNIX => {
+            l.str("family", "unix");
+            let p = path.unwrap_or(b"");
+            if p.first() == Some(&0) {
+                // Abstract socket: shown with a leading '@', as ss(8) does.
+                let mut t = b"@".to_vec();
+                t.extend_from_slice(&p[1..]);
+                l.bytes("addr", &t);
+            } else {
+                l.bytes("addr", p);
+            }
+        }
+        0 => l.null("family"),
+        f => l.int("family", f),
+    }
+}

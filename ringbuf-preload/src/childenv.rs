@@ -1,0 +1,195 @@
+//! The environment every child gets: the program's `envp` with the session variables set.
+//!
+//! For each exec or spawn the library builds a new `envp` that keeps every entry of the
+//! program's except the session variables, then adds `SUBSTRATE_RING`, `SHIM_SESSION_ID`,
+//! `SHIM_PARENT_SPAN` (this image's span) and an `LD_PRELOAD` that contains this library: the
+//! program's own value when it already names the library (other libraries keep their place),
+//! else that value with the library appended, else the library alone. This holds whether the
+//! program passed its own `envp`, cleared its environment or unset `LD_PRELOAD`.
+//!
+//! The array and the new strings live in a [`Scratch`] mapping, never on the heap: a `vfork`
+//! child shares its parent's heap, and exec may be called from a signal handler.
+
+use core::ffi::c_char;
+use core::ptr;
+
+use crate::emit::{self, CStrs};
+use crate::session::{Fixed, Image};
+
+/// An anonymous private mapping used as a bump allocator for one exec or spawn. Unmapped on
+/// drop; an exec that succeeds discards it with the old image.
+pub struct Scratch {
+    base: *mut u8,
+    len: usize,
+    used: usize,
+}
+
+impl Scratch {
+    /// Map `len` bytes (rounded up to pages); `None` if the kernel refuses.
+    pub fn new(len: usize) -> Option<Scratch> {
+        let len = (len + 4095) & !4095;
+        let e = crate::errno::get();
+        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        crate::errno::set(e);
+        (p != libc::MAP_FAILED).then_some(Scratch {
+            base: p.cast(),
+            len,
+            used: 0,
+        })
+    }
+
+    /// `n` bytes aligned to 8, or `None` when the mapping is used up.
+    pub fn alloc(&mut self, n: usize) -> Option<*mut u8> {
+        let at = (self.used + 7) & !7;
+        if at.checked_add(n)? > self.len {
+            return None;
+        }
+        self.used = at + n;
+        // SAFETY: at + n <= len, inside the mapping.
+        Some(unsafe { self.base.add(at) })
+    }
+
+    /// Copy the concatenation of `parts` plus a NUL into the mapping; returns the C string.
+    pub fn cstring(&mut self, parts: &[&[u8]]) -> Option<*const c_char> {
+        let n: usize = parts.iter().map(|p| p.len()).sum();
+        let dst = self.alloc(n + 1)?;
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: dst has n + 1 bytes; the parts add up to n.
+            unsafe { ptr::copy_nonoverlapping(p.as_ptr(), dst.add(at), p.len()) };
+            at += p.len();
+        }
+        // SAFETY: the last byte of the allocation.
+        unsafe { *dst.add(n) = 0 };
+        Some(dst as *const c_char)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let e = crate::errno::get();
+        // SAFETY: our mapping; nothing points into it once the exec or spawn returned.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+        crate::errno::set(e);
+    }
+}
+
+/// Bytes of scratch a child environment built from `envp` needs, plus `extra` for the caller.
+///
+/// # Safety
+/// `envp` is NULL or a NULL-terminated array of valid C strings.
+pub unsafe fn scratch_size(fx: &Fixed, envp: *const *const c_char, extra: usize) -> usize {
+    // SAFETY: forwarded.
+    let n = unsafe { CStrs::new(envp) }.count();
+    let preload =
+        unsafe { crate::proc_info::env_value(envp, b"LD_PRELOAD=") }.map_or(0, |v| v.len());
+    (n + 8) * 8 + preload + fx.lib_path.as_bytes().len() + 64 + extra
+}
+
+const SESSION_VARS: [&[u8]; 3] = [
+    b"SUBSTRATE_RING=",
+    b"SHIM_PARENT_SPAN=",
+    b"SHIM_SESSION_ID=",
+];
+
+/// Build the child's environment in `s`. `None` if the scratch is too small (the caller then
+/// passes the program's `envp` unchanged).
+///
+/// # Safety
+/// `envp` is NULL or a NULL-terminated array of valid C strings.
+pub unsafe fn build(
+    s: &mut Scratch,
+    fx: &Fixed,
+    img: &Image,
+    envp: *const *const c_char,
+) -> Option<*const *const c_char> {
+    // SAFETY: forwarded.
+    let n = unsafe { CStrs::new(envp) }.count();
+    let arr = s.alloc((n + 5) * 8)? as *mut *const c_char;
+    let mut k = 0;
+    let mut push = |p: *const c_char| {
+        // SAFETY: at most n + 4 entries are pushed, plus the terminator: n + 5.
+        unsafe { *arr.add(k) = p };
+        k += 1;
+    };
+    let mut preload: Option<&[u8]> = None;
+    let mut preload_entry: *const c_char = ptr::null();
+    let mut i = 0;
+    while !envp.is_null() {
+        // SAFETY: i stays within the NULL-terminated array.
+        let e = unsafe { *envp.add(i) };
+        if e.is_null() {
+            break;
+        }
+        i += 1;
+        // SAFETY: a valid C string of the array.
+        let b = unsafe { emit::cstr(e) };
+        if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
+            if preload.is_none() {
+                preload = Some(v);
+                preload_entry = e;
+            }
+            continue;
+        }
+        let ours = SESSION_VARS.iter().any(|v| b.starts_with(v));
+        // A session id the program sets for its children is kept when this process has none.
+        let keep_sid = fx.env_session.is_empty() && b.starts_with(b"SHIM_SESSION_ID=");
+        if !ours || keep_sid {
+            push(e);
+        }
+    }
+    push(fx.env_ring.as_ptr());
+    push(img.env_parent.as_ptr());
+    if !fx.env_session.is_empty() {
+        push(fx.env_session.as_ptr());
+    }
+    let lib = fx.lib_path.as_bytes();
+    match (preload, lib.is_empty()) {
+        (Some(_), true) => push(preload_entry),
+        (Some(v), false) if names_library(v, lib) => push(preload_entry),
+        (Some(v), false) if !v.is_empty() => push(s.cstring(&[b"LD_PRELOAD=", v, b":", lib])?),
+        (_, false) => push(s.cstring(&[b"LD_PRELOAD=", lib])?),
+        (None, true) => {}
+    }
+    push(ptr::null());
+    Some(arr as *const *const c_char)
+}
+
+/// Whether an `LD_PRELOAD` value (separated by spaces or colons) already names this library:
+/// the same path, or a path with the same file name.
+fn names_library(value: &[u8], lib: &[u8]) -> bool {
+    let base = |p: &[u8]| -> usize { p.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1) };
+    let lib_name = &lib[base(lib)..];
+    value
+        .split(|&c| c == b':' || c == b' ')
+        .filter(|t| !t.is_empty())
+        .any(|t| t == lib || (!lib_name.is_empty() && &t[base(t)..] == lib_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_library;
+
+    #[test]
+    fn preload_lists_are_matched_by_path_or_file_name() {
+        let lib = b"/x/target/release/libringbuf_preload.so";
+        assert!(names_library(
+            b"/x/target/release/libringbuf_preload.so",
+            lib
+        ));
+        assert!(names_library(b"libother.so:/y/libringbuf_preload.so", lib));
+        assert!(names_library(b"a.so  libringbuf_preload.so", lib));
+        assert!(!names_library(b"libother.so", lib));
+        assert!(!names_library(b"", lib));
+    }
+}

@@ -1,0 +1,264 @@
+//! The exec family. Each entry point is hooked on its own (glibc's `execv`, `execvp` and
+//! `execl*` call its internal `__execve`, never the exported one).
+//!
+//! An exec is recorded before the call (a successful one never returns), with the path as
+//! given and the exact argv; a failure adds an `exec_failed` record with the `errno`. The
+//! call always goes through a real function that takes an explicit environment (`execve`,
+//! `execvpe`, `fexecve`, `execveat`), with the child environment of [`crate::childenv`].
+
+use core::ffi::{c_char, c_int};
+
+use format::records::{proc_op, Exec, ExecFailed};
+
+use crate::childenv::{self, Scratch};
+use crate::real::call_real;
+use crate::{emit, errno, guard, session, target};
+
+type Argv = *const *const c_char;
+
+extern "C" {
+    static environ: Argv;
+}
+
+/// The current environment (`environ`).
+pub fn environ_now() -> Argv {
+    // SAFETY: reading the libc global; the program owns its contents.
+    unsafe { core::ptr::addr_of!(environ).read() }
+}
+
+/// Where an exec will find its program.
+#[derive(Clone, Copy)]
+enum Target {
+    /// A path, relative to a directory descriptor (`AT_FDCWD` usually).
+    Path {
+        dirfd: c_int,
+        path: *const c_char,
+        search: bool,
+        at_flags: c_int,
+    },
+    /// An open descriptor (`fexecve`).
+    Fd(c_int),
+}
+
+/// Record and perform one exec. `envp` is the environment the program asked for; `call`
+/// performs the exec with the environment to use.
+///
+/// # Safety
+/// Pointers as the exec function's contract requires.
+unsafe fn exec(
+    op: u16,
+    target: Target,
+    argv: Argv,
+    envp: Argv,
+    call: impl FnOnce(Argv) -> c_int,
+) -> c_int {
+    if session::active().is_none() || guard::busy() {
+        return call(envp);
+    }
+    session::check_pid();
+    let Some((fx, img)) = session::active() else {
+        return call(envp);
+    };
+    // SAFETY: envp is NULL or a valid environment (caller's contract).
+    let size = unsafe { childenv::scratch_size(fx, envp, 2 * 4096 + 256) };
+    let mut scratch = Scratch::new(size);
+    let (untraced, path, fd, at_flags) = match target {
+        Target::Path {
+            dirfd,
+            path,
+            search,
+            at_flags,
+        } => {
+            let u = match scratch.as_mut() {
+                // SAFETY: path is a C string (caller's contract).
+                Some(s) if at_flags & libc::AT_EMPTY_PATH == 0 => unsafe {
+                    target::untraced_path(s, dirfd, path, search)
+                },
+                _ if at_flags & libc::AT_EMPTY_PATH != 0 => target::untraced_fd(dirfd),
+                _ => 0,
+            };
+            (u, path, dirfd, at_flags)
+        }
+        Target::Fd(fd) => (target::untraced_fd(fd), core::ptr::null(), fd, 0),
+    };
+    let new_env = scratch
+        .as_mut()
+        // SAFETY: envp as above.
+        .and_then(|s| unsafe { childenv::build(s, fx, img, envp) })
+        .unwrap_or(envp);
+    let ev = Exec {
+        ev: emit::header(img),
+        op: op.into(),
+        untraced: untraced.into(),
+        fd: fd.into(),
+        at_flags: at_flags.into(),
+        reserved: 0.into(),
+    };
+    // SAFETY: path and argv are valid (caller's contract).
+    let vars =
+        core::iter::once(unsafe { emit::cstr(path) }).chain(unsafe { emit::CStrs::new(argv) });
+    let pos = emit::event(img, &ev, vars);
+    let r = guard::hold(|| call(new_env));
+    let e = errno::get();
+    let failed = ExecFailed {
+        ev: emit::header(img),
+        exec_pos: pos.unwrap_or(u64::MAX).into(),
+        errno: e.into(),
+        reserved: 0.into(),
+    };
+    emit::event(img, &failed, core::iter::empty());
+    drop(scratch);
+    errno::set(e);
+    r
+}
+
+fn at(path: *const c_char, search: bool) -> Target {
+    Target::Path {
+        dirfd: libc::AT_FDCWD,
+        path,
+        search,
+        at_flags: 0,
+    }
+}
+
+/// `execve(2)`.
+///
+/// # Safety
+/// C contract of `execve`.
+#[no_mangle]
+pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        exec(proc_op::EXECVE, at(path, false), argv, envp, |env| {
+            call_real!(execve(path, argv, env))
+        })
+    }
+}
+
+/// `execv(3)`: `execve` with `environ`.
+///
+/// # Safety
+/// C contract of `execv`.
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        exec(
+            proc_op::EXECV,
+            at(path, false),
+            argv,
+            environ_now(),
+            |env| call_real!(execve(path, argv, env)),
+        )
+    }
+}
+
+/// `execvp(3)`: `execvpe` with `environ`.
+///
+/// # Safety
+/// C contract of `execvp`.
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        exec(
+            proc_op::EXECVP,
+            at(file, true),
+            argv,
+            environ_now(),
+            |env| call_real!(execvpe(file, argv, env)),
+        )
+    }
+}
+
+/// `execvpe(3)`.
+///
+/// # Safety
+/// C contract of `execvpe`.
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        exec(proc_op::EXECVPE, at(file, true), argv, envp, |env| {
+            call_real!(execvpe(file, argv, env))
+        })
+    }
+}
+
+/// `fexecve(3)`.
+///
+/// # Safety
+/// C contract of `fexecve`.
+#[no_mangle]
+pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        exec(proc_op::FEXECVE, Target::Fd(fd), argv, envp, |env| {
+            call_real!(fexecve(fd, argv, env))
+        })
+    }
+}
+
+/// `execveat(2)` (glibc 2.34+; the raw syscall when the libc has no wrapper).
+///
+/// # Safety
+/// C contract of `execveat`.
+#[no_mangle]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: Argv,
+    envp: Argv,
+    flags: c_int,
+) -> c_int {
+    let target = Target::Path {
+        dirfd,
+        path,
+        search: false,
+        at_flags: flags,
+    };
+    // SAFETY: forwarded.
+    unsafe {
+        exec(
+            proc_op::EXECVEAT,
+            target,
+            argv,
+            envp,
+            |env| match crate::real::execveat() {
+                Some(f) => f(dirfd, path, argv, env, flags),
+                None => libc::syscall(libc::SYS_execveat, dirfd, path, argv, env, flags) as c_int,
+            },
+        )
+    }
+}
+
+/// Entry from the C shim for `execl`, `execlp`, `execle` (variadic), with the arguments
+/// collected into `argv`; `envp` is NULL except for `execle`.
+///
+/// # Safety
+/// C contract of the `execl*` functions.
+#[no_mangle]
+pub unsafe extern "C" fn substrate_execl_hook(
+    op: c_int,
+    path: *const c_char,
+    argv: Argv,
+    envp: Argv,
+) -> c_int {
+    let op = op as u16;
+    let search = op == proc_op::EXECLP;
+    let env = if op == proc_op::EXECLE {
+        envp
+    } else {
+        environ_now()
+    };
+    // SAFETY: forwarded.
+    unsafe {
+        exec(op, at(path, search), argv, env, |env| {
+            if search {
+                call_real!(execvpe(path, argv, env))
+            } else {
+                call_real!(execve(path, argv, env))
+            }
+        })
+    }
+}

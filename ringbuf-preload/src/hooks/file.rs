@@ -1,0 +1,624 @@
+//! Files: `open*` (plain, 64-bit, fortified, `creat*`, `fopen*`, `freopen*`), the path
+//! mutations (rename, unlink, mkdir, rmdir, link, symlink, truncate) and `chdir`/`fchdir`,
+//! which let the drain resolve relative paths without a system call here.
+
+use core::ffi::{c_char, c_int, c_uint};
+
+use format::records::{file_op, open_op, FileOp, FileOpen};
+use libc::{mode_t, off64_t, off_t, FILE};
+
+use crate::real::call_real;
+use crate::{emit, errno, guard, session};
+
+/// Whether an `open` with these flags takes a mode argument.
+#[inline(always)]
+fn needs_mode(flags: c_int) -> bool {
+    flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE
+}
+
+/// Call `real`, then record an open of `path` with its outcome.
+///
+/// # Safety
+/// `path` is NULL or a valid C string.
+#[inline(always)]
+unsafe fn opened(
+    op: u16,
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: Option<c_uint>,
+    real: impl FnOnce() -> c_int,
+) -> c_int {
+    let Some((_, img)) = session::active() else {
+        return real();
+    };
+    if guard::busy() {
+        return real();
+    }
+    let fd = real();
+    let e = errno::get();
+    let ev = FileOpen {
+        ev: emit::header(img),
+        op: op.into(),
+        has_mode: (mode.is_some() as u16).into(),
+        flags: flags.into(),
+        mode: mode.unwrap_or(0).into(),
+        dirfd: dirfd.into(),
+        fd: fd.into(),
+        errno: if fd < 0 { e } else { 0 }.into(),
+    };
+    // SAFETY: caller's contract.
+    emit::event(img, &ev, core::iter::once(unsafe { emit::cstr(path) }));
+    errno::set(e);
+    fd
+}
+
+/// Entry from the C shim for `open`, `open64`, `openat`, `openat64` (variadic); `mode` is
+/// meaningful only with `O_CREAT` or `O_TMPFILE`.
+///
+/// # Safety
+/// C contract of `open`.
+#[no_mangle]
+pub unsafe extern "C" fn substrate_open_hook(
+    sym: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
+    let m = needs_mode(flags).then_some(mode);
+    // Kept in step with SYM_* in c/shim.c.
+    // SAFETY: forwarded to the real function with the caller's arguments.
+    unsafe {
+        match sym {
+            1 => opened(open_op::OPEN, libc::AT_FDCWD, path, flags, m, || {
+                call_real!(open(path, flags, mode))
+            }),
+            2 => opened(open_op::OPEN, libc::AT_FDCWD, path, flags, m, || {
+                call_real!(open64(path, flags, mode))
+            }),
+            3 => opened(open_op::OPENAT, dirfd, path, flags, m, || {
+                call_real!(openat(dirfd, path, flags, mode))
+            }),
+            _ => opened(open_op::OPENAT, dirfd, path, flags, m, || {
+                call_real!(openat64(dirfd, path, flags, mode))
+            }),
+        }
+    }
+}
+
+macro_rules! fortified {
+    ($($name:ident, $op:expr, $at:tt;)*) => {$(
+        fortified!(@one $name, $op, $at);
+    )*};
+    (@one $name:ident, $op:expr, path) => {
+        /// Fortified `open` (`-D_FORTIFY_SOURCE`): no mode argument.
+        ///
+        /// # Safety
+        /// C contract of the function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int) -> c_int {
+            // SAFETY: forwarded.
+            unsafe { opened($op, libc::AT_FDCWD, path, flags, None, || call_real!($name(path, flags))) }
+        }
+    };
+    (@one $name:ident, $op:expr, at) => {
+        /// Fortified `openat` (`-D_FORTIFY_SOURCE`): no mode argument.
+        ///
+        /// # Safety
+        /// C contract of the function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+            // SAFETY: forwarded.
+            unsafe { opened($op, dirfd, path, flags, None, || call_real!($name(dirfd, path, flags))) }
+        }
+    };
+}
+
+fortified! {
+    __open_2, open_op::OPEN, path;
+    __open64_2, open_op::OPEN, path;
+    __openat_2, open_op::OPENAT, at;
+    __openat64_2, open_op::OPENAT, at;
+}
+
+const CREAT_FLAGS: c_int = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+
+/// `creat(2)`.
+///
+/// # Safety
+/// C contract of `creat`.
+#[no_mangle]
+pub unsafe extern "C" fn creat(path: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        opened(
+            open_op::CREAT,
+            libc::AT_FDCWD,
+            path,
+            CREAT_FLAGS,
+            Some(mode),
+            || call_real!(creat(path, mode)),
+        )
+    }
+}
+
+/// `creat64(2)`.
+///
+/// # Safety
+/// C contract of `creat64`.
+#[no_mangle]
+pub unsafe extern "C" fn creat64(path: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        opened(
+            open_op::CREAT,
+            libc::AT_FDCWD,
+            path,
+            CREAT_FLAGS,
+            Some(mode),
+            || call_real!(creat64(path, mode)),
+        )
+    }
+}
+
+/// The `open` flags an `fopen` mode string implies (`r`, `w`, `a`, then `+`, `x`, `e`).
+///
+/// # Safety
+/// `mode` is NULL or a valid C string.
+unsafe fn fopen_flags(mode: *const c_char) -> c_int {
+    // SAFETY: caller's contract.
+    let m = unsafe { emit::cstr(mode) };
+    let plus = m
+        .iter()
+        .skip(1)
+        .take_while(|&&c| c != b',')
+        .any(|&c| c == b'+');
+    let access = if plus {
+        libc::O_RDWR
+    } else if m.first() == Some(&b'r') {
+        libc::O_RDONLY
+    } else {
+        libc::O_WRONLY
+    };
+    let mut f = access
+        | match m.first() {
+            Some(b'w') => libc::O_CREAT | libc::O_TRUNC,
+            Some(b'a') => libc::O_CREAT | libc::O_APPEND,
+            _ => 0,
+        };
+    for &c in m.iter().skip(1).take_while(|&&c| c != b',') {
+        match c {
+            b'x' => f |= libc::O_EXCL,
+            b'e' => f |= libc::O_CLOEXEC,
+            _ => {}
+        }
+    }
+    f
+}
+
+/// Call a stdio open and record it as an open of the descriptor it got.
+///
+/// # Safety
+/// `path`, `mode`: valid C strings (or NULL where the function allows it).
+unsafe fn fopened(
+    op: u16,
+    path: *const c_char,
+    mode: *const c_char,
+    real: impl FnOnce() -> *mut FILE,
+) -> *mut FILE {
+    if session::active().is_none() || guard::busy() {
+        return real();
+    }
+    // SAFETY: caller's contract.
+    let flags = unsafe { fopen_flags(mode) };
+    let creates = flags & libc::O_CREAT != 0;
+    let mut fp = core::ptr::null_mut();
+    // SAFETY: forwarded; the guard keeps an fopen that calls the exported open from
+    // recording twice.
+    unsafe {
+        opened(
+            op,
+            libc::AT_FDCWD,
+            path,
+            flags,
+            creates.then_some(0o666),
+            || {
+                fp = guard::hold(real);
+                if fp.is_null() {
+                    -1
+                } else {
+                    libc::fileno(fp)
+                }
+            },
+        )
+    };
+    fp
+}
+
+/// `fopen(3)`.
+///
+/// # Safety
+/// C contract of `fopen`.
+#[no_mangle]
+pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    // SAFETY: forwarded.
+    unsafe { fopened(open_op::FOPEN, path, mode, || call_real!(fopen(path, mode))) }
+}
+
+/// `fopen64(3)`.
+///
+/// # Safety
+/// C contract of `fopen64`.
+#[no_mangle]
+pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    // SAFETY: forwarded.
+    unsafe {
+        fopened(open_op::FOPEN, path, mode, || {
+            call_real!(fopen64(path, mode))
+        })
+    }
+}
+
+/// `freopen(3)` (a NULL path reopens the same file with a new mode: nothing to record).
+///
+/// # Safety
+/// C contract of `freopen`.
+#[no_mangle]
+pub unsafe extern "C" fn freopen(
+    path: *const c_char,
+    mode: *const c_char,
+    s: *mut FILE,
+) -> *mut FILE {
+    if path.is_null() {
+        return call_real!(freopen(path, mode, s));
+    }
+    // SAFETY: forwarded.
+    unsafe {
+        fopened(open_op::FREOPEN, path, mode, || {
+            call_real!(freopen(path, mode, s))
+        })
+    }
+}
+
+/// `freopen64(3)`.
+///
+/// # Safety
+/// C contract of `freopen64`.
+#[no_mangle]
+pub unsafe extern "C" fn freopen64(
+    path: *const c_char,
+    mode: *const c_char,
+    s: *mut FILE,
+) -> *mut FILE {
+    if path.is_null() {
+        return call_real!(freopen64(path, mode, s));
+    }
+    // SAFETY: forwarded.
+    unsafe {
+        fopened(open_op::FREOPEN, path, mode, || {
+            call_real!(freopen64(path, mode, s))
+        })
+    }
+}
+
+/// A path operation's arguments, for its record.
+#[derive(Clone, Copy)]
+struct PathOp {
+    op: u16,
+    dirfd: c_int,
+    path: *const c_char,
+    dirfd2: c_int,
+    path2: *const c_char,
+    flags: c_int,
+    mode: u32,
+}
+
+impl PathOp {
+    fn new(op: u16, path: *const c_char) -> PathOp {
+        PathOp {
+            op,
+            dirfd: libc::AT_FDCWD,
+            path,
+            dirfd2: libc::AT_FDCWD,
+            path2: core::ptr::null(),
+            flags: 0,
+            mode: 0,
+        }
+    }
+}
+
+/// Call `real`, then record the path operation with its outcome.
+///
+/// # Safety
+/// The paths are NULL or valid C strings.
+#[inline(always)]
+unsafe fn path_op(p: PathOp, real: impl FnOnce() -> c_int) -> c_int {
+    let Some((_, img)) = session::active() else {
+        return real();
+    };
+    if guard::busy() {
+        return real();
+    }
+    let r = real();
+    let e = errno::get();
+    let ev = FileOp {
+        ev: emit::header(img),
+        op: p.op.into(),
+        reserved: 0.into(),
+        dirfd: p.dirfd.into(),
+        dirfd2: p.dirfd2.into(),
+        flags: p.flags.into(),
+        mode: p.mode.into(),
+        result: r.into(),
+        errno: if r < 0 { e } else { 0 }.into(),
+        reserved2: 0.into(),
+    };
+    // SAFETY: caller's contract.
+    let (a, b) = unsafe { (emit::cstr(p.path), emit::cstr(p.path2)) };
+    let n = if p.path2.is_null() { 1 } else { 2 };
+    emit::event(img, &ev, [a, b].into_iter().take(n));
+    errno::set(e);
+    r
+}
+
+/// `rename(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn rename(old: *const c_char, new: *const c_char) -> c_int {
+    let p = PathOp {
+        path2: new,
+        ..PathOp::new(file_op::RENAME, old)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(rename(old, new))) }
+}
+
+/// `renameat(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn renameat(
+    ofd: c_int,
+    old: *const c_char,
+    nfd: c_int,
+    new: *const c_char,
+) -> c_int {
+    let p = PathOp {
+        dirfd: ofd,
+        dirfd2: nfd,
+        path2: new,
+        ..PathOp::new(file_op::RENAME, old)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(renameat(ofd, old, nfd, new))) }
+}
+
+/// `renameat2(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn renameat2(
+    ofd: c_int,
+    old: *const c_char,
+    nfd: c_int,
+    new: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    let p = PathOp {
+        dirfd: ofd,
+        dirfd2: nfd,
+        path2: new,
+        flags: flags as c_int,
+        ..PathOp::new(file_op::RENAME, old)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(renameat2(ofd, old, nfd, new, flags))) }
+}
+
+/// `unlink(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        path_op(PathOp::new(file_op::UNLINK, path), || {
+            call_real!(unlink(path))
+        })
+    }
+}
+
+/// `unlinkat(2)` (`AT_REMOVEDIR` makes it an rmdir).
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    let op = if flags & libc::AT_REMOVEDIR != 0 {
+        file_op::RMDIR
+    } else {
+        file_op::UNLINK
+    };
+    let p = PathOp {
+        dirfd,
+        flags,
+        ..PathOp::new(op, path)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(unlinkat(dirfd, path, flags))) }
+}
+
+/// `mkdir(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn mkdir(path: *const c_char, mode: mode_t) -> c_int {
+    let p = PathOp {
+        mode,
+        ..PathOp::new(file_op::MKDIR, path)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(mkdir(path, mode))) }
+}
+
+/// `mkdirat(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: mode_t) -> c_int {
+    let p = PathOp {
+        dirfd,
+        mode,
+        ..PathOp::new(file_op::MKDIR, path)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(mkdirat(dirfd, path, mode))) }
+}
+
+/// `rmdir(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        path_op(PathOp::new(file_op::RMDIR, path), || {
+            call_real!(rmdir(path))
+        })
+    }
+}
+
+/// `link(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn link(old: *const c_char, new: *const c_char) -> c_int {
+    let p = PathOp {
+        path2: new,
+        ..PathOp::new(file_op::LINK, old)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(link(old, new))) }
+}
+
+/// `linkat(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn linkat(
+    ofd: c_int,
+    old: *const c_char,
+    nfd: c_int,
+    new: *const c_char,
+    flags: c_int,
+) -> c_int {
+    let p = PathOp {
+        dirfd: ofd,
+        dirfd2: nfd,
+        path2: new,
+        flags,
+        ..PathOp::new(file_op::LINK, old)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(linkat(ofd, old, nfd, new, flags))) }
+}
+
+/// `symlink(2)`: `path` is the target text, `path2` the link created.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn symlink(target: *const c_char, linkpath: *const c_char) -> c_int {
+    let p = PathOp {
+        path2: linkpath,
+        ..PathOp::new(file_op::SYMLINK, target)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(symlink(target, linkpath))) }
+}
+
+/// `symlinkat(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn symlinkat(
+    target: *const c_char,
+    nfd: c_int,
+    linkpath: *const c_char,
+) -> c_int {
+    let p = PathOp {
+        dirfd2: nfd,
+        path2: linkpath,
+        ..PathOp::new(file_op::SYMLINK, target)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(symlinkat(target, nfd, linkpath))) }
+}
+
+/// `truncate(2)` (`mode` holds the low 32 bits of the length).
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn truncate(path: *const c_char, len: off_t) -> c_int {
+    let p = PathOp {
+        mode: len as u32,
+        ..PathOp::new(file_op::TRUNCATE, path)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(truncate(path, len))) }
+}
+
+/// `truncate64(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn truncate64(path: *const c_char, len: off64_t) -> c_int {
+    let p = PathOp {
+        mode: len as u32,
+        ..PathOp::new(file_op::TRUNCATE, path)
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(truncate64(path, len))) }
+}
+
+/// `chdir(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn chdir(path: *const c_char) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        path_op(PathOp::new(file_op::CHDIR, path), || {
+            call_real!(chdir(path))
+        })
+    }
+}
+
+/// `fchdir(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
+    let p = PathOp {
+        dirfd: fd,
+        ..PathOp::new(file_op::FCHDIR, core::ptr::null())
+    };
+    // SAFETY: forwarded.
+    unsafe { path_op(p, || call_real!(fchdir(fd))) }
+}

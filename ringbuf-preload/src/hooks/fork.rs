@@ -1,0 +1,172 @@
+//! The process tree: `fork`, `vfork` (performed as `fork`: a hook cannot return twice into a
+//! borrowed address space), `_Fork`, `clone` of processes, and the ends of a process
+//! (`exit`, `_exit`, `_Exit`).
+//!
+//! The parent records a `fork` record with the child's pid. The child attaches as its own
+//! writer, gets a new span whose parent is the forking image's span, and records its
+//! `process_start` (flag FORKED). A `clone` that shares memory without being a thread
+//! (`CLONE_VM` without `CLONE_THREAD`) cannot get its own writer state, since the writer state
+//! lives in the memory it shares: the parent records the clone, and the child is attached at
+//! its exec (see [`crate::session::check_pid`]).
+
+use core::ffi::{c_int, c_void};
+
+use format::records::{exit_how, proc_op, Fork};
+use libc::pid_t;
+
+use crate::real::call_real;
+use crate::{emit, errno, guard, session, start};
+
+fn record_fork(op: u16, r: pid_t, e: c_int) {
+    if let Some((_, img)) = session::active() {
+        let ev = Fork {
+            ev: emit::header(img),
+            op: op.into(),
+            reserved: 0.into(),
+            child_pid: r.into(),
+            errno: if r < 0 { e } else { 0 }.into(),
+            reserved2: 0.into(),
+        };
+        emit::event(img, &ev, core::iter::empty());
+    }
+}
+
+fn fork_like(op: u16, call: impl FnOnce() -> pid_t) -> pid_t {
+    if session::active().is_none() || guard::busy() {
+        return call();
+    }
+    let r = call();
+    let e = errno::get();
+    if r == 0 {
+        session::after_fork_child();
+    } else {
+        record_fork(op, r, e);
+    }
+    errno::set(e);
+    r
+}
+
+/// `fork(2)`.
+#[no_mangle]
+pub extern "C" fn fork() -> pid_t {
+    fork_like(proc_op::FORK, || call_real!(fork()))
+}
+
+/// `vfork(2)`, performed as `fork`: the child gets a copy of the address space instead of a
+/// borrowed one, which every correct vfork program tolerates.
+#[no_mangle]
+pub extern "C" fn vfork() -> pid_t {
+    fork_like(proc_op::VFORK, || call_real!(fork()))
+}
+
+/// `_Fork(3)` (glibc 2.34+): fork without the atfork handlers.
+#[no_mangle]
+pub extern "C" fn _Fork() -> pid_t {
+    fork_like(proc_op::FORK, || call_real!(_Fork()))
+}
+
+/// What a process-cloning child runs first: attach, then the program's function.
+#[repr(C)]
+struct Trampoline {
+    f: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+}
+
+extern "C" fn clone_child(t: *mut c_void) -> c_int {
+    // SAFETY: `t` is the parent's Trampoline, copied into this child's own address space by
+    // clone (no CLONE_VM), so it is valid and unchanged.
+    let t = unsafe { &*(t as *const Trampoline) };
+    session::after_fork_child();
+    (t.f)(t.arg)
+}
+
+/// Entry from the C shim for `clone` (variadic).
+///
+/// # Safety
+/// C contract of `clone`.
+#[no_mangle]
+pub unsafe extern "C" fn substrate_clone_hook(
+    f: extern "C" fn(*mut c_void) -> c_int,
+    stack: *mut c_void,
+    flags: c_int,
+    arg: *mut c_void,
+    ptid: *mut pid_t,
+    tls: *mut c_void,
+    ctid: *mut pid_t,
+) -> c_int {
+    let thread = flags & libc::CLONE_THREAD != 0;
+    if thread || session::active().is_none() || guard::busy() {
+        return call_real!(clone(f, stack, flags, arg, ptid, tls, ctid));
+    }
+    let r = if flags & libc::CLONE_VM != 0 {
+        call_real!(clone(f, stack, flags, arg, ptid, tls, ctid))
+    } else {
+        let mut t = Trampoline { f, arg };
+        let tp = &mut t as *mut Trampoline as *mut c_void;
+        // As the caller asked, with our function first in the child; `t` outlives the call in
+        // the parent and is copied into the child (no CLONE_VM).
+        call_real!(clone(clone_child, stack, flags, tp, ptid, tls, ctid))
+    };
+    let e = errno::get();
+    record_fork(proc_op::CLONE, r, e);
+    errno::set(e);
+    r
+}
+
+/// `exit(3)`: note how the process ends; the `on_exit` handler records it with the status
+/// after the program's own `atexit` handlers have run.
+#[no_mangle]
+pub extern "C" fn exit(status: c_int) -> ! {
+    if let Some((_, img)) = session::active() {
+        img.exit_how
+            .store(exit_how::EXIT, core::sync::atomic::Ordering::Relaxed);
+    }
+    // SAFETY: the real exit; a missing one cannot happen (libc defines it), _exit otherwise.
+    unsafe {
+        match crate::real::exit() {
+            Some(f) => f(status),
+            None => libc::_exit(status),
+        }
+    }
+}
+
+fn end_now(how: u16, status: c_int) {
+    if let Some((_, img)) = session::active() {
+        start::record_exit(img, how, status);
+        if let Some(w) = &img.writer {
+            w.detach();
+        }
+    }
+}
+
+/// `_exit(2)`: record the end and release the slot, then end at once.
+#[no_mangle]
+pub extern "C" fn _exit(status: c_int) -> ! {
+    end_now(exit_how::UNDERSCORE_EXIT, status);
+    // SAFETY: the real _exit; the raw syscall if the lookup failed.
+    unsafe {
+        match crate::real::_exit() {
+            Some(f) => f(status),
+            None => {
+                libc::syscall(libc::SYS_exit_group, status);
+                core::hint::unreachable_unchecked()
+            }
+        }
+    }
+}
+
+/// `_Exit(3)`: as `_exit`.
+#[no_mangle]
+pub extern "C" fn _Exit(status: c_int) -> ! {
+    end_now(exit_how::UNDERSCORE_EXIT_C99, status);
+    // SAFETY: as for _exit.
+    unsafe {
+        match crate::real::_Exit() {
+            Some(f) => f(status),
+            None => {
+                libc::syscall(libc::SYS_exit_group, status);
+                core::hint::unreachable_unchecked()
+            }
+        }
+    }
+}

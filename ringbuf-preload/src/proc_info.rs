@@ -1,0 +1,49 @@
+//! What the library reads about its own process at start: working directory, executable path,
+//! environment variables. Raw system calls only, into caller buffers: the library's own work
+//! goes through no hooked function and so produces no records.
+
+use core::ffi::c_char;
+
+use crate::emit;
+
+/// The working directory into `buf` (`getcwd` syscall); empty if unknown.
+pub fn cwd(buf: &mut [u8]) -> &[u8] {
+    let e = crate::errno::get();
+    // SAFETY: buf is valid for writes of its length.
+    let r = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    crate::errno::set(e);
+    if r <= 0 {
+        return b"";
+    }
+    // The syscall returns the length including the NUL.
+    &buf[..(r as usize).saturating_sub(1)]
+}
+
+/// `readlink(path)` into `buf`; empty if it fails.
+pub fn readlink<'a>(path: &core::ffi::CStr, buf: &'a mut [u8]) -> &'a [u8] {
+    let e = crate::errno::get();
+    // SAFETY: valid path and buffer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_readlinkat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    crate::errno::set(e);
+    if r <= 0 {
+        return b"";
+    }
+    &buf[..r as usize]
+}
+
+/// The value of `name` (given as `b"NAME="`) in `envp`, if present.
+///
+/// # Safety
+/// `envp` is NULL or a NULL-terminated array of valid C strings.
+pub unsafe fn env_value<'a>(envp: *const *const c_char, name: &[u8]) -> Option<&'a [u8]> {
+    // SAFETY: forwarded from the caller.
+    unsafe { emit::CStrs::new(envp) }.find_map(|e| e.strip_prefix(name))
+}

@@ -1,0 +1,269 @@
+//! Process-wide state: the mapped ring, the session's environment strings, and the current
+//! process image (its writer, pid and span).
+//!
+//! # Invariants
+//! - [`Fixed`] is written once by the constructor, before it is published through a release
+//!   store of its pointer; it never changes after, so any thread or signal handler that
+//!   acquires the pointer reads it without synchronisation.
+//! - An [`Image`] is immutable once published through [`CURRENT`]. A forked child builds a new
+//!   image in the other of two static slots and publishes it with one store, so a signal
+//!   handler running in the child during the switch sees either the old image or the new one,
+//!   whole. Only the child's single thread switches (fork leaves one thread), so the slot being
+//!   written is never the one any thread uses.
+//! - Nothing here is freed: the ring stays mapped until the process ends or execs.
+
+use core::cell::UnsafeCell;
+use core::ffi::c_char;
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, Ordering::*};
+
+use format::records::{start_flags, ProcessStart};
+use format::{ids, sys, DropReason, Ring, Writer};
+
+use crate::{emit, guard, proc_info};
+
+/// A fixed-capacity byte string in static memory (always NUL-terminated).
+pub struct Buf<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Default for Buf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Buf<N> {
+    /// Empty.
+    pub const fn new() -> Self {
+        Buf {
+            len: 0,
+            bytes: [0; N],
+        }
+    }
+    /// Append what fits (one byte is kept for the NUL); false if something was cut.
+    pub fn push(&mut self, b: &[u8]) -> bool {
+        let n = b.len().min(N - 1 - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&b[..n]);
+        self.len += n;
+        self.bytes[self.len] = 0;
+        n == b.len()
+    }
+    /// The bytes, without the NUL.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+    /// As a C string.
+    pub fn as_ptr(&self) -> *const c_char {
+        self.bytes.as_ptr().cast()
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Mutable access to the whole buffer, for syscalls that fill it; then [`Buf::set_len`].
+    pub fn raw(&mut self) -> &mut [u8; N] {
+        &mut self.bytes
+    }
+    /// Set the length after filling with [`Buf::raw`].
+    pub fn set_len(&mut self, n: usize) {
+        self.len = n.min(N - 1);
+        self.bytes[self.len] = 0;
+    }
+}
+
+/// What the constructor learns once and children inherit.
+pub struct Fixed {
+    /// The session ring, mapped shared.
+    pub ring: Ring,
+    /// `SHIM_SESSION_ID` (or the ring's session id when unset), as bytes; zero if neither.
+    pub session_id: [u8; 16],
+    /// `SUBSTRATE_RING=<absolute path>` for children.
+    pub env_ring: Buf<4200>,
+    /// `SHIM_SESSION_ID=<uuid>` for children; empty when there is no session id.
+    pub env_session: Buf<64>,
+    /// Path of this library, as the loader found it (for children's `LD_PRELOAD`).
+    pub lib_path: Buf<4096>,
+    /// `argv` of the process as passed to the constructor.
+    pub argv: *const *const c_char,
+    /// `/proc/self/exe` at start.
+    pub exe: Buf<4096>,
+}
+
+/// One process image (or forked copy of one).
+pub struct Image {
+    /// This process's writer; `None` when every slot was taken (records count as dropped).
+    pub writer: Option<Writer<'static>>,
+    /// Pid, cached: reading it on the recording path would be a syscall.
+    pub pid: u32,
+    /// Span id of this image.
+    pub span: [u8; 16],
+    /// Span of whoever started it (zeros: none).
+    pub parent_span: [u8; 16],
+    /// `SHIM_PARENT_SPAN=spn_<this span>` for children.
+    pub env_parent: Buf<64>,
+    /// How the process is ending, set by the `exit` hook for the exit handler ([`exit_how`]).
+    ///
+    /// [`exit_how`]: format::records::exit_how
+    pub exit_how: AtomicU16,
+    /// The exit record was written.
+    pub exit_recorded: AtomicBool,
+}
+
+struct StaticCell<T>(UnsafeCell<MaybeUninit<T>>);
+
+// SAFETY: each cell is written only before its pointer is published (see the module
+// invariants) and only read afterwards.
+unsafe impl<T> Sync for StaticCell<T> {}
+
+impl<T> StaticCell<T> {
+    const fn new() -> Self {
+        StaticCell(UnsafeCell::new(MaybeUninit::uninit()))
+    }
+    fn ptr(&'static self) -> *mut T {
+        self.0.get().cast()
+    }
+}
+
+static FIXED_CELL: StaticCell<Fixed> = StaticCell::new();
+static IMAGE_CELLS: [StaticCell<Image>; 2] = [StaticCell::new(), StaticCell::new()];
+
+/// The constructor's data; null until the library is active.
+static FIXED: AtomicPtr<Fixed> = AtomicPtr::new(ptr::null_mut());
+/// The current image; null while inert.
+static CURRENT: AtomicPtr<Image> = AtomicPtr::new(ptr::null_mut());
+
+/// The active session, or `None` when the library is inert (no ring, or not initialised yet).
+#[inline(always)]
+pub fn active() -> Option<(&'static Fixed, &'static Image)> {
+    // Acquire pairs with the release stores in `start`/`after_fork_child`: the image (and the
+    // Fixed it was built after) are fully written.
+    let img = CURRENT.load(Acquire);
+    if img.is_null() {
+        return None;
+    }
+    // Relaxed: FIXED was stored before CURRENT's release store, which we acquired.
+    let fx = FIXED.load(Relaxed);
+    // SAFETY: both pointers name static cells written before publication and never changed.
+    Some(unsafe { (&*fx, &*img) })
+}
+
+/// Publish `fx` (once, from the constructor).
+///
+/// # Safety
+/// Called once, before any image is published, by the constructor.
+pub unsafe fn publish_fixed(fx: Fixed) -> &'static Fixed {
+    let p = FIXED_CELL.ptr();
+    // SAFETY: the cell is unpublished and written only here.
+    unsafe { p.write(fx) };
+    FIXED.store(p, Relaxed);
+    // SAFETY: just written; immutable from now on.
+    unsafe { &*p }
+}
+
+/// Build a new image in the free slot and publish it. Returns it.
+///
+/// # Safety
+/// Only the constructor or a forked child's single thread may call this.
+pub unsafe fn publish_image(img: Image) -> &'static Image {
+    let cur = CURRENT.load(Relaxed);
+    let cell = if cur == IMAGE_CELLS[0].ptr() {
+        IMAGE_CELLS[1].ptr()
+    } else {
+        IMAGE_CELLS[0].ptr()
+    };
+    // SAFETY: the cell is not the current image; the image it held (two generations back) is
+    // not used by any thread of this process (module invariants). It is overwritten without
+    // drop: its writer belonged to an ancestor process and must not detach from here.
+    unsafe { cell.write(img) };
+    // Release: the image's fields are visible to whoever acquires the pointer.
+    CURRENT.store(cell, Release);
+    // SAFETY: just written; immutable from now on.
+    unsafe { &*cell }
+}
+
+/// Make an image for this process: attach a writer and derive the span ids.
+pub fn new_image(fx: &'static Fixed, pid: u32, parent_span: [u8; 16]) -> Image {
+    let writer = Writer::attach(&fx.ring).ok();
+    let span = ids::new_uuid_v7();
+    if let Some(w) = &writer {
+        w.set_span(&span);
+    }
+    let mut env_parent = Buf::new();
+    env_parent.push(b"SHIM_PARENT_SPAN=");
+    env_parent.push(ids::SPAN_PREFIX.as_bytes());
+    let mut text = [0u8; ids::UUID_TEXT_LEN];
+    ids::format_uuid(&span, &mut text);
+    env_parent.push(&text);
+    Image {
+        writer,
+        pid,
+        span,
+        parent_span,
+        env_parent,
+        exit_how: AtomicU16::new(0),
+        exit_recorded: AtomicBool::new(false),
+    }
+}
+
+/// Write this image's `process_start` record.
+pub fn record_start(fx: &Fixed, img: &Image, flags: u32) {
+    let mut ev = ProcessStart {
+        ev: emit::header(img),
+        ppid: sys_getppid().into(),
+        start_flags: flags.into(),
+        parent_span: img.parent_span,
+        session_id: fx.session_id,
+        start_time: img
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.identity().start_time)
+            .into(),
+    };
+    if img.parent_span == [0; 16] {
+        ev.start_flags = (flags | start_flags::ROOT).into();
+    }
+    let mut cwd = [0u8; 4096];
+    let cwd = proc_info::cwd(&mut cwd);
+    // SAFETY: argv is the vector the loader passed to the constructor (NULL-terminated).
+    let argv = unsafe { emit::CStrs::new(fx.argv) };
+    let vars = [fx.exe.as_bytes(), cwd].into_iter().chain(argv);
+    emit::event(img, &ev, vars);
+}
+
+fn sys_getppid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::syscall(libc::SYS_getppid) as u32 }
+}
+
+/// In a child created by fork (or clone without shared memory): attach as a new writer with a
+/// new span whose parent is the forking image, and record the start.
+pub fn after_fork_child() {
+    let Some((fx, parent)) = active() else {
+        return;
+    };
+    let pid = sys::getpid();
+    guard::set_tid(pid);
+    let img = new_image(fx, pid, parent.span);
+    // SAFETY: a forked child has one thread, this one.
+    let img = unsafe { publish_image(img) };
+    record_start(fx, img, start_flags::FORKED);
+}
+
+/// Before an exec (which makes system calls anyway): if the pid changed since the image was
+/// made, this is a child the library did not see being created (raw `clone3`, `vfork` by
+/// syscall); make its image now so the exec is attributed to the right process.
+pub fn check_pid() {
+    if let Some((_, img)) = active() {
+        if sys::getpid() != img.pid {
+            after_fork_child();
+        }
+    }
+}
+
+/// Count a record that could not be written because the process has no writer.
+pub fn count_no_slot(fx: &Fixed) {
+    fx.ring.count_drop(DropReason::NoSlot);
+}

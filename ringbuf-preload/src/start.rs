@@ -1,0 +1,172 @@
+//! Start and end of a process image: the constructor that maps the ring and records
+//! `process_start`, and the exit handler that records `process_exit` and releases the writer
+//! slot.
+//!
+//! The constructor is the only place the library makes system calls of its own in a process
+//! that does not exec or fork: reading `AT_SECURE`, opening and mapping the ring, reading
+//! `/proc/self/stat`, `/proc/self/exe`, the working directory, 10 random bytes. With no usable
+//! ring it returns before doing anything else and the library stays inert.
+
+use core::ffi::{c_char, c_int, c_void, CStr};
+
+use format::records::{exit_how, start_flags, ProcessExit};
+use format::{ids, sys, Ring};
+
+use crate::session::{self, Buf, Fixed, Image};
+use crate::{emit, guard, proc_info, real};
+
+type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
+
+/// glibc calls `.init_array` entries with `(argc, argv, envp)`.
+#[used]
+#[link_section = ".init_array"]
+static INIT: InitFn = init;
+
+extern "C" {
+    fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+}
+
+extern "C" fn init(_argc: c_int, argv: *const *const c_char, envp: *const *const c_char) {
+    let e = crate::errno::get();
+    guard::hold(|| {
+        // SAFETY: the loader passes the process's argv and envp, NULL-terminated.
+        unsafe { start(argv, envp) }
+    });
+    // The program must see errno = 0 at main, whatever the start-up did.
+    crate::errno::set(e);
+}
+
+/// # Safety
+/// `argv`, `envp`: NULL-terminated arrays of C strings, valid for the life of the process.
+unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
+    // SAFETY: getauxval has no preconditions.
+    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+        return; // setuid/setgid/capabilities: never write into a file another user chose.
+    }
+    // SAFETY: envp as the loader gave it.
+    let Some(ring_path) = (unsafe { proc_info::env_value(envp, b"SUBSTRATE_RING=") }) else {
+        return;
+    };
+    if ring_path.is_empty() {
+        return;
+    }
+    real::resolve_all();
+
+    // Children may run elsewhere: give them an absolute path.
+    let mut env_ring = Buf::new();
+    env_ring.push(b"SUBSTRATE_RING=");
+    if ring_path[0] != b'/' {
+        let mut cwd = [0u8; 4096];
+        env_ring.push(proc_info::cwd(&mut cwd));
+        env_ring.push(b"/");
+    }
+    if !env_ring.push(ring_path) {
+        return;
+    }
+    let Some(ring) = open_ring(&env_ring.as_bytes()[b"SUBSTRATE_RING=".len()..]) else {
+        return;
+    };
+
+    // SAFETY: envp as above.
+    let env_sid = unsafe { proc_info::env_value(envp, b"SHIM_SESSION_ID=") };
+    let session_id = env_sid
+        .and_then(ids::parse_uuid)
+        .unwrap_or_else(|| ring.session_id());
+    let mut env_session = Buf::new();
+    if session_id != [0; 16] {
+        let mut text = [0u8; ids::UUID_TEXT_LEN];
+        ids::format_uuid(&session_id, &mut text);
+        env_session.push(b"SHIM_SESSION_ID=");
+        env_session.push(&text);
+    }
+    // SAFETY: envp as above.
+    let parent_span = unsafe { proc_info::env_value(envp, b"SHIM_PARENT_SPAN=") }
+        .and_then(ids::parse_span)
+        .unwrap_or([0; 16]);
+
+    let mut fx = Fixed {
+        ring,
+        session_id,
+        env_ring,
+        env_session,
+        lib_path: Buf::new(),
+        argv,
+        exe: Buf::new(),
+    };
+    own_path(&mut fx.lib_path);
+    let n = proc_info::readlink(c"/proc/self/exe", fx.exe.raw()).len();
+    fx.exe.set_len(n);
+
+    // SAFETY: the constructor runs once, before anything is published.
+    let fx = unsafe { session::publish_fixed(fx) };
+    let img = session::new_image(fx, sys::getpid(), parent_span);
+    // SAFETY: constructor, single publication point of the first image.
+    let img: &Image = unsafe { session::publish_image(img) };
+    session::record_start(fx, img, start_flags::EXEC);
+    // SAFETY: registering a handler with no argument; on_exit copies the pair.
+    unsafe { on_exit(exit_handler, core::ptr::null_mut()) };
+}
+
+/// Open and map the ring at `path` (bytes without NUL): never through a symlink, close-on-exec
+/// and closed again at once (the mapping is all the library keeps: no descriptor remains).
+fn open_ring(path: &[u8]) -> Option<Ring> {
+    let mut p = [0u8; 4200];
+    if path.len() >= p.len() {
+        return None;
+    }
+    p[..path.len()].copy_from_slice(path);
+    let c = CStr::from_bytes_until_nul(&p).ok()?;
+    let fd = sys::open(c, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0).ok()? as i32;
+    let ring = Ring::map_fd(fd, true);
+    sys::close(fd);
+    ring.ok()
+}
+
+/// This library's file name as the loader knows it.
+fn own_path(out: &mut Buf<4096>) {
+    let mut info = core::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    let addr = init as InitFn as *const c_void;
+    // SAFETY: dladdr fills `info` for an address inside a loaded object.
+    let ok = unsafe { libc::dladdr(addr, info.as_mut_ptr()) } != 0;
+    // SAFETY: zeroed, then filled by dladdr on success.
+    let info = unsafe { info.assume_init() };
+    if ok && !info.dli_fname.is_null() {
+        // SAFETY: dli_fname is a valid C string owned by the loader.
+        out.push(unsafe { emit::cstr(info.dli_fname) });
+    }
+}
+
+/// Record this image's end (once).
+pub fn record_exit(img: &Image, how: u16, status: c_int) {
+    if img
+        .exit_recorded
+        .swap(true, core::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
+    let ev = ProcessExit {
+        ev: emit::header(img),
+        how: how.into(),
+        reserved: 0.into(),
+        status: status.into(),
+    };
+    emit::event(img, &ev, core::iter::empty());
+}
+
+/// `on_exit` handler: runs at `exit()` and at return from `main`, with the exit status. It
+/// was registered by the constructor, which the loader runs before `__libc_start_main`
+/// registers the loader's own destructor pass, so it runs last: after the program's `atexit`
+/// handlers and after every library destructor. Recording the end and releasing the writer
+/// slot here loses nothing that the process does on its way out.
+extern "C" fn exit_handler(status: c_int, _arg: *mut c_void) {
+    if let Some((_, img)) = session::active() {
+        let how = match img.exit_how.load(core::sync::atomic::Ordering::Relaxed) {
+            0 => exit_how::RETURN,
+            h => h,
+        };
+        record_exit(img, how, status);
+        if let Some(w) = &img.writer {
+            w.detach();
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Will the program about to be started be traced? The loader ignores `LD_PRELOAD` for static
+//! executables (no `PT_INTERP`) and in secure-execution mode (setuid/setgid to another user,
+//! file capabilities). The exec and spawn records say so instead of falling silent.
+//!
+//! Runs only on the exec/spawn path, which makes system calls anyway: it opens the target
+//! (`O_CLOEXEC`, closed before returning), reads its ELF header and program headers, and looks
+//! for a `security.capability` attribute. Raw syscalls; `errno` is restored.
+
+use core::ffi::{c_char, c_int};
+
+use format::records::untraced;
+use format::sys;
+
+use crate::childenv::Scratch;
+use crate::emit;
+
+fn raw(r: libc::c_long) -> Option<i64> {
+    (r >= 0).then_some(r)
+}
+
+/// Why the program at `path` (relative to `dirfd`) will be untraced; 0 if it will be traced or
+/// cannot be inspected. With `search`, a `path` without `/` is looked up in `PATH` the way
+/// `execvp` does.
+///
+/// # Safety
+/// `path` is a valid C string or NULL.
+pub unsafe fn untraced_path(
+    s: &mut Scratch,
+    dirfd: c_int,
+    path: *const c_char,
+    search: bool,
+) -> u16 {
+    // SAFETY: caller's contract.
+    let name = unsafe { emit::cstr(path) };
+    if name.is_empty() {
+        return 0;
+    }
+    let e = crate::errno::get();
+    let r = if search && !name.contains(&b'/') {
+        // SAFETY: getenv reads the environment; it is not hooked.
+        let p = unsafe { libc::getenv(c"PATH".as_ptr()) };
+        let dirs = if p.is_null() {
+            b"/bin:/usr/bin".as_slice()
+        } else {
+            // SAFETY: getenv returned a valid C string.
+            unsafe { emit::cstr(p) }
+        };
+        let mut reason = 0;
+        for dir in dirs.split(|&c| c == b':') {
+            let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+            let Some(c) = s.cstring(&[dir, b"/", name]) else {
+                break;
+            };
+            if let Some(r) = inspect_at(libc::AT_FDCWD, c, true) {
+                reason = r;
+                break;
+            }
+        }
+        reason
+    } else {
+        inspect_at(dirfd, path, false).unwrap_or(0)
+    };
+    crate::errno::set(e);
+    r
+}
+
+/// Why the program open at `fd` (`fexecve`) will be untraced.
+pub fn untraced_fd(fd: c_int) -> u16 {
+    let e = crate::errno::get();
+    let r = inspect_fd(fd);
+    crate::errno::set(e);
+    r
+}
+
+/// Open `path` and inspect it; `None` when it is not an executable regular file (with
+/// `need_exec`, the `execvp` search goes on).
+fn inspect_at(dirfd: c_int, path: *const c_char, need_exec: bool) -> Option<u16> {
+    if need_exec {
+        // SAFETY: valid C string; faccessat only checks permissions.
+        let ok = unsafe { libc::syscall(libc::SYS_faccessat, dirfd, path, libc::X_OK, 0) };
+        raw(ok)?;
+    }
+    // SAFETY: valid C string; the descriptor is closed below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dirfd,
+            path,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            0,
+        )
+    };
+    let fd = raw(fd)? as c_int;
+    let st = sys::fstat(fd);
+    let r = match st {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Some(inspect_fd(fd)),
+        _ => None,
+    };
+    sys::close(fd);
+    r
+}
+
+fn pread(fd: c_int, buf: &mut [u8], off: u64) -> usize {
+    // SAFETY: buf is valid for writes of its length.
+    let r = unsafe { libc::syscall(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), off) };
+    raw(r).unwrap_or(0) as usize
+}
+
+fn inspect_fd(fd: c_int) -> u16 {
+    let Ok(st) = sys::fstat(fd) else {
+        return 0;
+    };
+    let mut reason = 0;
+    // SAFETY: plain id queries.
+    let (euid, egid) = unsafe {
+        (
+            libc::syscall(libc::SYS_geteuid),
+            libc::syscall(libc::SYS_getegid),
+        )
+    };
+    if (st.st_mode & libc::S_ISUID != 0 && st.st_uid as i64 != euid)
+        || (st.st_mode & libc::S_ISGID != 0 && st.st_gid as i64 != egid)
+    {
+        reason |= untraced::SETUID;
+    }
+    // SAFETY: a size query (NULL buffer, size 0) of an attribute name.
+    let caps = unsafe {
+        libc::syscall(
+            libc::SYS_fgetxattr,
+            fd,
+            c"security.capability".as_ptr(),
+            core::ptr::null_mut::<u8>(),
+            0usize,
+        )
+    };
+    if caps > 0 {
+        reason |= untraced::SETCAP;
+    }
+    if is_static_elf(fd) {
+        reason |= untraced::STATIC;
+    }
+    reason
+}
+
+/// An ELF executable without a `PT_INTERP` program header (static, or static-pie).
+fn is_static_elf(fd: c_int) -> bool {
+    let mut h = [0u8; 64];
+    if pread(fd, &mut h, 0) < 52 || &h[..4] != b"\x7fELF" || h[5] != 1 {
+        return false; // a script, another format, or big-endian: not ours to judge
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]) as u64;
+    let (phoff, phentsize, phnum) = match h[4] {
+        2 => (
+            u64::from_le_bytes(h[32..40].try_into().unwrap_or_default()),
+            u16_at(54),
+            u16_at(56),
+        ),
+        1 => (
+            u32::from_le_bytes(h[28..32].try_into().unwrap_or_default()) as u64,
+            u16_at(42),
+            u16_at(44),
+        ),
+        _ => return false,
+    };
+    if phentsize < 4 || phnum == 0 {
+        return false;
+    }
+    for i in 0..phnum.min(256) {
+        let mut t = [0u8; 4];
+        if pread(fd, &mut t, phoff + i * phentsize) != 4 {
+            return false;
+        }
+        if u32::from_le_bytes(t) == libc::PT_INTERP {
+            return false;
+        }
+    }
+    // Only executables can be exec'd; a shared object without PT_INTERP would fail to exec.
+    u16_at(16) == libc::ET_EXEC as u64 || u16_at(16) == libc::ET_DYN as u64
+}
