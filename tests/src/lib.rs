@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/` and the stress writer binary.
 
+pub mod harness;
+
 /// A stress record: who wrote it, its number, and a checksum over the whole payload, so a
 /// reader can tell a torn, stale or mixed-up record from a good one.
 ///

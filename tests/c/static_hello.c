@@ -1,0 +1,2 @@
+#include <stdio.h>
+int main(void) { puts("static TAG"); return 0; }

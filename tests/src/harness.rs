@@ -1,0 +1,200 @@
+//! Running real programs under `substrate-drain record` and reading back their trace.
+//!
+//! [`tools`] builds the release drain and preload once per test binary (a nested
+//! `cargo build --release`), [`compile`] builds a C program with the system compiler, and
+//! [`record`] runs a command traced and parses `trace.jsonl`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// Paths of the release drain and preload library, built on first use.
+pub struct Tools {
+    /// `substrate-drain`.
+    pub drain: PathBuf,
+    /// `libringbuf_preload.so`.
+    pub preload: PathBuf,
+}
+
+/// Build (once) and locate the tools.
+pub fn tools() -> &'static Tools {
+    static T: OnceLock<Tools> = OnceLock::new();
+    T.get_or_init(|| {
+        let st = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "-q",
+                "-p",
+                "drain",
+                "-p",
+                "ringbuf-preload",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(
+            st.success(),
+            "cargo build --release of drain and preload failed"
+        );
+        let dir = target_dir().join("release");
+        Tools {
+            drain: dir.join("substrate-drain"),
+            preload: dir.join("libringbuf_preload.so"),
+        }
+    })
+}
+
+/// Compile `src` (a file under `tests/c/`) into `dir` as `name` with extra compiler flags.
+pub fn compile(dir: &Path, src: &str, name: &str, flags: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c").join(src);
+    let o = Command::new("cc")
+        .args(flags)
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("-lpthread")
+        .output()
+        .expect("run cc");
+    assert!(
+        o.status.success(),
+        "cc {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// A traced run: the command's output and the decoded trace.
+pub struct Run {
+    /// Exit status, stdout and stderr of `substrate-drain record` (stdout is the command's).
+    pub out: Output,
+    /// Every line of trace.jsonl, parsed.
+    pub lines: Vec<Value>,
+}
+
+impl Run {
+    /// The command's stdout.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    /// Lines of one event type.
+    pub fn of(&self, event_type: &str) -> Vec<&Value> {
+        self.lines
+            .iter()
+            .filter(|l| l["event_type"] == event_type)
+            .collect()
+    }
+    /// The argv of a line, as strings.
+    pub fn argv(l: &Value) -> Vec<String> {
+        l["argv"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s.as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// `process_start` lines of images started by exec whose argv is exactly `argv` (a forked
+    /// copy of a program has its argv too, but is not a new program).
+    pub fn starts_with_argv(&self, argv: &[&str]) -> Vec<&Value> {
+        self.of("process_start")
+            .into_iter()
+            .filter(|l| l["via"] == "exec" && Self::argv(l) == argv)
+            .collect()
+    }
+    /// The span tree: does `child`'s chain of parent spans reach `ancestor`'s span?
+    pub fn descends(&self, child: &Value, ancestor: &Value) -> bool {
+        let target = &ancestor["span_id"];
+        let mut cur = child["parent_span"].clone();
+        for _ in 0..64 {
+            if cur.is_null() {
+                return false;
+            }
+            if &cur == target {
+                return true;
+            }
+            let next = self
+                .of("process_start")
+                .into_iter()
+                .find(|l| l["span_id"] == cur)
+                .map(|l| l["parent_span"].clone());
+            match next {
+                Some(n) => cur = n,
+                None => return false,
+            }
+        }
+        false
+    }
+    /// A compact dump of the trace for assertion messages.
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        for l in &self.lines {
+            let mut m = l.as_object().cloned().unwrap_or_default();
+            for k in [
+                "ts",
+                "ts_unix_ns",
+                "session_id",
+                "component",
+                "tid",
+                "span_id",
+                "parent_span",
+                "cwd",
+                "exe",
+            ] {
+                m.remove(k);
+            }
+            s.push_str(&Value::Object(m).to_string());
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Run `cmd` under `substrate-drain record` in `dir`, with `extra` options before `--`.
+pub fn record_with(dir: &Path, extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
+    let t = tools();
+    let trace = dir.join(format!(
+        "trace-{}.jsonl",
+        std::process::id() as u64 * 1000
+            + COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut c = Command::new(&t.drain);
+    c.arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--preload")
+        .arg(&t.preload);
+    c.args(extra).arg("--").args(cmd).current_dir(dir);
+    c.env_remove("LD_PRELOAD")
+        .env_remove("SHIM_PARENT_SPAN")
+        .env_remove("SUBSTRATE_RING");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run substrate-drain record");
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("malformed line {l:?}: {e}")))
+        .collect();
+    Run { out, lines }
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Run `cmd` traced with default options.
+pub fn record(dir: &Path, cmd: &[&str]) -> Run {
+    record_with(dir, &[], cmd, &[])
+}
