@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use tests::harness::{compile, record, record_with, tools, Run};
+use tests::harness::{compile, record, record_with, Run};
 
 /// The scenario program (tests/c/scenarios.c) and a scratch directory, built once.
 fn sc() -> &'static (PathBuf, PathBuf) {
