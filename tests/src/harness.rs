@@ -198,3 +198,146 @@ static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 pub fn record(dir: &Path, cmd: &[&str]) -> Run {
     record_with(dir, &[], cmd, &[])
 }
+
+/// A traced run that `strace -ff` watched too (same processes, same pids).
+pub struct Straced {
+    /// The trace.
+    pub run: Run,
+    /// `(pid, argv)` of every successful `execve`/`execveat` of the traced tree, as strace saw
+    /// them (the drain's own exec excluded).
+    pub execs: Vec<(i64, Vec<String>)>,
+}
+
+/// Run `cmd` under `strace -ff` *and* `substrate-drain record` at once, so both see the same
+/// processes with the same pids.
+pub fn record_straced(dir: &Path, cmd: &[&str], env: &[(&str, &str)]) -> Straced {
+    let t = tools();
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sdir = dir.join(format!("strace-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&sdir).unwrap();
+    let trace = dir.join(format!("trace-straced-{}-{n}.jsonl", std::process::id()));
+    let mut c = Command::new("strace");
+    c.args([
+        "-ff",
+        "-qq",
+        "-e",
+        "trace=execve,execveat",
+        "-s",
+        "65535",
+        "-o",
+    ])
+    .arg(sdir.join("st"))
+    .arg("--")
+    .arg(&t.drain)
+    .arg("record")
+    .arg("-o")
+    .arg(&trace)
+    .arg("--preload")
+    .arg(&t.preload)
+    .arg("--")
+    .args(cmd)
+    .current_dir(dir);
+    c.env_remove("LD_PRELOAD")
+        .env_remove("SHIM_PARENT_SPAN")
+        .env_remove("SUBSTRATE_RING");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run strace (is it installed?)");
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("valid line"))
+        .collect();
+    let mut execs = Vec::new();
+    for f in std::fs::read_dir(&sdir).unwrap() {
+        let f = f.unwrap().path();
+        let pid: i64 = f
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse().ok())
+            .unwrap();
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            if !(line.starts_with("execve(") || line.starts_with("execveat("))
+                || !line.ends_with("= 0")
+            {
+                continue;
+            }
+            if let Some(argv) = strace_argv(line) {
+                if !argv.first().is_some_and(|a| a.ends_with("substrate-drain")) {
+                    execs.push((pid, argv));
+                }
+            }
+        }
+    }
+    Straced {
+        run: Run { out, lines },
+        execs,
+    }
+}
+
+/// The argv array of an strace `execve(...)` line.
+fn strace_argv(line: &str) -> Option<Vec<String>> {
+    let b = line.as_bytes();
+    // Skip the path (or dirfd, path) to the first '[' outside a string.
+    let mut i = 0;
+    let mut in_str = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if in_str => i += 1,
+            b'"' => in_str = !in_str,
+            b'[' if !in_str => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    i += 1;
+    let mut argv = Vec::new();
+    loop {
+        while i < b.len() && (b[i] == b' ' || b[i] == b',') {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == b']' {
+            return Some(argv);
+        }
+        if b[i] != b'"' {
+            return None;
+        }
+        i += 1;
+        let mut s = Vec::new();
+        while i < b.len() && b[i] != b'"' {
+            if b[i] == b'\\' && i + 1 < b.len() {
+                i += 1;
+                match b[i] {
+                    b'n' => s.push(b'\n'),
+                    b't' => s.push(b'\t'),
+                    b'r' => s.push(b'\r'),
+                    b'v' => s.push(11),
+                    b'f' => s.push(12),
+                    b'x' => {
+                        let h = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                        s.push(u8::from_str_radix(h, 16).ok()?);
+                        i += 2;
+                    }
+                    d @ b'0'..=b'7' => {
+                        let mut v = (d - b'0') as u32;
+                        while i + 1 < b.len() && (b'0'..=b'7').contains(&b[i + 1]) && v < 32 {
+                            i += 1;
+                            v = v * 8 + (b[i] - b'0') as u32;
+                        }
+                        s.push(v as u8);
+                    }
+                    c => s.push(c),
+                }
+            } else {
+                s.push(b[i]);
+            }
+            i += 1;
+        }
+        i += 1;
+        if b.get(i..i + 3) == Some(b"...") {
+            i += 3; // strace cut the string: -s is large enough that this does not happen
+        }
+        argv.push(String::from_utf8_lossy(&s).into_owned());
+    }
+}
