@@ -44,8 +44,9 @@ pub fn catch_signals() {
 pub struct Until<'a> {
     /// Keep polling after catching up (follow).
     pub follow: bool,
-    /// With `follow`: called when caught up; true ends the loop.
-    pub done: &'a mut dyn FnMut(&Ring) -> bool,
+    /// With `follow`: called whenever the reader waits, and every 8192 records, with whether it
+    /// is caught up; true ends the loop. It handles signals (`SIGNALLED`) as it sees fit.
+    pub done: &'a mut dyn FnMut(&Ring, bool) -> bool,
     /// Without `follow`: how long to wait for a record a live writer is still writing.
     pub busy_wait: Duration,
     /// Publish the read position to the ring.
@@ -78,6 +79,9 @@ pub fn run(
                     if until.publish {
                         publish(reader, dec);
                     }
+                    if until.follow && (until.done)(ring, false) {
+                        break;
+                    }
                 }
             }
             Item::Waiting(w) => {
@@ -96,9 +100,7 @@ pub fn run(
                     if since.elapsed() >= until.busy_wait {
                         break;
                     }
-                } else if SIGNALLED.load(Relaxed) != 0
-                    || (w == Waiting::CaughtUp && (until.done)(ring))
-                {
+                } else if (until.done)(ring, w == Waiting::CaughtUp) {
                     break;
                 }
                 std::thread::sleep(nap);

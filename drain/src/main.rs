@@ -226,11 +226,11 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
     }
     let until_done = a.until_done;
     let mut seen_writer = false;
-    let mut done = |ring: &Ring| {
+    let mut done = |ring: &Ring, caught_up: bool| {
         if follow::SIGNALLED.load(std::sync::atomic::Ordering::Relaxed) != 0 {
             return true;
         }
-        if !until_done {
+        if !until_done || !caught_up {
             return false;
         }
         let st = ring.stats();

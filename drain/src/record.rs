@@ -202,7 +202,7 @@ pub fn run(a: RecordArgs) -> ExitCode {
     let mut exited_at: Option<Instant> = None;
     let grace = Duration::from_secs_f64(a.grace.max(0.0));
     let pid = child.id() as i32;
-    let mut done = |ring: &Ring| {
+    let mut done = |ring: &Ring, caught_up: bool| {
         let sig = follow::SIGNALLED.swap(0, Relaxed);
         if sig != 0 && status.is_none() {
             // SAFETY: signalling our own child, which we have not reaped yet.
@@ -217,6 +217,9 @@ pub fn run(a: RecordArgs) -> ExitCode {
         let Some(t) = exited_at else {
             return false;
         };
+        if !caught_up {
+            return false;
+        }
         !ring.any_writer_alive(&ProcLiveness) || (!a.wait_all && t.elapsed() >= grace)
     };
     let until = follow::Until {
@@ -234,7 +237,7 @@ pub fn run(a: RecordArgs) -> ExitCode {
             &mut out,
             follow::Until {
                 follow: false,
-                done: &mut |_| true,
+                done: &mut |_, _| true,
                 busy_wait: Duration::from_millis(200),
                 publish: true,
             },

@@ -7,6 +7,9 @@
 //! - the value of `NAME=…` assignments whose name ends in `_KEY`, `_TOKEN`, `_SECRET`,
 //!   `_PASSWORD` or `_PASS`, or is `PASSWORD`/`TOKEN`/`SECRET`;
 //! - the password of a URL with credentials (`https://user:pass@host`).
+//!
+//! An argument holding several words (`sh -c "curl --token XYZ …"`) is redacted word by word
+//! with the same rules, keeping everything else of it as it was.
 
 /// The replacement text.
 pub const MASK: &str = "[REDACTED]";
@@ -59,9 +62,47 @@ pub fn argv(args: &mut [Vec<u8>]) -> bool {
             changed = true;
         } else if secret_flag(&s) {
             next_is_secret = true;
+        } else if s.contains(char::is_whitespace) {
+            if let Some(r) = words(&s) {
+                *a = r.into_bytes();
+                changed = true;
+            }
         }
     }
     changed
+}
+
+/// Redact the words of a multi-word argument (a shell command line).
+fn words(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut changed = false;
+    let mut next_is_secret = false;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (w, tail) = rest.split_at(end);
+        rest = tail;
+        // Quotes around a word do not hide it.
+        let bare = w.trim_matches(|c| c == '"' || c == '\'');
+        if w.is_empty() {
+            continue;
+        }
+        if next_is_secret {
+            out.push_str(MASK);
+            next_is_secret = false;
+            changed = true;
+        } else if let Some(r) = one(bare) {
+            out.push_str(&r);
+            changed = true;
+        } else {
+            next_is_secret = secret_flag(bare);
+            out.push_str(w);
+        }
+    }
+    changed.then_some(out)
 }
 
 /// The redacted form of one argument, if it holds a secret.
@@ -148,5 +189,13 @@ mod tests {
             ["git", "clone", "https://me:[REDACTED]@example.com/r.git"]
         );
         assert_eq!(red(&["ls", "-la", "/tmp"]), ["ls", "-la", "/tmp"]);
+        assert_eq!(
+            red(&["sh", "-c", "curl --token abc -u x  API_KEY=k make"]),
+            [
+                "sh",
+                "-c",
+                "curl --token [REDACTED] -u x  API_KEY=[REDACTED] make"
+            ]
+        );
     }
 }

@@ -257,6 +257,16 @@ int main(int argc, char **argv) {
         for (long i = 0; i < n; i++) close(open("/etc/hostname", O_RDONLY));
         return 0;
     }
+    if (!strcmp(m, "numbered-opens") && argc == 4) {
+        long n = atol(argv[2]), us = atol(argv[3]);
+        char path[64];
+        for (long i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "/nonexistent/numbered/%ld", i);
+            open(path, O_RDONLY);
+            if (us) usleep((useconds_t)us);
+        }
+        return 0;
+    }
     if (!strcmp(m, "nothing")) return 0;
     if (!strcmp(m, "exit-code") && argc == 3) exit(atoi(argv[2]));
     fprintf(stderr, "unknown mode %s\n", m);

@@ -1,0 +1,406 @@
+//! `substrate-drain` through the real binary: offline decoding of rings whose writers were
+//! SIGKILLed, a follow killed and restarted (nothing duplicated or skipped), bad input,
+//! exit-status and signal forwarding of `record`, redaction, `stat`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tests::harness::{compile, record, record_with, tools, Run};
+
+fn scenarios(dir: &Path) -> PathBuf {
+    compile(dir, "scenarios.c", "scenarios", &["-O2"])
+}
+
+fn create(ring: &Path, extra: &[&str]) {
+    let o = Command::new(&tools().drain)
+        .arg("create")
+        .args(extra)
+        .arg(ring)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn traced(ring: &Path, bin: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(args)
+        .env("LD_PRELOAD", &tools().preload)
+        .env("SUBSTRATE_RING", ring)
+        .env_remove("SHIM_PARENT_SPAN");
+    c
+}
+
+fn parse(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("malformed line {l:?}: {e}")))
+        .collect()
+}
+
+fn decode(ring: &Path) -> (std::process::Output, Vec<Value>) {
+    let o = Command::new(&tools().drain).arg(ring).output().unwrap();
+    let lines = parse(&String::from_utf8_lossy(&o.stdout));
+    (o, lines)
+}
+
+/// Indices of `/nonexistent/numbered/N` opens in `lines`.
+fn numbered(lines: &[Value]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l["event_type"] == "file_open")
+        .filter_map(|l| {
+            l["path"]
+                .as_str()?
+                .strip_prefix("/nonexistent/numbered/")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_ring_whose_writers_were_killed_decodes_every_committed_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let ring = dir.path().join("ring");
+    create(&ring, &["--size", "64M"]);
+    let mut kids: Vec<_> = (0..4)
+        .map(|_| {
+            traced(&ring, &bin, &["numbered-opens", "10000000", "0"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    for k in &mut kids {
+        k.kill().unwrap();
+        k.wait().unwrap();
+    }
+    let (o, lines) = decode(&ring);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let starts = lines
+        .iter()
+        .filter(|l| l["event_type"] == "process_start")
+        .count();
+    assert_eq!(starts, 4);
+    // Each writer's opens come out in order, each once, with no gap: a killed writer loses at
+    // most the record it was writing (reported as lost), never one in the middle.
+    for pid in lines
+        .iter()
+        .filter(|l| l["event_type"] == "process_start")
+        .map(|l| l["pid"].clone())
+    {
+        let mine: Vec<Value> = lines.iter().filter(|l| l["pid"] == pid).cloned().collect();
+        let idx = numbered(&mine);
+        assert!(idx.len() > 10, "writer {pid} wrote");
+        assert_eq!(
+            idx,
+            (0..idx.len() as u64).collect::<Vec<_>>(),
+            "writer {pid}: in order, once, no gap"
+        );
+    }
+    let pos: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["event_type"] != "lost")
+        .map(|l| l["pos"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        pos.len(),
+        pos.iter().collect::<BTreeSet<_>>().len(),
+        "no record twice"
+    );
+    let lost: u64 = lines
+        .iter()
+        .filter(|l| l["event_type"] == "lost")
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert!(lost <= 4, "at most one record per killed writer: {lost}");
+}
+
+#[test]
+fn a_follow_killed_and_restarted_neither_repeats_nor_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let ring = dir.path().join("ring");
+    let out = dir.path().join("trace.jsonl");
+    create(&ring, &["--size", "1M"]);
+    let n = 3000;
+    let mut writer = traced(&ring, &bin, &["numbered-opens", &n.to_string(), "500"])
+        .spawn()
+        .unwrap();
+    let follow = || {
+        Command::new(&tools().drain)
+            .arg("--follow")
+            .arg("--until-done")
+            .arg("-o")
+            .arg(&out)
+            .arg(&ring)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let mut d = follow();
+        std::thread::sleep(Duration::from_millis(300));
+        d.kill().unwrap(); // SIGKILL: no chance to flush or publish
+        d.wait().unwrap();
+    }
+    let mut d = follow();
+    writer.wait().unwrap();
+    let t = Instant::now();
+    let st = d.wait().unwrap();
+    assert!(st.success());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "--until-done stopped once the writer was gone"
+    );
+    let lines = parse(&std::fs::read_to_string(&out).unwrap());
+    let idx = numbered(&lines);
+    assert_eq!(
+        idx,
+        (0..n).collect::<Vec<_>>(),
+        "every open exactly once, in order, across 3 drain kills"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["event_type"] == "process_start")
+            .count(),
+        1
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l["event_type"] == "lost").count(),
+        0
+    );
+}
+
+fn expect_clear_error(args: &[&Path], what: &str) {
+    let o = Command::new(&tools().drain).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{what}: exit status 2, stderr: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+    assert!(err.starts_with("substrate-drain: "), "{what}: {err}");
+    assert!(o.stdout.is_empty(), "{what}: no output");
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    expect_clear_error(&[&d.join("missing")], "missing file");
+    std::fs::write(
+        d.join("random"),
+        (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    expect_clear_error(&[&d.join("random")], "random bytes");
+    std::fs::write(d.join("empty"), b"").unwrap();
+    expect_clear_error(&[&d.join("empty")], "empty file");
+    expect_clear_error(&[d], "a directory");
+
+    let ring = d.join("ring");
+    create(&ring, &["--size", "128K"]);
+    let bytes = std::fs::read(&ring).unwrap();
+    std::fs::write(d.join("truncated"), &bytes[..bytes.len() / 2]).unwrap();
+    expect_clear_error(&[&d.join("truncated")], "truncated ring");
+    let mut v2 = bytes.clone();
+    v2[8] = 99; // version field
+    std::fs::write(d.join("version"), &v2).unwrap();
+    expect_clear_error(&[&d.join("version")], "another version");
+    let random = d.join("random");
+    expect_clear_error(&[Path::new("stat"), &random], "stat");
+    expect_clear_error(&[Path::new("--follow"), &random], "follow");
+}
+
+#[test]
+fn a_scribbled_ring_yields_loss_reports_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let ring = dir.path().join("ring");
+    create(&ring, &["--size", "128K"]);
+    let st = traced(&ring, &bin, &["numbered-opens", "500", "0"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let clean = decode(&ring).1.len();
+    let mut bytes = std::fs::read(&ring).unwrap();
+    let data = bytes.len() - (128 << 10);
+    let mut x = 12345u64;
+    for _ in 0..200 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let at = data + (x >> 33) as usize % 20_000;
+        bytes[at] = (x >> 13) as u8;
+    }
+    std::fs::write(&ring, &bytes).unwrap();
+    let (o, lines) = decode(&ring);
+    assert!(
+        o.status.success(),
+        "exit 0 with loss reports: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        lines.iter().any(|l| l["event_type"] == "lost"),
+        "the damage is reported"
+    );
+    assert!(lines.len() < clean + 200);
+}
+
+#[test]
+fn record_passes_the_exit_status_through_and_forwards_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = record(dir.path(), &["sh", "-c", "exit 3"]);
+    assert_eq!(r.out.status.code(), Some(3));
+    let r = record(dir.path(), &["sh", "-c", "kill -KILL $$"]);
+    assert_eq!(r.out.status.code(), Some(128 + 9));
+    let summary = String::from_utf8_lossy(&r.out.stderr);
+    assert!(
+        summary.contains("events") && summary.contains("processes"),
+        "{summary}"
+    );
+
+    let t = tools();
+    let trace = dir.path().join("sig.jsonl");
+    let mut child = Command::new(&t.drain)
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--preload")
+        .arg(&t.preload)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling the drain we started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "got TERM\n", "SIGTERM reached the command");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9), "the command's exit status");
+    let lines = parse(&std::fs::read_to_string(&trace).unwrap());
+    let exit = lines
+        .iter()
+        .rev()
+        .find(|l| l["event_type"] == "process_exit")
+        .unwrap();
+    assert_eq!(exit["exit_code"], 9);
+}
+
+#[test]
+fn secrets_in_argv_are_redacted_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = [
+        "sh",
+        "-c",
+        "/bin/echo --token abc --password=hunter2 AWS_SECRET_ACCESS_KEY=xyz keep",
+    ];
+    let r = record(dir.path(), &cmd);
+    let e = r.of("exec");
+    assert_eq!(
+        Run::argv(e[0]),
+        [
+            "/bin/echo",
+            "--token",
+            "[REDACTED]",
+            "--password=[REDACTED]",
+            "AWS_SECRET_ACCESS_KEY=[REDACTED]",
+            "keep"
+        ]
+    );
+    assert_eq!(e[0]["redacted"], true);
+    let text: String = r.lines.iter().map(|l| l.to_string()).collect();
+    assert!(
+        !text.contains("hunter2") && !text.contains("xyz ") && !text.contains("\"abc\""),
+        "no secret anywhere"
+    );
+    assert_eq!(
+        r.stdout(),
+        "--token abc --password=hunter2 AWS_SECRET_ACCESS_KEY=xyz keep\n",
+        "the program itself is untouched"
+    );
+    let r = record_with(dir.path(), &["--no-redact"], &cmd, &[]);
+    assert_eq!(Run::argv(r.of("exec")[0])[2], "abc");
+}
+
+#[test]
+fn stat_shows_header_counters_and_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let ring = dir.path().join("ring");
+    create(
+        &ring,
+        &[
+            "--size",
+            "1M",
+            "--mode",
+            "overwrite",
+            "--session-id",
+            "0190f1c2-7a3b-7def-8123-456789abcdef",
+        ],
+    );
+    assert!(traced(&ring, &bin, &["numbered-opens", "10", "0"])
+        .status()
+        .unwrap()
+        .success());
+    let o = Command::new(&tools().drain)
+        .arg("stat")
+        .arg(&ring)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "mode        Overwrite",
+        "session     0190f1c2-7a3b-7def-8123-456789abcdef",
+        "capacity    1048576 bytes",
+        "writers     1 attached, 1 detached",
+    ] {
+        assert!(s.contains(want), "stat lacks {want:?}:\n{s}");
+    }
+    let (_, lines) = decode(&ring);
+    assert!(lines
+        .iter()
+        .all(|l| l["session_id"] == "0190f1c2-7a3b-7def-8123-456789abcdef"));
+}
+
+#[test]
+fn non_utf8_arguments_are_escaped_losslessly() {
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::ffi::OsStrExt;
+    let arg = std::ffi::OsStr::from_bytes(b"caf\xe9\\n");
+    let t = tools();
+    let trace = dir.path().join("t.jsonl");
+    let o = Command::new(&t.drain)
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--preload")
+        .arg(&t.preload)
+        .args(["--", "/bin/echo"])
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let lines = parse(&std::fs::read_to_string(&trace).unwrap());
+    let s = &lines[0];
+    assert_eq!(s["argv"][1], "caf\\xe9\\\\n");
+    assert_eq!(s["escaped"], serde_json::json!(["argv[1]"]));
+}
