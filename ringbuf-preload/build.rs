@@ -1,6 +1,25 @@
 //! Builds the C shim: the variadic entry points (`execl*`, `open*`, `clone`) that stable Rust
 //! cannot define.
+//!
+//! Also links the unwinder statically (`libgcc_eh.a`, whole): otherwise every traced process
+//! would load `libgcc_s.so.1`, whose constructor probes the CPU with `cpuid` — a trap to the
+//! hypervisor on virtual machines — adding a measurable share to every fork+exec.
+use std::process::Command;
+
 fn main() {
+    if let Ok(o) = Command::new("cc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+    {
+        let p = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if let Some(dir) = std::path::Path::new(&p)
+            .parent()
+            .filter(|_| p.starts_with('/'))
+        {
+            println!("cargo:rustc-link-search=native={}", dir.display());
+            println!("cargo:rustc-link-lib=static:+whole-archive=gcc_eh");
+        }
+    }
     println!("cargo:rerun-if-changed=src/c/shim.c");
     cc::Build::new()
         .file("src/c/shim.c")

@@ -159,14 +159,12 @@ pub mod ctl {
     pub const OVERWRITTEN_BYTES: u64 = 5 * LINE;
     /// See [`OVERWRITTEN_BYTES`].
     pub const OVERWRITTEN_RECORDS: u64 = 5 * LINE + 8;
-    /// Writer-table statistics and hints: attaches, detaches, reaped slots, next-slot hint.
+    /// Writer-table statistics: attaches, detaches, reaped slots; then an unused word.
     pub const ATTACHES: u64 = 6 * LINE;
     /// See [`ATTACHES`].
     pub const DETACHES: u64 = 6 * LINE + 8;
     /// See [`ATTACHES`].
     pub const REAPED: u64 = 6 * LINE + 16;
-    /// See [`ATTACHES`].
-    pub const SLOT_HINT: u64 = 6 * LINE + 24;
     /// Size of the control area.
     pub const SIZE: u64 = 8 * LINE;
 }

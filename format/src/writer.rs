@@ -60,6 +60,9 @@ impl std::fmt::Display for AttachError {
 
 impl std::error::Error for AttachError {}
 
+/// How many slots from its home slot a process looks for the slot it already holds.
+const ADOPT_PROBES: u32 = 64;
+
 /// An attached writer.
 pub struct Writer<'r> {
     ring: &'r Ring,
@@ -84,8 +87,9 @@ impl<'r> Writer<'r> {
         let mem = ring.mem();
         let g = ring.geometry();
         let n = g.slots;
-        // Relaxed: only a hint of where to start looking.
-        let hint = mem.load(g.ctl(ctl::SLOT_HINT), Relaxed) as u32 % n;
+        // Searches start at the process's home slot, `pid % slots`: a process finds the slot it
+        // holds (after exec) in the first probes, and a new one touches one page of the table.
+        let home = id.pid % n;
         let ctl_of = |i: u32| g.slot_off(i as u16) + slot::CTL;
         let try_claim = |i: u32, cur: u64| -> Option<u32> {
             let gen = layout::slot_ctl_generation(cur).wrapping_add(1);
@@ -96,8 +100,10 @@ impl<'r> Writer<'r> {
                 .ok()
                 .map(|_| gen)
         };
-        // Acquire on each control word: see the fields of ACTIVE slots.
-        let own = (0..n).find(|&i| {
+        // Acquire on each control word: see the fields of ACTIVE slots. Probing stops after
+        // ADOPT_PROBES slots: a slot further away is not adopted (it is reaped once this process
+        // exits), which keeps attaching cheap however big the table is.
+        let own = (0..n.min(ADOPT_PROBES)).map(|k| (home + k) % n).find(|&i| {
             let c = mem.load(ctl_of(i), Acquire);
             layout::slot_ctl_state(c) == slot_state::ACTIVE
                 && layout::slot_ctl_pid(c) == id.pid
@@ -109,7 +115,7 @@ impl<'r> Writer<'r> {
             if claimed.is_some() {
                 break;
             }
-            let i = (hint + k) % n;
+            let i = (home + k) % n;
             let c = mem.load(ctl_of(i), Acquire);
             if matches!(
                 layout::slot_ctl_state(c),
@@ -122,7 +128,7 @@ impl<'r> Writer<'r> {
             if claimed.is_some() {
                 break;
             }
-            let i = (hint + k) % n;
+            let i = (home + k) % n;
             let c = mem.load(ctl_of(i), Acquire);
             if layout::slot_ctl_state(c) == slot_state::ACTIVE
                 && !sys::pid_exists(layout::slot_ctl_pid(c))
@@ -148,7 +154,6 @@ impl<'r> Writer<'r> {
             layout::slot_ctl(slot_state::ACTIVE, generation, id.pid),
             Release,
         );
-        mem.store(g.ctl(ctl::SLOT_HINT), (i + 1) as u64, Relaxed);
         mem.add(g.ctl(ctl::ATTACHES), 1, Relaxed);
         Ok(Writer {
             ring,
