@@ -42,9 +42,45 @@ pub struct Stats {
 
 #[derive(Default)]
 struct SpanState {
-    parent: Option<[u8; 16]>,
-    session: [u8; 16],
+    /// `"session_id":…,"span_id":…,"parent_span":…`, rendered once per span.
+    ids: String,
     dirs: Dirs,
+}
+
+/// Hashes a span id by its last 8 bytes, which are random in a UUIDv7 (the first 6 are the
+/// time, shared by spans created in the same millisecond).
+#[derive(Default, Clone, Copy)]
+struct SpanHasher(u64);
+
+impl std::hash::Hasher for SpanHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+type SpanMap = HashMap<[u8; 16], SpanState, std::hash::BuildHasherDefault<SpanHasher>>;
+
+fn ids_fragment(session: [u8; 16], span: &[u8; 16], parent: Option<[u8; 16]>) -> String {
+    let session = if session == [0; 16] {
+        "null".to_string()
+    } else {
+        format!("\"{}\"", ids::uuid_string(&session))
+    };
+    let parent = parent.map_or("null".to_string(), |p| {
+        format!("\"{}\"", ids::span_string(&p))
+    });
+    format!(
+        "\"session_id\":{session},\"span_id\":\"{}\",\"parent_span\":{parent}",
+        ids::span_string(span)
+    )
 }
 
 struct PendingExec {
@@ -62,7 +98,8 @@ struct PendingExec {
 pub struct Decoder {
     opts: Options,
     ring_session: [u8; 16],
-    spans: HashMap<[u8; 16], SpanState>,
+    spans: SpanMap,
+    ts: timefmt::TsCache,
     pending: Vec<PendingExec>,
     line: Line,
     cur_pos: u64,
@@ -87,7 +124,8 @@ impl Decoder {
         Decoder {
             opts,
             ring_session: ring.session_id(),
-            spans: HashMap::new(),
+            spans: SpanMap::default(),
+            ts: timefmt::TsCache::default(),
             pending: Vec::new(),
             line: Line::default(),
             cur_pos: 0,
@@ -134,30 +172,24 @@ impl Decoder {
 
     fn common(&mut self, ring: &Ring, h: &EventHeader, event_type: &str, pos: u64) {
         let span = h.span;
-        let st = self.spans.get(&span);
-        let session = st
-            .map(|s| s.session)
-            .filter(|s| *s != [0; 16])
-            .unwrap_or(self.ring_session);
-        let parent = st.and_then(|s| s.parent);
+        let ring_session = self.ring_session;
+        // A span whose process_start was not seen (overwritten, or written before a resumed
+        // drain's start) gets an entry with an unknown parent.
+        let st = self.spans.entry(span).or_insert_with(|| SpanState {
+            ids: ids_fragment(ring_session, &span, None),
+            ..Default::default()
+        });
         let unix = ring.to_unix_ns(h.ts_ns.get());
         self.cur_pos = pos;
         let l = &mut self.line;
         l.begin();
-        l.str("ts", &timefmt::rfc3339(unix));
+        l.key_only("ts");
+        self.ts.push(l.buf_mut(), unix);
+        l.end_str();
         l.int("ts_unix_ns", unix);
         l.str("event_type", event_type);
-        if session == [0; 16] {
-            l.null("session_id");
-        } else {
-            l.str("session_id", &ids::uuid_string(&session));
-        }
-        l.str("span_id", &ids::span_string(&span));
-        match parent {
-            Some(p) => l.str("parent_span", &ids::span_string(&p)),
-            None => l.null("parent_span"),
-        }
-        l.str("component", "telemetry");
+        l.raw(&st.ids);
+        l.raw("\"component\":\"telemetry\"");
         l.int("pid", h.pid.get());
         l.int("tid", h.tid.get());
         l.int("pos", pos);
@@ -281,11 +313,15 @@ impl Decoder {
                     .and_then(|p| self.spans.get(&p))
                     .map(|s| s.dirs.fds.clone())
                     .unwrap_or_default();
+                let session = if e.session_id != [0; 16] {
+                    e.session_id
+                } else {
+                    self.ring_session
+                };
                 self.spans.insert(
                     span,
                     SpanState {
-                        parent,
-                        session: e.session_id,
+                        ids: ids_fragment(session, &span, parent),
                         dirs: Dirs {
                             cwd: (!cwd.is_empty()).then(|| cwd.to_vec()),
                             fds: inherited,
@@ -388,7 +424,7 @@ impl Decoder {
                 let fd = e.fd.get();
                 if fd >= 0 {
                     if let Some(s) = self.spans.get_mut(&span) {
-                        s.dirs.opened(fd, abs.clone());
+                        s.dirs.opened(fd, abs.as_deref());
                     }
                 }
                 self.common(ring, h, "file_open", pos);

@@ -78,6 +78,23 @@ impl Line {
         self.escaped.clear();
     }
 
+    /// Start a string member whose text the caller appends to [`Line::buf_mut`] (text that
+    /// needs no escaping), then closes with [`Line::end_str`].
+    pub fn key_only(&mut self, k: &str) {
+        self.key(k);
+        self.buf.push('"');
+    }
+
+    /// The buffer, for [`Line::key_only`].
+    pub fn buf_mut(&mut self) -> &mut String {
+        &mut self.buf
+    }
+
+    /// Close a member opened with [`Line::key_only`].
+    pub fn end_str(&mut self) {
+        self.buf.push('"');
+    }
+
     fn key(&mut self, k: &str) {
         if !self.first {
             self.buf.push(',');
@@ -86,6 +103,15 @@ impl Line {
         self.buf.push('"');
         self.buf.push_str(k);
         self.buf.push_str("\":");
+    }
+
+    /// Append pre-rendered members (`"a":1,"b":"x"`), JSON the caller vouches for.
+    pub fn raw(&mut self, members: &str) {
+        if !self.first {
+            self.buf.push(',');
+        }
+        self.first = false;
+        self.buf.push_str(members);
     }
 
     /// `"k": "s"`.

@@ -38,14 +38,19 @@ impl Dirs {
         Some(normalize(&p))
     }
 
-    /// Remember that `fd` names `abs`.
-    pub fn opened(&mut self, fd: i32, abs: Option<Vec<u8>>) {
+    /// Remember that `fd` names `abs` (reusing the buffer of the descriptor's last path).
+    pub fn opened(&mut self, fd: i32, abs: Option<&[u8]>) {
         match abs {
             Some(a) => {
-                if self.fds.len() >= MAX_FDS && !self.fds.contains_key(&fd) {
+                if let Some(v) = self.fds.get_mut(&fd) {
+                    v.clear();
+                    v.extend_from_slice(a);
+                    return;
+                }
+                if self.fds.len() >= MAX_FDS {
                     self.fds.clear();
                 }
-                self.fds.insert(fd, a);
+                self.fds.insert(fd, a.to_vec());
             }
             None => {
                 self.fds.remove(&fd);
@@ -54,8 +59,20 @@ impl Dirs {
     }
 }
 
+/// Whether an absolute path is already normal: no `.` or `..` component, no `//`, no trailing
+/// `/` (except the root itself).
+fn is_normal(p: &[u8]) -> bool {
+    p.split(|&b| b == b'/')
+        .skip(1)
+        .all(|c| !c.is_empty() && c != b"." && c != b"..")
+        || p == b"/"
+}
+
 /// Fold `.`, `..` and repeated `/` of an absolute path.
 pub fn normalize(p: &[u8]) -> Vec<u8> {
+    if is_normal(p) {
+        return p.to_vec();
+    }
     let mut parts: Vec<&[u8]> = Vec::new();
     for c in p.split(|&b| b == b'/') {
         match c {
@@ -90,8 +107,10 @@ mod tests {
         assert_eq!(d.resolve(-100, b"../x/./y"), Some(b"/home/u/x/y".to_vec()));
         assert_eq!(d.resolve(-100, b"/a//b/../c"), Some(b"/a/c".to_vec()));
         assert_eq!(d.resolve(7, b"rel"), None);
-        d.opened(7, Some(b"/etc".to_vec()));
+        d.opened(7, Some(b"/etc"));
         assert_eq!(d.resolve(7, b"rel"), Some(b"/etc/rel".to_vec()));
         assert_eq!(normalize(b"/.."), b"/".to_vec());
+        assert_eq!(normalize(b"/a/b/"), b"/a/b".to_vec());
+        assert_eq!(normalize(b"/a/b"), b"/a/b".to_vec());
     }
 }

@@ -1,6 +1,37 @@
 //! RFC 3339 timestamps in UTC with nanoseconds (`2026-11-27T05:10:00.123456789Z`), without a
 //! date library: days since the epoch to a civil date (Howard Hinnant's algorithm).
 
+/// Formats timestamps, reusing the date of the previous call when the day is the same.
+#[derive(Default)]
+pub struct TsCache {
+    day: Option<i64>,
+    date: String,
+}
+
+impl TsCache {
+    /// Append the RFC 3339 form of `unix_ns` to `out` (no allocation on the same day).
+    pub fn push(&mut self, out: &mut String, unix_ns: i128) {
+        use std::fmt::Write;
+        let secs = unix_ns.div_euclid(1_000_000_000) as i64;
+        let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        if self.day != Some(days) {
+            let (y, m, d) = civil(days);
+            self.date = format!("{y:04}-{m:02}-{d:02}T");
+            self.day = Some(days);
+        }
+        out.push_str(&self.date);
+        let _ = write!(
+            out,
+            "{:02}:{:02}:{:02}.{nanos:09}Z",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60
+        );
+    }
+}
+
 /// Format Unix nanoseconds.
 pub fn rfc3339(unix_ns: i128) -> String {
     let secs = unix_ns.div_euclid(1_000_000_000) as i64;
