@@ -419,7 +419,7 @@ impl Decoder {
             AnyEvent::FileOpen(e, mut vars) => {
                 let path = vars.next().unwrap_or(b"");
                 let dirfd = e.dirfd.get();
-                let st = self.spans.get(&span);
+                let st = self.spans.get(&span).filter(|_| !path.is_empty());
                 let abs = st.and_then(|s| s.dirs.resolve(dirfd, path));
                 let fd = e.fd.get();
                 if fd >= 0 {

@@ -106,6 +106,16 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// CPU time (user + system) this process has used.
+fn own_cpu_secs() -> f64 {
+    // SAFETY: rusage is plain data, valid for writes.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
 /// Run `record`.
 pub fn run(a: RecordArgs) -> ExitCode {
     let preload = match find_preload(a.preload.as_deref()) {
@@ -262,12 +272,13 @@ pub fn run(a: RecordArgs) -> ExitCode {
         String::new()
     };
     eprintln!(
-        "substrate-drain: {} events, {} processes, {} lost, {} dropped -> {}{kept}",
+        "substrate-drain: {} events, {} processes, {} lost, {} dropped -> {} (drain CPU {:.2}s){kept}",
         s.events,
         s.processes,
         s.lost,
         s.dropped,
-        a.output.display()
+        a.output.display(),
+        own_cpu_secs()
     );
     match (status.code(), status.signal()) {
         (Some(c), _) => ExitCode::from(c as u8),

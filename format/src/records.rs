@@ -318,6 +318,12 @@ pub mod open_op {
     pub const FOPEN: u16 = 4;
     /// `freopen`/`freopen64`.
     pub const FREOPEN: u16 = 5;
+    /// `mkstemp`/`mkostemp`/`mkstemps`/`mkostemps` (and `64` variants): path is the name created.
+    pub const MKSTEMP: u16 = 6;
+    /// `opendir` (a directory opened for reading).
+    pub const OPENDIR: u16 = 7;
+    /// `tmpfile`/`tmpfile64`: an unnamed temporary file (empty path).
+    pub const TMPFILE: u16 = 8;
 
     /// The C name.
     pub fn name(op: u16) -> Option<&'static str> {
@@ -327,6 +333,9 @@ pub mod open_op {
             CREAT => "creat",
             FOPEN => "fopen",
             FREOPEN => "freopen",
+            MKSTEMP => "mkstemp",
+            OPENDIR => "opendir",
+            TMPFILE => "tmpfile",
             _ => return None,
         })
     }

@@ -150,6 +150,17 @@ reals! {
     fopen64: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut FILE;
     freopen: unsafe extern "C" fn(*const c_char, *const c_char, *mut FILE) -> *mut FILE;
     freopen64: unsafe extern "C" fn(*const c_char, *const c_char, *mut FILE) -> *mut FILE;
+    mkstemp: unsafe extern "C" fn(*mut c_char) -> c_int;
+    mkstemp64: unsafe extern "C" fn(*mut c_char) -> c_int;
+    mkostemp: unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+    mkostemp64: unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+    mkstemps: unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+    mkstemps64: unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+    mkostemps: unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
+    mkostemps64: unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
+    tmpfile: unsafe extern "C" fn() -> *mut FILE;
+    tmpfile64: unsafe extern "C" fn() -> *mut FILE;
+    opendir: unsafe extern "C" fn(*const c_char) -> *mut libc::DIR;
     rename: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
     renameat: unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char) -> c_int;
     renameat2: unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, libc::c_uint) -> c_int;

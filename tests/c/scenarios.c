@@ -20,6 +20,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <dirent.h>
 
 extern char **environ;
 
@@ -223,6 +224,11 @@ int main(int argc, char **argv) {
         unlinkat(dfd, "rel", 0);
         rmdir("sub");
         creat("c", 0600);
+        char tmpl[] = "tmpXXXXXX";
+        close(mkstemp(tmpl));
+        printf("mkstemp %s\n", tmpl);
+        fclose(tmpfile());
+        closedir(opendir("."));
         return 0;
     }
     if (!strcmp(m, "fortify")) {

@@ -1,4 +1,5 @@
-//! Files: `open*` (plain, 64-bit, fortified, `creat*`, `fopen*`, `freopen*`), the path
+//! Files: `open*` (plain, 64-bit, fortified, `creat*`, `fopen*`, `freopen*`, `mkstemp`
+//! family, `tmpfile*`, `opendir`), the path
 //! mutations (rename, unlink, mkdir, rmdir, link, symlink, truncate) and `chdir`/`fchdir`,
 //! which let the drain resolve relative paths without a system call here.
 
@@ -212,6 +213,23 @@ unsafe fn fopened(
     }
     // SAFETY: caller's contract.
     let flags = unsafe { fopen_flags(mode) };
+    // SAFETY: forwarded.
+    unsafe { fopened_as(op, path, flags, real) }
+}
+
+/// Call a stdio open and record it with the given open flags.
+///
+/// # Safety
+/// `path`: NULL or a valid C string.
+unsafe fn fopened_as(
+    op: u16,
+    path: *const c_char,
+    flags: c_int,
+    real: impl FnOnce() -> *mut FILE,
+) -> *mut FILE {
+    if session::active().is_none() || guard::busy() {
+        return real();
+    }
     let creates = flags & libc::O_CREAT != 0;
     let mut fp = core::ptr::null_mut();
     // SAFETY: forwarded; the guard keeps an fopen that calls the exported open from
@@ -300,6 +318,104 @@ pub unsafe extern "C" fn freopen64(
             call_real!(freopen64(path, mode, s))
         })
     }
+}
+
+const MKSTEMP_FLAGS: c_int = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+
+macro_rules! mkstemp_hooks {
+    ($($name:ident($($arg:ident: $t:ty),*) extra $extra:expr;)*) => {$(
+        /// Temporary file creation: recorded as an open of the name it created, after the call
+        /// (the template is filled in by then).
+        ///
+        /// # Safety
+        /// C contract of the function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(tmpl: *mut c_char $(, $arg: $t)*) -> c_int {
+            let extra: c_int = $extra;
+            // SAFETY: forwarded; the template is a valid C string per contract.
+            unsafe {
+                opened(open_op::MKSTEMP, libc::AT_FDCWD, tmpl, MKSTEMP_FLAGS | extra, Some(0o600), || {
+                    call_real!($name(tmpl $(, $arg)*))
+                })
+            }
+        }
+    )*};
+}
+
+mkstemp_hooks! {
+    mkstemp() extra 0;
+    mkstemp64() extra 0;
+    mkostemp(flags: c_int) extra flags;
+    mkostemp64(flags: c_int) extra flags;
+    mkstemps(suffixlen: c_int) extra { let _ = suffixlen; 0 };
+    mkstemps64(suffixlen: c_int) extra { let _ = suffixlen; 0 };
+    mkostemps(suffixlen: c_int, flags: c_int) extra { let _ = suffixlen; flags };
+    mkostemps64(suffixlen: c_int, flags: c_int) extra { let _ = suffixlen; flags };
+}
+
+/// `tmpfile(3)`: an unnamed temporary file, recorded with an empty path.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn tmpfile() -> *mut FILE {
+    // SAFETY: forwarded.
+    unsafe {
+        fopened_as(
+            open_op::TMPFILE,
+            core::ptr::null(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            || call_real!(tmpfile()),
+        )
+    }
+}
+
+/// `tmpfile64(3)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn tmpfile64() -> *mut FILE {
+    // SAFETY: forwarded.
+    unsafe {
+        fopened_as(
+            open_op::TMPFILE,
+            core::ptr::null(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            || call_real!(tmpfile64()),
+        )
+    }
+}
+
+/// `opendir(3)`: a directory opened for reading.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn opendir(path: *const c_char) -> *mut libc::DIR {
+    if session::active().is_none() || guard::busy() {
+        return call_real!(opendir(path));
+    }
+    let mut dir = core::ptr::null_mut();
+    // SAFETY: forwarded; the guard keeps an opendir calling the exported open from recording twice.
+    unsafe {
+        opened(
+            open_op::OPENDIR,
+            libc::AT_FDCWD,
+            path,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            None,
+            || {
+                dir = guard::hold(|| call_real!(opendir(path)));
+                if dir.is_null() {
+                    -1
+                } else {
+                    libc::dirfd(dir)
+                }
+            },
+        )
+    };
+    dir
 }
 
 /// A path operation's arguments, for its record.
