@@ -50,7 +50,7 @@ def setup_cargo():
     if (d / ".cargo" / "config.toml").exists():
         return d
     (d / "src").mkdir(parents=True, exist_ok=True)
-    (d / "Cargo.toml").write_text('[package]\nname = "bench-crate"\nversion = "0.1.0"\nedition = "2021"\n\n'
+    (d / "Cargo.toml").write_text('[workspace]\n\n[package]\nname = "bench-crate"\nversion = "0.1.0"\nedition = "2021"\n\n'
                                   '[dependencies]\nclap = { version = "4", features = ["derive"] }\n'
                                   'serde = { version = "1", features = ["derive"] }\nserde_json = "1"\n'
                                   'regex = "1"\ntempfile = "3"\n')
@@ -90,7 +90,13 @@ def setup_npm():
     d.mkdir(parents=True, exist_ok=True)
     (d / "package.json").write_text(json.dumps({"name": "bench", "version": "1.0.0", "private": True, "dependencies": {
         "express": "4", "lodash": "4", "chalk": "4", "commander": "11", "debug": "4", "uuid": "9", "semver": "7", "yargs": "17"}}))
-    sh(["npm", "install", "--no-audit", "--no-fund", "--cache", str(WORK / "npm-cache")], cwd=d)
+    cache = str(WORK / "npm-cache")
+    sh(["npm", "install", "--no-audit", "--no-fund", "--cache", cache], cwd=d)
+    # The lock file may hold no download addresses (a registry mirror): put every package's
+    # metadata and tarball in the cache, so that the offline install needs no network.
+    lock = json.loads((d / "package-lock.json").read_text())
+    specs = sorted({f"{k.split('node_modules/')[-1]}@{v['version']}" for k, v in lock.get("packages", {}).items() if k and "version" in v})
+    sh(["npm", "cache", "add", "--cache", cache] + specs, cwd=d)
     return d
 
 
@@ -126,7 +132,7 @@ WORKLOADS = {
     "make": (setup_c, "make -s clean", "make -s -j2", True),
     "cargo": (setup_cargo, "cargo clean -q", "cargo build -q --offline -j2", True),
     "git": (setup_git, "rm -rf clone", "git clone -q origin.git clone && cd clone && git status --short && git log -p | wc -l && git grep -c 'line 7' | wc -l", True),
-    "npm": (setup_npm, "rm -rf node_modules", f"npm install --offline --no-audit --no-fund --cache {WORK}/npm-cache", True),
+    "npm": (setup_npm, "rm -rf node_modules", f"npm ci --offline --no-audit --no-fund --cache {WORK}/npm-cache", True),
     "micro-open": (setup_micro, "true", "./scenarios opens 200000", False),
     "micro-forkexec": (setup_micro, "true", "./forkexec 2000", False),
     "micro-storm": (setup_micro, "true", "./storm 4 50000", False),
@@ -164,10 +170,23 @@ def timed(mode, d, prep, cmd, trace):
 # ---------------------------------------------------------------- fidelity (one run under both)
 
 def strace_sets(sdir):
-    execs, opens = set(), set()
-    for f in sdir.iterdir():
-        pid = int(f.suffix[1:])
-        for line in f.read_text(errors="replace").splitlines():
+    """(pid, argv) of successful execs and (pid, path) of successful opens, from `strace -ff`
+    files (one per thread: thread ids are mapped to their process through the clone calls)."""
+    execs, opens, thread_of = set(), set(), {}
+    files = {int(f.suffix[1:]): f.read_text(errors="replace").splitlines() for f in sdir.iterdir()}
+    for tid, lines in files.items():
+        for line in lines:
+            m = re.match(r"^clone3?\(.*CLONE_THREAD.*\) = (\d+)$", line)
+            if m:
+                thread_of[int(m[1])] = tid
+    def pid_of(tid):
+        seen = 0
+        while tid in thread_of and seen < 64:
+            tid, seen = thread_of[tid], seen + 1
+        return tid
+    for tid, lines in files.items():
+        pid = pid_of(tid)
+        for line in lines:
             m = re.match(r'^(execve|execveat)\((?:[^,]*, )?"((?:[^"\\]|\\.)*)", \[(.*)\], .*\) = 0$', line)
             if m:
                 execs.add((pid, tuple(json.loads("[" + m[3] + "]"))) if m[3] else (pid, ()))
@@ -185,7 +204,7 @@ def fidelity(name, d, prep, cmd):
     shutil.rmtree(sdir, ignore_errors=True)
     sdir.mkdir()
     trace = WORK / f"fid-{name}.jsonl"
-    r = subprocess.run(["strace", "-ff", "-qq", "-s", "4096", "-e", "trace=execve,execveat,open,openat,creat",
+    r = subprocess.run(["strace", "-ff", "-qq", "-s", "4096", "-e", "trace=execve,execveat,open,openat,creat,clone,clone3",
                         "-o", str(sdir / "st"), str(DRAIN), "record", "--no-redact", "-o", str(trace), "--", "sh", "-c", cmd],
                        cwd=d, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
@@ -214,7 +233,7 @@ def fidelity(name, d, prep, cmd):
             return "loader"
         if path.endswith(".ring") and "substrate" in path or re.fullmatch(r"/proc/[0-9]+/stat", path):
             return "own"
-        if re.match(r"/usr/(lib|share)/locale/|/usr/lib/locale|/usr/lib/[^/]+/gconv/|/etc/(nsswitch\.conf|host\.conf|resolv\.conf|gai\.conf|localtime)$", path):
+        if re.match(r"/usr/(lib|share)/locale/|/usr/lib/locale|/usr/lib/[^/]+/gconv/|/sys/devices/system/cpu/|/proc/sys/|/etc/(nsswitch\.conf|host\.conf|resolv\.conf|gai\.conf|localtime)$", path):
             return "libc"
         return "routed"
     by = {c: {o for o in in_traced if cause(o[1]) == c} for c in ("loader", "own", "libc", "routed")}
