@@ -1,7 +1,8 @@
 //! `substrate-drain record -- CMD ARGS…`: trace one command into `trace.jsonl`.
 //!
 //! 1. Create a private ring (mode 0600, `O_EXCL`) named `substrate-<pid>-<random>.ring` in
-//!    `$XDG_RUNTIME_DIR`, else `/dev/shm`, else the temporary directory.
+//!    `$XDG_RUNTIME_DIR` (if it is the user's, mode 0700), else in `/dev/shm/substrate-UID/`
+//!    (created 0700; refused if someone else made it). See `docs/PERMISSIONS.md`.
 //! 2. Start CMD with `LD_PRELOAD` (the library first, the caller's own preloads after),
 //!    `SUBSTRATE_RING` and `SHIM_SESSION_ID`; `SHIM_PARENT_SPAN` passes through if the caller
 //!    set it.
@@ -83,22 +84,58 @@ fn find_preload(explicit: Option<&Path>) -> Result<PathBuf, String> {
     std::fs::canonicalize(&p).map_err(|e| format!("{}: {e}", p.display()))
 }
 
-fn private_ring_path() -> PathBuf {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
+/// Whether `d` is a directory (not a symlink) owned by this user with mode 0700.
+fn private_dir(d: &Path) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::symlink_metadata(d).is_ok_and(|m| {
+        // SAFETY: geteuid has no preconditions.
+        m.is_dir()
+            && m.uid() == unsafe { libc::geteuid() }
+            && m.permissions().mode() & 0o777 == 0o700
+    })
+}
+
+/// A directory only this user can use: `$XDG_RUNTIME_DIR` if it is one, else
+/// `/dev/shm/substrate-UID` (or the same under the temporary directory), created 0700 and
+/// refused if someone else made it.
+fn private_ring_dir() -> Result<PathBuf, String> {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        if private_dir(&d) {
+            return Ok(d);
+        }
+    }
+    let base = Some(PathBuf::from("/dev/shm"))
         .filter(|d| d.is_dir())
-        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|d| d.is_dir()))
         .unwrap_or_else(std::env::temp_dir);
+    // SAFETY: geteuid has no preconditions.
+    let d = base.join(format!("substrate-{}", unsafe { libc::geteuid() }));
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("{}: {e}", d.display())),
+    }
+    if !private_dir(&d) {
+        return Err(format!(
+            "{} is not a private directory (owned by you, mode 0700); remove it or pass --ring",
+            d.display()
+        ));
+    }
+    Ok(d)
+}
+
+fn private_ring_path() -> Result<PathBuf, String> {
+    let dir = private_ring_dir()?;
     let mut r = [0u8; 8];
     if !format::sys::getrandom(&mut r) {
         r = (format::sys::clock_ns(libc::CLOCK_MONOTONIC) ^ std::process::id() as u64)
             .to_le_bytes();
     }
-    dir.join(format!(
+    Ok(dir.join(format!(
         "substrate-{}-{:016x}.ring",
         std::process::id(),
         u64::from_le_bytes(r)
-    ))
+    )))
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -126,7 +163,10 @@ pub fn run(a: RecordArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let ring_path = a.ring.clone().unwrap_or_else(private_ring_path);
+    let ring_path = match a.ring.clone().map_or_else(private_ring_path, Ok) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let ring_path = if ring_path.is_absolute() {
         ring_path
     } else {

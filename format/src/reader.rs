@@ -427,8 +427,12 @@ impl<'r> Reader<'r> {
         let now = Instant::now();
         let ring = self.ring;
         let give_up = match self.stall {
+            // Waiting already: until the grace period runs out, or at once when the last
+            // writer that could still write the header is gone.
             Some((p, since)) if p == self.pos => {
                 now.duration_since(since) >= self.opts.unwritten_grace
+                    || corrupt
+                    || !ring.any_writer_alive(&*self.opts.liveness)
             }
             _ => {
                 self.stall = Some((self.pos, now));

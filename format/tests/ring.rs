@@ -539,3 +539,44 @@ fn scribbled_control_words_and_data_never_hang_or_panic_the_reader() {
         let _ = w.write_bytes(KIND_USER, b"still");
     }
 }
+
+#[test]
+fn a_ring_of_another_user_or_behind_a_symlink_is_refused_for_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, path) = ring(&dir, 1 << 13, 4096, Mode::Discard);
+    drop(r);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(
+        matches!(Ring::open(&link), Err(RingError::Io { errno, .. }) if errno == libc::ELOOP),
+        "O_NOFOLLOW"
+    );
+    // Creating over an existing file is refused too (O_EXCL), whatever it is.
+    assert!(Ring::create(
+        &path,
+        &CreateOptions {
+            capacity: 1 << 13,
+            block_size: 4096,
+            ..Default::default()
+        }
+    )
+    .is_err());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "foreign-owner case needs root to chown the ring; checked symlink and O_EXCL only"
+        );
+        return;
+    }
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path; giving the file to `nobody`.
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    assert_eq!(
+        Ring::open(&path).err(),
+        Some(RingError::Foreign { owner: 65534 })
+    );
+    assert!(
+        Ring::open_read_only(&path).is_ok(),
+        "reading another user's ring (if permitted) is harmless"
+    );
+}

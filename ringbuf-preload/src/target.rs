@@ -165,14 +165,23 @@ fn is_static_elf(fd: c_int) -> bool {
     if phentsize < 4 || phnum == 0 {
         return false;
     }
-    for i in 0..phnum.min(256) {
-        let mut t = [0u8; 4];
-        if pread(fd, &mut t, phoff + i * phentsize) != 4 {
+    // Program headers in chunks of up to 1 KiB: one read for most executables.
+    let mut buf = [0u8; 1024];
+    let per = (buf.len() as u64 / phentsize).max(1);
+    let mut i = 0;
+    while i < phnum.min(256) {
+        let n = per.min(phnum - i);
+        let want = (n * phentsize) as usize;
+        if want > buf.len() || pread(fd, &mut buf[..want], phoff + i * phentsize) != want {
             return false;
         }
-        if u32::from_le_bytes(t) == libc::PT_INTERP {
-            return false;
+        for k in 0..n as usize {
+            let o = k * phentsize as usize;
+            if u32::from_le_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) == libc::PT_INTERP {
+                return false;
+            }
         }
+        i += n;
     }
     // Only executables can be exec'd; a shared object without PT_INTERP would fail to exec.
     u16_at(16) == libc::ET_EXEC as u64 || u16_at(16) == libc::ET_DYN as u64

@@ -93,6 +93,19 @@ static void *forker_main(void *arg) {
     return NULL;
 }
 
+static long numbered_per = 0;
+static void *numbered_thread(void *arg) {
+    long t = (long)arg;
+    char path[64];
+    extern long numbered_count;
+    for (long i = 0; i < numbered_count; i++) {
+        snprintf(path, sizeof path, "/nonexistent/t%ld/%ld", t, i);
+        open(path, O_RDONLY);
+    }
+    return NULL;
+}
+long numbered_count = 0;
+
 static void on_alarm(int sig) {
     (void)sig;
     int e = errno;
@@ -271,6 +284,15 @@ int main(int argc, char **argv) {
             open(path, O_RDONLY);
             if (us) usleep((useconds_t)us);
         }
+        return 0;
+    }
+    if (!strcmp(m, "threaded-numbered") && argc == 4) {
+        int nt = atoi(argv[2]);
+        numbered_count = atol(argv[3]);
+        (void)numbered_per;
+        pthread_t th[64];
+        for (long t = 0; t < nt && t < 64; t++) pthread_create(&th[t], NULL, numbered_thread, (void *)t);
+        for (long t = 0; t < nt && t < 64; t++) pthread_join(th[t], NULL);
         return 0;
     }
     if (!strcmp(m, "nothing")) return 0;
