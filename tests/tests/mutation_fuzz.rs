@@ -1,0 +1,167 @@
+//! Stable-toolchain fuzzing of the reader and the record decoder (CI has no nightly for
+//! `cargo fuzz`, whose targets are in `fuzz/`): real rings written by the preload under real
+//! programs are the seeds; each iteration mutates a copy (bit flips, random bytes over the
+//! control area, the writer table and the data, header fields, truncation) and decodes it all
+//! through the reader and `AnyEvent::decode`, then through the `substrate-drain` binary for a
+//! sample. Nothing may panic, hang or allocate without bound; a bad header must be refused.
+//!
+//! `FUZZ_ITERS` sets the iterations (default 3000; a long run: `FUZZ_ITERS=200000 cargo test
+//! --release -p tests --test mutation_fuzz`).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use format::{AnyEvent, Item, Reader, ReaderOptions, Ring, Start};
+use tests::harness::{compile, tools};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Seeds: rings written by the preload under real programs, both modes.
+fn seeds(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let t = tools();
+    let bin = compile(dir, "scenarios.c", "scenarios", &["-O2"]);
+    let mut out = vec![];
+    for (mode, args) in [
+        ("discard", vec!["files", "/tmp"]),
+        ("overwrite", vec!["numbered-opens", "3000", "0"]),
+        ("discard", vec!["exec", "system", "X"]),
+    ] {
+        let ring = dir.join(format!("seed-{}.ring", out.len()));
+        let o = Command::new(&t.drain)
+            .args(["create", "--size", "128K", "--mode", mode])
+            .arg(&ring)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let st = Command::new(&bin)
+            .args(&args)
+            .current_dir(dir)
+            .env("LD_PRELOAD", &t.preload)
+            .env("SUBSTRATE_RING", &ring)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        out.push(std::fs::read(&ring).unwrap());
+    }
+    out
+}
+
+fn decode_all(path: &std::path::Path) -> (u64, u64) {
+    let Ok(ring) = Ring::open_read_only(path) else {
+        return (0, 0);
+    };
+    let (mut records, mut lost) = (0, 0);
+    for start in [Start::Oldest, Start::Consumer, Start::At(12345)] {
+        let opts = ReaderOptions {
+            start,
+            unwritten_grace: Duration::ZERO,
+            liveness: Box::new(|_: u32, _: u64| false),
+        };
+        let mut r = Reader::new(&ring, opts);
+        let t = Instant::now();
+        for _ in 0..200_000 {
+            match r.poll() {
+                Item::Record(rec) => {
+                    assert!(rec.payload.len() as u64 <= ring.max_record());
+                    if let Ok(ev) = AnyEvent::decode(rec.kind, rec.payload) {
+                        let _ = ev.ev().pid.get();
+                    }
+                    records += 1;
+                }
+                Item::Lost(_) => lost += 1,
+                Item::Waiting(_) => break,
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "reader took too long");
+    }
+    (records, lost)
+}
+
+#[test]
+fn mutated_real_rings_never_panic_or_hang_the_reader_or_the_drain() {
+    let iters: u64 = std::env::var("FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = seeds(dir.path());
+    let path = dir.path().join("mutant.ring");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut opened, mut records, mut lost) = (0u64, 0u64, 0u64);
+    for i in 0..iters {
+        let mut b = seeds[rng.below(seeds.len())].clone();
+        match rng.below(6) {
+            0 => {
+                for _ in 0..1 + rng.below(16) {
+                    let at = rng.below(b.len());
+                    b[at] ^= 1 << rng.below(8);
+                }
+            }
+            1 => {
+                // Random bytes somewhere past the header: control, writers, block table, data.
+                let at = 144 + rng.below(b.len() - 144);
+                let n = 1 + rng.below(64);
+                for k in at..(at + n).min(b.len()) {
+                    b[k] = rng.next() as u8;
+                }
+            }
+            2 => {
+                // A header field (but not the magic) set to something odd.
+                let at = 8 + rng.below(128);
+                let v = [0u64, 1, u32::MAX as u64, u64::MAX, rng.next()][rng.below(5)];
+                for (k, byte) in v.to_le_bytes().iter().enumerate() {
+                    if at + k < 144 {
+                        b[at + k] = *byte;
+                    }
+                }
+            }
+            3 => b.truncate(rng.below(b.len())),
+            4 => {
+                // Record lengths and positions that lie: smash 8-byte words in the data area.
+                let data = b.len() - (128 << 10);
+                for _ in 0..1 + rng.below(8) {
+                    let at = data + rng.below((128 << 10) / 8) * 8;
+                    let v = rng.next();
+                    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            _ => {
+                // The control area's counters (reserve, tail, consumer, drops).
+                let at = 4096 + rng.below(8 * 128 / 8) * 8;
+                let v = [0u64, u64::MAX, 1 << 62, rng.next()][rng.below(4)];
+                if at + 8 <= b.len() {
+                    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        std::fs::write(&path, &b).unwrap();
+        let (r, l) = decode_all(&path);
+        opened += u64::from(r + l > 0);
+        records += r;
+        lost += l;
+        if i % 500 == 0 {
+            // The binary too: exit 0 or 2, one line of error, never a crash.
+            let t = Instant::now();
+            let o = Command::new(&tools().drain).arg(&path).output().unwrap();
+            assert!(
+                matches!(o.status.code(), Some(0) | Some(2)),
+                "drain crashed on mutant {i}: {:?}",
+                o.status
+            );
+            assert!(t.elapsed() < Duration::from_secs(10));
+        }
+    }
+    eprintln!("mutation fuzz: {iters} mutants, {opened} decodable, {records} records and {lost} loss reports read");
+}
