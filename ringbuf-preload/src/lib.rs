@@ -29,5 +29,6 @@ pub mod proc_info;
 pub mod real;
 pub mod session;
 pub mod start;
+pub mod symbols;
 pub mod target;
 pub mod variadic;

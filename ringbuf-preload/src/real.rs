@@ -1,4 +1,5 @@
-//! The real functions behind the hooks, found with `dlsym(RTLD_NEXT, name)`.
+//! The real functions behind the hooks: what `dlsym(RTLD_NEXT, name)` would return, found by
+//! [`crate::symbols`].
 //!
 //! Each is looked up once: eagerly by the constructor ([`resolve_all`]), or on first use when
 //! a hook runs before the constructor (another library's constructor calling `open`). The
@@ -39,9 +40,8 @@ impl RealFn {
 
     #[cold]
     fn resolve(&self) -> *mut c_void {
-        // SAFETY: dlsym with a valid NUL-terminated name; RTLD_NEXT finds the definition after
-        // this library (libc's, or the next preloaded library's).
-        let p = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+        // The definition after this library (libc's, or the next preloaded library's).
+        let p = crate::symbols::next(self.name);
         self.ptr.store(p, Relaxed);
         p
     }

@@ -124,15 +124,10 @@ fn open_ring(path: &[u8]) -> Option<Ring> {
 
 /// This library's file name as the loader knows it.
 fn own_path(out: &mut Buf<4096>) {
-    let mut info = core::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    let addr = init as InitFn as *const c_void;
-    // SAFETY: dladdr fills `info` for an address inside a loaded object.
-    let ok = unsafe { libc::dladdr(addr, info.as_mut_ptr()) } != 0;
-    // SAFETY: zeroed, then filled by dladdr on success.
-    let info = unsafe { info.assume_init() };
-    if ok && !info.dli_fname.is_null() {
-        // SAFETY: dli_fname is a valid C string owned by the loader.
-        out.push(unsafe { emit::cstr(info.dli_fname) });
+    let name = crate::symbols::own_name();
+    if !name.is_null() {
+        // SAFETY: dlpi_name is a valid C string owned by the loader.
+        out.push(unsafe { emit::cstr(name) });
     }
 }
 

@@ -1,0 +1,182 @@
+//! Finding the real functions without `dlsym`: a walk of the loaded objects
+//! (`dl_iterate_phdr`) and their GNU hash tables.
+//!
+//! `dlsym(RTLD_NEXT, …)` would do, but glibc 2.34 moved it into libc under a new symbol version,
+//! so a library calling it would not load on the older glibc of older LTS distributions. This
+//! module does the same lookup by hand: the first object *after this library* in load order
+//! (the order of the global search scope for the objects loaded at start) whose dynamic symbol
+//! table defines the name with its default version. It allocates nothing and makes no system
+//! call, so it is safe in any hook.
+
+use core::ffi::{c_char, c_int, c_void, CStr};
+
+/// An entry of a dynamic section (`Elf64_Dyn`).
+#[repr(C)]
+struct Dyn {
+    d_tag: i64,
+    d_un: u64,
+}
+
+/// What a walk looks for and found.
+struct Search<'a> {
+    /// A symbol name, or `None` to look for this library itself.
+    name: Option<&'a CStr>,
+    me: usize,
+    passed_me: bool,
+    found: *mut c_void,
+    my_name: *const c_char,
+}
+
+fn gnu_hash(name: &[u8]) -> u32 {
+    name.iter()
+        .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32))
+}
+
+/// Whether `addr` lies in one of the object's loaded segments.
+///
+/// # Safety
+/// `info` is what `dl_iterate_phdr` passed.
+unsafe fn contains(info: &libc::dl_phdr_info, addr: usize) -> bool {
+    // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    phdrs.iter().any(|p| {
+        let start = info.dlpi_addr as usize + p.p_vaddr as usize;
+        p.p_type == libc::PT_LOAD && (start..start + p.p_memsz as usize).contains(&addr)
+    })
+}
+
+/// Look `name` up in one object's dynamic symbol table (GNU hash); its address if defined there
+/// with a default (non-hidden) version.
+///
+/// # Safety
+/// `info` is what `dl_iterate_phdr` passed: the object is loaded and its tables are mapped.
+unsafe fn lookup(info: &libc::dl_phdr_info, name: &[u8]) -> *mut c_void {
+    let base = info.dlpi_addr as usize;
+    // SAFETY: as in `contains`.
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let Some(dynamic) = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC) else {
+        return core::ptr::null_mut();
+    };
+    // The loader relocates the pointers of the dynamic section in place, except where that
+    // section is read-only (the vDSO): then they are still relative to the base.
+    let fix = |p: u64| {
+        if (p as usize) < base {
+            base + p as usize
+        } else {
+            p as usize
+        }
+    };
+    let (mut symtab, mut strtab, mut gnu_hash_tab, mut versym) = (0usize, 0usize, 0usize, 0usize);
+    let mut d = (base + dynamic.p_vaddr as usize) as *const Dyn;
+    loop {
+        // SAFETY: the dynamic section is an array ended by DT_NULL.
+        let e = unsafe { &*d };
+        match e.d_tag as u32 {
+            0 => break,
+            6 => symtab = fix(e.d_un),                 // DT_SYMTAB
+            5 => strtab = fix(e.d_un),                 // DT_STRTAB
+            0x6fff_fef5 => gnu_hash_tab = fix(e.d_un), // DT_GNU_HASH
+            0x6fff_fff0 => versym = fix(e.d_un),       // DT_VERSYM
+            _ => {}
+        }
+        // SAFETY: not past DT_NULL yet.
+        d = unsafe { d.add(1) };
+    }
+    if symtab == 0 || strtab == 0 || gnu_hash_tab == 0 {
+        return core::ptr::null_mut();
+    }
+    // SAFETY (whole block): the GNU hash table, symbol table, string table and version table of
+    // a loaded object, laid out as the ELF gABI and the GNU hash format define them.
+    unsafe {
+        let hdr = gnu_hash_tab as *const u32;
+        let (nbuckets, symoffset, bloom_size) = (*hdr, *hdr.add(1), *hdr.add(2));
+        if nbuckets == 0 {
+            return core::ptr::null_mut();
+        }
+        let buckets = (gnu_hash_tab + 16 + bloom_size as usize * 8) as *const u32;
+        let chain = buckets.add(nbuckets as usize);
+        let h = gnu_hash(name);
+        let mut i = *buckets.add((h % nbuckets) as usize);
+        if i < symoffset {
+            return core::ptr::null_mut();
+        }
+        loop {
+            let h2 = *chain.add((i - symoffset) as usize);
+            if h | 1 == h2 | 1 {
+                let sym = &*((symtab as *const libc::Elf64_Sym).add(i as usize));
+                let hidden = versym != 0 && *((versym as *const u16).add(i as usize)) & 0x8000 != 0;
+                let sname = CStr::from_ptr((strtab + sym.st_name as usize) as *const c_char);
+                if sym.st_shndx != 0 && !hidden && sname.to_bytes() == name {
+                    let addr = (base + sym.st_value as usize) as *mut c_void;
+                    // STT_GNU_IFUNC: the address is the resolver's; ask it.
+                    if sym.st_info & 0xf == 10 {
+                        let resolve: extern "C" fn() -> *mut c_void = core::mem::transmute(addr);
+                        return resolve();
+                    }
+                    return addr;
+                }
+            }
+            if h2 & 1 != 0 {
+                return core::ptr::null_mut();
+            }
+            i += 1;
+        }
+    }
+}
+
+unsafe extern "C" fn visit(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: `data` is the Search of `walk`; `info` is valid for this call.
+    let (s, info) = unsafe { (&mut *(data as *mut Search), &*info) };
+    // SAFETY: info comes from dl_iterate_phdr.
+    if unsafe { contains(info, s.me) } {
+        s.passed_me = true;
+        s.my_name = info.dlpi_name;
+        return i32::from(s.name.is_none());
+    }
+    if let (true, Some(name)) = (s.passed_me, s.name) {
+        // SAFETY: as above.
+        let p = unsafe { lookup(info, name.to_bytes()) };
+        if !p.is_null() {
+            s.found = p;
+            return 1;
+        }
+    }
+    0
+}
+
+fn walk(name: Option<&CStr>) -> Search<'_> {
+    let mut s = Search {
+        name,
+        me: walk as fn(Option<&CStr>) -> Search<'_> as usize,
+        passed_me: false,
+        found: core::ptr::null_mut(),
+        my_name: core::ptr::null(),
+    };
+    // SAFETY: the callback only reads what the loader passes and writes `s`.
+    unsafe { libc::dl_iterate_phdr(Some(visit), &mut s as *mut Search as *mut c_void) };
+    s
+}
+
+/// The definition of `name` in the first object loaded after this library (`RTLD_NEXT`).
+pub fn next(name: &CStr) -> *mut c_void {
+    walk(Some(name)).found
+}
+
+/// [`next`] for the C side (`c/compat.c`).
+///
+/// # Safety
+/// `name` is a valid C string.
+#[no_mangle]
+pub unsafe extern "C" fn substrate_next_symbol(name: *const c_char) -> *mut c_void {
+    // SAFETY: caller's contract.
+    next(unsafe { CStr::from_ptr(name) })
+}
+
+/// This library's file name as the loader knows it (NULL if not found).
+pub fn own_name() -> *const c_char {
+    walk(None).my_name
+}
