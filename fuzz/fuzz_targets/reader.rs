@@ -18,7 +18,11 @@ use libfuzzer_sys::fuzz_target;
 fn read_all(ring: &Ring) {
     let dead = |_: u32, _: u64| false;
     for start in [Start::Oldest, Start::Consumer] {
-        let opts = ReaderOptions { start, unwritten_grace: Duration::ZERO, liveness: Box::new(dead) };
+        let opts = ReaderOptions {
+            start,
+            unwritten_grace: Duration::ZERO,
+            liveness: Box::new(dead),
+        };
         let mut r = Reader::new(ring, opts);
         for _ in 0..100_000 {
             match r.poll() {
@@ -31,7 +35,9 @@ fn read_all(ring: &Ring) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, rest)) = data.split_first() else { return };
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("ring-fuzz-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("ring");
@@ -43,8 +49,18 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    let mode = if which & 2 == 0 { Mode::Discard } else { Mode::Overwrite };
-    let opts = CreateOptions { capacity: 8192, block_size: 4096, mode, writer_slots: 2, ..Default::default() };
+    let mode = if which & 2 == 0 {
+        Mode::Discard
+    } else {
+        Mode::Overwrite
+    };
+    let opts = CreateOptions {
+        capacity: 8192,
+        block_size: 4096,
+        mode,
+        writer_slots: 2,
+        ..Default::default()
+    };
     let ring = Ring::create(&path, &opts).unwrap();
     let g = ring.geometry();
     let mem = ring.mem();

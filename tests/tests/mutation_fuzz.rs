@@ -165,3 +165,36 @@ fn mutated_real_rings_never_panic_or_hang_the_reader_or_the_drain() {
     }
     eprintln!("mutation fuzz: {iters} mutants, {opened} decodable, {records} records and {lost} loss reports read");
 }
+
+#[test]
+fn random_payloads_of_every_kind_decode_or_are_refused_never_read_out_of_bounds() {
+    let iters: u64 = std::env::var("FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000)
+        * 30;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut ok, mut refused) = (0u64, 0u64);
+    let mut buf = vec![0u8; 512];
+    for _ in 0..iters {
+        let len = rng.below(buf.len());
+        for b in &mut buf[..len] {
+            *b = rng.next() as u8;
+        }
+        // Often a plausible var_count and lengths, so that decoding gets past the fixed part.
+        if len > 40 && rng.below(2) == 0 {
+            buf[32] = rng.below(4) as u8;
+            buf[33] = 0;
+        }
+        let payload = &buf[..len];
+        match AnyEvent::decode(1 + rng.below(10) as u16, payload) {
+            Ok(ev) => {
+                ok += 1;
+                let _ = ev.ev().tid.get();
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    eprintln!("record decoder: {iters} random payloads, {ok} decoded, {refused} refused");
+    assert!(ok > 0 && refused > 0);
+}
