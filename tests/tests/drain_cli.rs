@@ -404,3 +404,69 @@ fn non_utf8_arguments_are_escaped_losslessly() {
     assert_eq!(s["argv"][1], "caf\\xe9\\\\n");
     assert_eq!(s["escaped"], serde_json::json!(["argv[1]"]));
 }
+
+#[test]
+fn a_ring_that_cannot_be_allocated_is_a_clear_error_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("big.ring");
+    // A file size limit of 1 MiB makes allocating a 64 MiB ring fail as a full disk would
+    // (posix_fallocate fails; SIGXFSZ is ignored so the error comes back as EFBIG).
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 1024; trap '' XFSZ; exec {} create --size 64M {}",
+            tools().drain.display(),
+            ring.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("allocate ring file"), "{err}");
+    assert!(!ring.exists(), "the half-made ring is removed");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 1024; trap '' XFSZ; exec {} record --ring {} -o {} -- true",
+            tools().drain.display(),
+            ring.display(),
+            dir.path().join("t.jsonl").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn the_preload_is_inert_without_a_usable_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, vec![7u8; 65536]).unwrap();
+    let plain = Command::new(&bin).arg("errno").output().unwrap();
+    for ring in [
+        Path::new("/nonexistent/ring"),
+        junk.as_path(),
+        Path::new(""),
+        dir.path(),
+    ] {
+        let o = traced(ring, &bin, &["errno"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        assert_eq!(
+            o.stdout, plain.stdout,
+            "ring {ring:?}: the program behaves as without the library"
+        );
+        assert!(o.stderr.is_empty(), "ring {ring:?}: nothing printed");
+    }
+    assert_eq!(
+        std::fs::read(&junk).unwrap(),
+        vec![7u8; 65536],
+        "a file that is not a ring is never written"
+    );
+}
