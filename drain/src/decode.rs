@@ -99,6 +99,8 @@ pub struct Decoder {
     opts: Options,
     ring_session: [u8; 16],
     spans: SpanMap,
+    /// The latest span started in each pid, for ends reported by a parent (killed children).
+    pid_spans: HashMap<u32, [u8; 16]>,
     ts: timefmt::TsCache,
     pending: Vec<PendingExec>,
     line: Line,
@@ -125,6 +127,7 @@ impl Decoder {
             opts,
             ring_session: ring.session_id(),
             spans: SpanMap::default(),
+            pid_spans: HashMap::new(),
             ts: timefmt::TsCache::default(),
             pending: Vec::new(),
             line: Line::default(),
@@ -329,6 +332,7 @@ impl Decoder {
                     },
                 );
                 self.stats.processes += u64::from(pos >= self.mute_below);
+                self.pid_spans.insert(h.pid.get(), span);
                 self.common(ring, h, "process_start", pos);
                 let flags = e.start_flags.get();
                 let l = &mut self.line;
@@ -348,6 +352,15 @@ impl Decoder {
                 self.emit(out)
             }
             AnyEvent::ProcessExit(e) => {
+                // A parent's report of a killed child names the child by pid only.
+                let mut hh = *h;
+                if hh.span == [0; 16] {
+                    match self.pid_spans.get(&hh.pid.get()) {
+                        Some(s) => hh.span = *s,
+                        None => return Ok(()),
+                    }
+                }
+                let (h, span) = (&hh, hh.span);
                 self.common(ring, h, "process_exit", pos);
                 let how = e.how.get();
                 let l = &mut self.line;

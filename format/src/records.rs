@@ -132,7 +132,9 @@ pub mod exit_how {
     pub const UNDERSCORE_EXIT_C99: u16 = 3;
     /// Return from `main` / library destructor.
     pub const RETURN: u16 = 4;
-    /// Killed by a signal (`status` is the signal number), as observed by a waiting parent.
+    /// Killed by a signal (`status` is the signal number), as observed by a waiting parent:
+    /// written by the parent, with the child's pid in the header's `pid` and a zero `span`
+    /// (the reader finds the child's span from its pid).
     pub const SIGNALED: u16 = 5;
 }
 

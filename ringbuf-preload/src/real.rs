@@ -133,6 +133,11 @@ reals! {
     fork: unsafe extern "C" fn() -> pid_t;
     _Fork: unsafe extern "C" fn() -> pid_t;
     clone: unsafe extern "C" fn(extern "C" fn(*mut c_void) -> c_int, *mut c_void, c_int, *mut c_void, ...) -> c_int;
+    waitpid: unsafe extern "C" fn(pid_t, *mut c_int, c_int) -> pid_t;
+    wait: unsafe extern "C" fn(*mut c_int) -> pid_t;
+    wait3: unsafe extern "C" fn(*mut c_int, c_int, *mut libc::rusage) -> pid_t;
+    waitid: unsafe extern "C" fn(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int;
+    wait4: unsafe extern "C" fn(pid_t, *mut c_int, c_int, *mut libc::rusage) -> pid_t;
     exit: unsafe extern "C" fn(c_int) -> !;
     _exit: unsafe extern "C" fn(c_int) -> !;
     _Exit: unsafe extern "C" fn(c_int) -> !;

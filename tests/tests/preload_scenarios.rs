@@ -628,3 +628,25 @@ fn exit_status_is_passed_through_and_recorded() {
         (Some("exit"), Some(42))
     );
 }
+
+#[test]
+fn a_child_killed_by_a_signal_gets_its_end_recorded_by_the_parent_that_reaps_it() {
+    let (_, dir) = sc();
+    let r = record(dir, &["sh", "-c", "sh -c 'kill -KILL $$'; echo after $?"]);
+    ok(&r);
+    assert_eq!(r.stdout(), "after 137\n");
+    let inner = r.starts_with_argv(&["sh", "-c", "kill -KILL $$"]);
+    assert_eq!(inner.len(), 1, "{}", r.dump());
+    let ends: Vec<_> = r
+        .of("process_exit")
+        .into_iter()
+        .filter(|e| e["span_id"] == inner[0]["span_id"])
+        .collect();
+    assert_eq!(ends.len(), 1, "one end for the killed shell: {}", r.dump());
+    assert_eq!(
+        (ends[0]["how"].as_str(), ends[0]["signal"].as_i64()),
+        (Some("signal"), Some(9))
+    );
+    assert_eq!(ends[0]["pid"], inner[0]["pid"]);
+    assert!(ends[0].get("exit_code").is_none());
+}

@@ -1,6 +1,7 @@
 //! The process tree: `fork`, `vfork` (performed as `fork`: a hook cannot return twice into a
 //! borrowed address space), `_Fork`, `clone` of processes, and the ends of a process
-//! (`exit`, `_exit`, `_Exit`).
+//! (`exit`, `_exit`, `_Exit`), and children killed by a signal as their parent reaps them
+//! (`wait`, `waitpid`, `wait3`, `wait4`, `waitid`): a killed process cannot record its own end.
 //!
 //! The parent records a `fork` record with the child's pid. The child attaches as its own
 //! writer, gets a new span whose parent is the forking image's span, and records its
@@ -169,4 +170,116 @@ pub extern "C" fn _Exit(status: c_int) -> ! {
             }
         }
     }
+}
+
+/// Record a reaped child that was killed by a signal.
+fn reaped(pid: pid_t, status: c_int) {
+    if pid <= 0 || !libc::WIFSIGNALED(status) {
+        return;
+    }
+    if let Some((_, img)) = session::active() {
+        let mut ev = format::records::ProcessExit {
+            ev: emit::header(img),
+            how: exit_how::SIGNALED.into(),
+            reserved: 0.into(),
+            status: libc::WTERMSIG(status).into(),
+        };
+        // The child's pid; its span is found by the reader (see exit_how::SIGNALED).
+        ev.ev.pid = (pid as u32).into();
+        ev.ev.tid = (pid as u32).into();
+        ev.ev.span = [0; 16];
+        emit::event(img, &ev, core::iter::empty());
+    }
+}
+
+/// A wait that reports the status even when the caller passes no status pointer.
+fn waited(status: *mut c_int, call: impl FnOnce(*mut c_int) -> pid_t) -> pid_t {
+    if session::active().is_none() || guard::busy() {
+        return call(status);
+    }
+    let mut local: c_int = 0;
+    let p = if status.is_null() {
+        &mut local as *mut c_int
+    } else {
+        status
+    };
+    let r = call(p);
+    let e = errno::get();
+    if r > 0 {
+        // SAFETY: `p` is the caller's status or our local, written by the real call.
+        reaped(r, unsafe { *p });
+    }
+    errno::set(e);
+    r
+}
+
+/// `waitpid(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
+    waited(status, |p| call_real!(waitpid(pid, p, options)))
+}
+
+/// `wait(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn wait(status: *mut c_int) -> pid_t {
+    waited(status, |p| call_real!(wait(p)))
+}
+
+/// `wait4(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn wait4(
+    pid: pid_t,
+    status: *mut c_int,
+    options: c_int,
+    ru: *mut libc::rusage,
+) -> pid_t {
+    waited(status, |p| call_real!(wait4(pid, p, options, ru)))
+}
+
+/// `wait3(2)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn wait3(status: *mut c_int, options: c_int, ru: *mut libc::rusage) -> pid_t {
+    waited(status, |p| call_real!(wait3(p, options, ru)))
+}
+
+/// `waitid(2)`: a child reaped (not merely observed with `WNOWAIT`) after being killed.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn waitid(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    info: *mut libc::siginfo_t,
+    options: c_int,
+) -> c_int {
+    let r = call_real!(waitid(idtype, id, info, options));
+    if r == 0
+        && !info.is_null()
+        && options & libc::WNOWAIT == 0
+        && session::active().is_some()
+        && !guard::busy()
+    {
+        let e = errno::get();
+        // SAFETY: the real call filled *info.
+        let (code, pid, sig) = unsafe { ((*info).si_code, (*info).si_pid(), (*info).si_status()) };
+        if code == libc::CLD_KILLED || code == libc::CLD_DUMPED {
+            // Encode as a wait status "killed by sig" for `reaped`.
+            reaped(pid, sig & 0x7f);
+        }
+        errno::set(e);
+    }
+    r
 }
