@@ -580,3 +580,42 @@ fn a_ring_of_another_user_or_behind_a_symlink_is_refused_for_writing() {
         "reading another user's ring (if permitted) is harmless"
     );
 }
+
+#[test]
+fn ring_sizes_outside_the_limits_are_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let try_create = |capacity: u64, block_size: u64, writer_slots: u32| {
+        let path = dir
+            .path()
+            .join(format!("r-{capacity}-{block_size}-{writer_slots}"));
+        Ring::create(
+            &path,
+            &CreateOptions {
+                capacity,
+                block_size,
+                writer_slots,
+                ..Default::default()
+            },
+        )
+        .map(|_| ())
+        .map_err(|e| (e.to_string(), path.exists()))
+    };
+    // The smallest ring: two blocks of the smallest block size.
+    assert_eq!(try_create(8192, 4096, 1), Ok(()));
+    for (cap, block, slots, what) in [
+        (4096, 4096, 8, "two blocks"),
+        (3 << 20, 64 << 10, 8, "power of two"),
+        (8 << 30, 64 << 10, 8, "4 GiB"),
+        (1 << 20, 3000, 8, "block size"),
+        (1 << 20, 2 << 20, 8, "block size"),
+        (1 << 20, 64 << 10, 0, "writer slots"),
+        (1 << 20, 64 << 10, 70_000, "writer slots"),
+    ] {
+        let (msg, exists) = try_create(cap, block, slots).unwrap_err();
+        assert!(
+            msg.contains(what) || msg.contains("power of two"),
+            "{cap}/{block}/{slots}: {msg}"
+        );
+        assert!(!exists, "no file is left for a refused ring");
+    }
+}
