@@ -46,45 +46,37 @@ enum { SYM_OPEN = 1, SYM_OPEN64 = 2, SYM_OPENAT = 3, SYM_OPENAT64 = 4 };
         }                                                      \
     } while (0)
 
+/*
+ * Collect `arg` and the variadic arguments after it into the stack array `argv` (NULL
+ * terminated). The copy loop reads the remaining arguments and the NULL terminator (`arg` itself
+ * is the terminator when it is NULL), so for execle the next va_arg is envp.
+ */
+#define COLLECT_ARGV(arg, ap, argv, n)                                         \
+    size_t n;                                                                  \
+    COUNT_ARGS(arg, n);                                                        \
+    const char *argv[n + 1];                                                   \
+    va_list ap;                                                                \
+    va_start(ap, arg);                                                         \
+    argv[0] = arg;                                                             \
+    for (size_t i_ = 1; i_ <= n; i_++) argv[i_] = va_arg(ap, const char *);    \
+    argv[n] = NULL
+
 HIDDEN int substrate_c_execl(const char *path, const char *arg, ...) {
-    size_t n;
-    COUNT_ARGS(arg, n);
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    argv[0] = arg;
-    for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, const char *);
+    COLLECT_ARGV(arg, ap, argv, n);
     va_end(ap);
-    argv[n] = NULL;
     return substrate_execl_hook(OP_EXECL, path, (char *const *)argv, NULL);
 }
 
 HIDDEN int substrate_c_execlp(const char *file, const char *arg, ...) {
-    size_t n;
-    COUNT_ARGS(arg, n);
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    argv[0] = arg;
-    for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, const char *);
+    COLLECT_ARGV(arg, ap, argv, n);
     va_end(ap);
-    argv[n] = NULL;
     return substrate_execl_hook(OP_EXECLP, file, (char *const *)argv, NULL);
 }
 
 HIDDEN int substrate_c_execle(const char *path, const char *arg, ...) {
-    size_t n;
-    COUNT_ARGS(arg, n);
-    const char *argv[n + 1];
-    va_list ap;
-    va_start(ap, arg);
-    argv[0] = arg;
-    /* The loop reads the remaining arguments and the NULL terminator (arg itself is the
-     * terminator when it is NULL); envp follows. */
-    for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, const char *);
+    COLLECT_ARGV(arg, ap, argv, n);
     char *const *envp = va_arg(ap, char *const *);
     va_end(ap);
-    argv[n] = NULL;
     return substrate_execl_hook(OP_EXECLE, path, (char *const *)argv, envp);
 }
 
