@@ -235,7 +235,7 @@ def fidelity_analyze(name, cmd):
     for l in lines:
         if l["event_type"] in ("exec", "spawn") and "errno" not in l:
             t_execs.add((l["pid"] if l["event_type"] == "exec" else l.get("child_pid"), tuple(l["argv"])))
-    t_opens = {(l["pid"], l["path"]) for l in lines if l["event_type"] == "file_open" and "fd" in l}
+    t_opens = {(l["pid"], l["path"]) for l in lines if l["event_type"] == "file_open" and ("fd" in l or l.get("op") == "scandir" and "errno" not in l)}
     traced_pids = {l["pid"] for l in lines}
     # Opens strace saw in processes the library traced, split by who made them.
     in_traced = {o for o in s_opens if o[0] in traced_pids}
@@ -373,7 +373,7 @@ def write_report(modes, results, fid):
                 "- *other*: opens strace saw, not in the classes above, that the trace lacks. Causes found so far: "
                 "`/proc/filesystems` is read by libselinux's constructor, which runs before the preload library's own constructor (a hook called before the library is initialised goes straight to libc); "
                 "`/proc/self/maps` is read by glibc's `pthread_getattr_np` through its internal `fopen`; `libLLVM…` is `dlopen`ed (the loader opens it); "
-                "npm's `node_modules/…` directories are listed by libuv with `scandir`, whose open is libc-internal (`scandir` is not hooked: it leaves no descriptor to record). Examples:", ""]
+                "the rest are opens made before the preload library's constructor ran. Examples:", ""]
         for name, f in fid.items():
             out.append(f"  - {name}: {f['unexplained']} — " + ", ".join(f"`{s}`" for s in f["unexplained_samples"]))
             if f["missing_execs"] or f["extra_execs"]:

@@ -501,11 +501,15 @@ impl Decoder {
                     file_op::SYMLINK => "file_symlink",
                     file_op::TRUNCATE => "file_truncate",
                     file_op::CHDIR | file_op::FCHDIR => "chdir",
+                    file_op::SCANDIR => "file_open",
                     _ => "file_op",
                 };
                 self.common(ring, h, event_type, pos);
                 let l = &mut self.line;
                 l.str("op", file_op::name(op).unwrap_or("unknown"));
+                if op == file_op::SCANDIR {
+                    l.str("access", "read");
+                }
                 match op {
                     file_op::SYMLINK => {
                         l.bytes("target", path);

@@ -385,6 +385,9 @@ pub mod file_op {
     pub const CHDIR: u16 = 8;
     /// `fchdir` (`dirfd` is the descriptor; no path).
     pub const FCHDIR: u16 = 9;
+    /// `scandir`/`scandir64`/`scandirat`: a directory opened and listed (`result` is the
+    /// number of entries).
+    pub const SCANDIR: u16 = 10;
 
     /// The operation's name.
     pub fn name(op: u16) -> Option<&'static str> {
@@ -398,6 +401,7 @@ pub mod file_op {
             TRUNCATE => "truncate",
             CHDIR => "chdir",
             FCHDIR => "fchdir",
+            SCANDIR => "scandir",
             _ => return None,
         })
     }

@@ -165,6 +165,9 @@ reals! {
     mkostemps64: unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
     tmpfile: unsafe extern "C" fn() -> *mut FILE;
     tmpfile64: unsafe extern "C" fn() -> *mut FILE;
+    scandir: unsafe extern "C" fn(*const c_char, *mut c_void, *mut c_void, *mut c_void) -> c_int;
+    scandir64: unsafe extern "C" fn(*const c_char, *mut c_void, *mut c_void, *mut c_void) -> c_int;
+    scandirat: unsafe extern "C" fn(c_int, *const c_char, *mut c_void, *mut c_void, *mut c_void) -> c_int;
     opendir: unsafe extern "C" fn(*const c_char) -> *mut libc::DIR;
     rename: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
     renameat: unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char) -> c_int;

@@ -242,6 +242,11 @@ int main(int argc, char **argv) {
         printf("mkstemp %s\n", tmpl);
         fclose(tmpfile());
         closedir(opendir("."));
+        struct dirent **names;
+        int n = scandir(".", &names, NULL, alphasort);
+        for (int i = 0; i < n; i++) free(names[i]);
+        free(names);
+        printf("scandir %d\n", n);
         return 0;
     }
     if (!strcmp(m, "fortify")) {

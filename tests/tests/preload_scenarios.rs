@@ -517,6 +517,23 @@ fn file_calls_are_recorded_with_flags_modes_errno_and_absolute_paths() {
         .expect("tmpfile recorded");
     assert!(t.get("abs_path").is_none() && t["fd"].as_i64().unwrap() >= 0);
     assert_eq!(file_line(&r, "file_open", ".")["op"], "opendir");
+    let listed: i64 = r
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("scandir "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sc = r
+        .lines
+        .iter()
+        .find(|l| l["op"] == "scandir")
+        .expect("scandir recorded");
+    assert_eq!(
+        (sc["path"].as_str(), sc["result"].as_i64()),
+        (Some("."), Some(listed))
+    );
+    assert_eq!(sc["abs_path"], ds);
 }
 
 fn plain_in_fresh(args: &[&str], d: &Path) -> String {

@@ -3,7 +3,7 @@
 //! mutations (rename, unlink, mkdir, rmdir, link, symlink, truncate) and `chdir`/`fchdir`,
 //! which let the drain resolve relative paths without a system call here.
 
-use core::ffi::{c_char, c_int, c_uint};
+use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use format::records::{file_op, open_op, FileOp, FileOpen};
 use libc::{mode_t, off64_t, off_t, FILE};
@@ -737,4 +737,67 @@ pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
     };
     // SAFETY: forwarded.
     unsafe { path_op(p, || call_real!(fchdir(fd))) }
+}
+
+/// `scandir(3)`: a directory opened and listed (its open is libc-internal). The filter and
+/// comparison functions are the program's; they run inside the real call.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn scandir(
+    path: *const c_char,
+    list: *mut c_void,
+    filter: *mut c_void,
+    compar: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        path_op(PathOp::new(file_op::SCANDIR, path), || {
+            call_real!(scandir(path, list, filter, compar))
+        })
+    }
+}
+
+/// `scandir64(3)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn scandir64(
+    path: *const c_char,
+    list: *mut c_void,
+    filter: *mut c_void,
+    compar: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe {
+        path_op(PathOp::new(file_op::SCANDIR, path), || {
+            call_real!(scandir64(path, list, filter, compar))
+        })
+    }
+}
+
+/// `scandirat(3)`.
+///
+/// # Safety
+/// C contract.
+#[no_mangle]
+pub unsafe extern "C" fn scandirat(
+    dirfd: c_int,
+    path: *const c_char,
+    list: *mut c_void,
+    filter: *mut c_void,
+    compar: *mut c_void,
+) -> c_int {
+    let p = PathOp {
+        dirfd,
+        ..PathOp::new(file_op::SCANDIR, path)
+    };
+    // SAFETY: forwarded.
+    unsafe {
+        path_op(p, || {
+            call_real!(scandirat(dirfd, path, list, filter, compar))
+        })
+    }
 }
