@@ -221,7 +221,11 @@ def fidelity_analyze(name, cmd):
     lines = [json.loads(l) for l in trace.read_text().splitlines()]
     drain_pid = None
     s_execs, s_opens3 = strace_sets(sdir)
+    t_opens_raw = {(l["pid"], l["path"]) for l in lines if l["event_type"] == "file_open"}
     lib_own = {(p, q) for p, q, own in s_opens3 if own}
+    # The library's early start (a hook called before its constructor) reads argv from
+    # /proc/self/cmdline with a raw system call.
+    lib_own |= {(p, q) for p, q, _ in s_opens3 if q == "/proc/self/cmdline" and (p, q) not in t_opens_raw}
     s_opens = {(p, q) for p, q, _ in s_opens3}
     for pid, argv in list(s_execs):
         if argv and argv[0].endswith("substrate-drain"):
@@ -370,11 +374,11 @@ def write_report(modes, results, fid):
                 "- *libc-internal*: opens libc makes through its internal symbols, which no hook of an exported function sees: locale and gconv files of `setlocale`/`iconv`, NSS and resolver configuration. Examples:", ""]
         for name, f in fid.items():
             out.append(f"  - {name}: " + ", ".join(f"`{s}`" for s in f["libc_internal_samples"]))
-        out += ["", "- *library's own*: the preload library opening the ring and `/proc/self/stat` at start, and opening each exec target to see whether it will be traced; not the program's work, left out of the recall.",
+        out += ["", "- *library's own*: the preload library opening the ring and `/proc/self/stat` at start (and `/proc/self/cmdline` when a hook runs before its constructor), and opening each exec target to see whether it will be traced; not the program's work, left out of the recall.",
                 "- *other*: opens strace saw, not in the classes above, that the trace lacks. Causes found so far: "
-                "`/proc/filesystems` is read by libselinux's constructor, which runs before the preload library's own constructor (a hook called before the library is initialised goes straight to libc); "
+                ""
                 "`/proc/self/maps` is read by glibc's `pthread_getattr_np` through its internal `fopen`; `libLLVM…` is `dlopen`ed (the loader opens it); "
-                "the rest are opens made before the preload library's constructor ran. Examples:", ""]
+                "`/sys/kernel/mm/transparent_hugepage/enabled` is read by jemalloc inside rustc, which makes its own system calls. Examples:", ""]
         for name, f in fid.items():
             out.append(f"  - {name}: {f['unexplained']} — " + ", ".join(f"`{s}`" for s in f["unexplained_samples"]))
             if f["missing_execs"] or f["extra_execs"]:

@@ -142,12 +142,28 @@ pub fn active() -> Option<(&'static Fixed, &'static Image)> {
     // Fixed it was built after) are fully written.
     let img = CURRENT.load(Acquire);
     if img.is_null() {
+        // Not started yet: a hook called by another library's constructor, which ran before
+        // this library's. Start now (once), so that call is recorded too.
+        if crate::start::STARTED.load(Relaxed) == crate::start::NOT_STARTED {
+            crate::start::start_early();
+            return active_now();
+        }
         return None;
     }
     // Relaxed: FIXED was stored before CURRENT's release store, which we acquired.
     let fx = FIXED.load(Relaxed);
     // SAFETY: both pointers name static cells written before publication and never changed.
     Some(unsafe { (&*fx, &*img) })
+}
+
+fn active_now() -> Option<(&'static Fixed, &'static Image)> {
+    // Acquire: as in `active`.
+    let img = CURRENT.load(Acquire);
+    if img.is_null() {
+        return None;
+    }
+    // SAFETY: as in `active`.
+    Some(unsafe { (&*FIXED.load(Relaxed), &*img) })
 }
 
 /// Publish `fx` (once, from the constructor).

@@ -7,7 +7,9 @@
 //! `/proc/self/stat`, `/proc/self/exe`, the working directory, 10 random bytes. With no usable
 //! ring it returns before doing anything else and the library stays inert.
 
+use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void, CStr};
+use core::sync::atomic::{AtomicU8, Ordering::*};
 
 use format::records::{exit_how, start_flags, ProcessExit};
 use format::{ids, sys, Ring};
@@ -26,14 +28,97 @@ extern "C" {
     fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
 }
 
+/// [`STARTED`] values.
+pub const NOT_STARTED: u8 = 0;
+const STARTING: u8 = 1;
+const DONE: u8 = 2;
+
+/// Whether start-up has run: by the constructor, or earlier, by the first hook called (from
+/// another library's constructor) before it.
+pub static STARTED: AtomicU8 = AtomicU8::new(NOT_STARTED);
+
+/// Claim the one start-up; false if it ran or is running.
+fn claim_start() -> bool {
+    // AcqRel: one caller wins; the others see DONE only after the winner's stores (release
+    // below).
+    STARTED
+        .compare_exchange(NOT_STARTED, STARTING, AcqRel, Acquire)
+        .is_ok()
+}
+
 extern "C" fn init(_argc: c_int, argv: *const *const c_char, envp: *const *const c_char) {
+    if !claim_start() {
+        return;
+    }
     let e = crate::errno::get();
     guard::hold(|| {
         // SAFETY: the loader passes the process's argv and envp, NULL-terminated.
         unsafe { start(argv, envp) }
     });
+    STARTED.store(DONE, Release);
     // The program must see errno = 0 at main, whatever the start-up did.
     crate::errno::set(e);
+}
+
+/// argv read from `/proc/self/cmdline` for a start before the constructor (which alone is
+/// given argv): up to 32 KiB and 1023 arguments.
+struct EarlyArgv {
+    text: UnsafeCell<[u8; 32768]>,
+    ptrs: UnsafeCell<[*const c_char; 1024]>,
+}
+// SAFETY: written once by the single early start, before anything reads it.
+unsafe impl Sync for EarlyArgv {}
+static EARLY_ARGV: EarlyArgv = EarlyArgv {
+    text: UnsafeCell::new([0; 32768]),
+    ptrs: UnsafeCell::new([core::ptr::null(); 1024]),
+};
+
+/// Start now, from a hook that ran before the constructor (another library's constructor
+/// called it). The environment is libc's `environ`, already set; argv comes from
+/// `/proc/self/cmdline`.
+pub fn start_early() {
+    if !claim_start() {
+        return;
+    }
+    let e = crate::errno::get();
+    guard::hold(|| {
+        // SAFETY: we won the claim: nobody else touches EARLY_ARGV.
+        let (text, ptrs) = unsafe { (&mut *EARLY_ARGV.text.get(), &mut *EARLY_ARGV.ptrs.get()) };
+        let cap = text.len() - 1;
+        let n = read_cmdline(&mut text[..cap]);
+        let mut k = 0;
+        let mut at = 0;
+        while at < n && k < ptrs.len() - 1 {
+            ptrs[k] = text[at..].as_ptr().cast();
+            k += 1;
+            at += text[at..n]
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(n - at, |p| p + 1);
+        }
+        ptrs[k] = core::ptr::null();
+        // SAFETY: a NULL-terminated argv of NUL-terminated strings (the buffer's last byte
+        // stays 0), and libc's environ.
+        unsafe { start(ptrs.as_ptr(), crate::hooks::exec::environ_now()) }
+    });
+    STARTED.store(DONE, Release);
+    crate::errno::set(e);
+}
+
+/// `/proc/self/cmdline` into `buf`; bytes read.
+fn read_cmdline(buf: &mut [u8]) -> usize {
+    let Ok(fd) = sys::open(c"/proc/self/cmdline", libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
+        return 0;
+    };
+    let mut n = 0;
+    while n < buf.len() {
+        match sys::read(fd as i32, &mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k as usize,
+        }
+    }
+    sys::close(fd as i32);
+    n
 }
 
 /// # Safety
@@ -133,10 +218,7 @@ fn own_path(out: &mut Buf<4096>) {
 
 /// Record this image's end (once).
 pub fn record_exit(img: &Image, how: u16, status: c_int) {
-    if img
-        .exit_recorded
-        .swap(true, core::sync::atomic::Ordering::Relaxed)
-    {
+    if img.exit_recorded.swap(true, Relaxed) {
         return;
     }
     let ev = ProcessExit {
@@ -155,7 +237,7 @@ pub fn record_exit(img: &Image, how: u16, status: c_int) {
 /// slot here loses nothing that the process does on its way out.
 extern "C" fn exit_handler(status: c_int, _arg: *mut c_void) {
     if let Some((_, img)) = session::active() {
-        let how = match img.exit_how.load(core::sync::atomic::Ordering::Relaxed) {
+        let how = match img.exit_how.load(Relaxed) {
             0 => exit_how::RETURN,
             h => h,
         };

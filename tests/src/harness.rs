@@ -58,9 +58,12 @@ pub fn tools() -> &'static Tools {
 pub fn compile(dir: &Path, src: &str, name: &str, flags: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c").join(src);
+    // Library flags (-l…) must follow the source for the linker; the rest may precede it.
+    let (libs, opts): (Vec<&str>, Vec<&str>) = flags.iter().partition(|f| f.starts_with("-l"));
     let o = Command::new("cc")
-        .args(flags)
+        .args(opts)
         .arg(&src)
+        .args(libs)
         .arg("-o")
         .arg(&out)
         .arg("-lpthread")

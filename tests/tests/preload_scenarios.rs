@@ -667,3 +667,34 @@ fn a_child_killed_by_a_signal_gets_its_end_recorded_by_the_parent_that_reaps_it(
     assert_eq!(ends[0]["pid"], inner[0]["pid"]);
     assert!(ends[0].get("exit_code").is_none());
 }
+
+#[test]
+fn calls_from_constructors_that_run_before_the_librarys_own_are_recorded() {
+    let (_, dir) = sc();
+    compile(
+        dir,
+        "early_ctor.c",
+        "libearly.so",
+        &["-shared", "-fPIC", "-O2"],
+    );
+    let rpath = format!("-Wl,-rpath,{}", dir.display());
+    let ldir = format!("-L{}", dir.display());
+    let bin = compile(
+        dir,
+        "early_main.c",
+        "early_main",
+        &["-O2", &ldir, "-learly", &rpath],
+    );
+    let r = record(dir, &[bin.to_str().unwrap(), "arg one", "two"]);
+    ok(&r);
+    assert_eq!(r.stdout(), "main arg one\n");
+    let start = &r.of("process_start")[0];
+    assert_eq!(
+        Run::argv(start),
+        [bin.to_str().unwrap(), "arg one", "two"],
+        "argv read early is exact"
+    );
+    let open = file_line(&r, "file_open", "/etc/hostname");
+    assert_eq!(open["span_id"], start["span_id"]);
+    assert_eq!(r.of("process_start").len(), 1, "started once: {}", r.dump());
+}
