@@ -180,22 +180,34 @@ pub fn record_with(dir: &Path, extra: &[&str], cmd: &[&str], env: &[(&str, &str)
         .arg("--preload")
         .arg(&t.preload);
     c.args(extra).arg("--").args(cmd).current_dir(dir);
+    session_env(&mut c, env);
+    let out = c.output().expect("run substrate-drain record");
+    Run {
+        out,
+        lines: read_trace(&trace),
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Give `c` the test's environment: no session variables inherited from outside, then `env`.
+fn session_env(c: &mut Command, env: &[(&str, &str)]) {
     c.env_remove("LD_PRELOAD")
         .env_remove("SHIM_PARENT_SPAN")
         .env_remove("SUBSTRATE_RING");
     for (k, v) in env {
         c.env(k, v);
     }
-    let out = c.output().expect("run substrate-drain record");
-    let text = std::fs::read_to_string(&trace).unwrap_or_default();
-    let lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("malformed line {l:?}: {e}")))
-        .collect();
-    Run { out, lines }
 }
 
-static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Every line of a trace file, parsed (a missing file is an empty trace).
+fn read_trace(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("malformed line {l:?}: {e}")))
+        .collect()
+}
 
 /// Run `cmd` traced with default options.
 pub fn record(dir: &Path, cmd: &[&str]) -> Run {
@@ -240,18 +252,9 @@ pub fn record_straced(dir: &Path, cmd: &[&str], env: &[(&str, &str)]) -> Straced
     .arg("--")
     .args(cmd)
     .current_dir(dir);
-    c.env_remove("LD_PRELOAD")
-        .env_remove("SHIM_PARENT_SPAN")
-        .env_remove("SUBSTRATE_RING");
-    for (k, v) in env {
-        c.env(k, v);
-    }
+    session_env(&mut c, env);
     let out = c.output().expect("run strace (is it installed?)");
-    let text = std::fs::read_to_string(&trace).unwrap_or_default();
-    let lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("valid line"))
-        .collect();
+    let lines = read_trace(&trace);
     let mut execs = Vec::new();
     for f in std::fs::read_dir(&sdir).unwrap() {
         let f = f.unwrap().path();

@@ -739,44 +739,32 @@ pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
     unsafe { path_op(p, || call_real!(fchdir(fd))) }
 }
 
-/// `scandir(3)`: a directory opened and listed (its open is libc-internal). The filter and
-/// comparison functions are the program's; they run inside the real call.
-///
-/// # Safety
-/// C contract.
-#[no_mangle]
-pub unsafe extern "C" fn scandir(
-    path: *const c_char,
-    list: *mut c_void,
-    filter: *mut c_void,
-    compar: *mut c_void,
-) -> c_int {
-    // SAFETY: forwarded.
-    unsafe {
-        path_op(PathOp::new(file_op::SCANDIR, path), || {
-            call_real!(scandir(path, list, filter, compar))
-        })
-    }
+macro_rules! scandir_hooks {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("`", stringify!($name), "(3)`: a directory opened and listed (its open is")]
+        /// libc-internal). The filter and comparison functions are the program's; they run
+        /// inside the real call.
+        ///
+        /// # Safety
+        /// C contract.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            path: *const c_char,
+            list: *mut c_void,
+            filter: *mut c_void,
+            compar: *mut c_void,
+        ) -> c_int {
+            // SAFETY: forwarded.
+            unsafe {
+                path_op(PathOp::new(file_op::SCANDIR, path), || {
+                    call_real!($name(path, list, filter, compar))
+                })
+            }
+        }
+    )*};
 }
 
-/// `scandir64(3)`.
-///
-/// # Safety
-/// C contract.
-#[no_mangle]
-pub unsafe extern "C" fn scandir64(
-    path: *const c_char,
-    list: *mut c_void,
-    filter: *mut c_void,
-    compar: *mut c_void,
-) -> c_int {
-    // SAFETY: forwarded.
-    unsafe {
-        path_op(PathOp::new(file_op::SCANDIR, path), || {
-            call_real!(scandir64(path, list, filter, compar))
-        })
-    }
-}
+scandir_hooks!(scandir, scandir64);
 
 /// `scandirat(3)`.
 ///
