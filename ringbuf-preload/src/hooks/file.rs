@@ -353,39 +353,23 @@ mkstemp_hooks! {
     mkostemps64(suffixlen: c_int, flags: c_int) extra { let _ = suffixlen; flags };
 }
 
-/// `tmpfile(3)`: an unnamed temporary file, recorded with an empty path.
-///
-/// # Safety
-/// C contract.
-#[no_mangle]
-pub unsafe extern "C" fn tmpfile() -> *mut FILE {
-    // SAFETY: forwarded.
-    unsafe {
-        fopened_as(
-            open_op::TMPFILE,
-            core::ptr::null(),
-            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-            || call_real!(tmpfile()),
-        )
-    }
+macro_rules! tmpfile_hooks {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("`", stringify!($name), "(3)`: an unnamed temporary file, recorded with an")]
+        /// empty path.
+        ///
+        /// # Safety
+        /// C contract.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name() -> *mut FILE {
+            let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+            // SAFETY: forwarded; no path.
+            unsafe { fopened_as(open_op::TMPFILE, core::ptr::null(), flags, || call_real!($name())) }
+        }
+    )*};
 }
 
-/// `tmpfile64(3)`.
-///
-/// # Safety
-/// C contract.
-#[no_mangle]
-pub unsafe extern "C" fn tmpfile64() -> *mut FILE {
-    // SAFETY: forwarded.
-    unsafe {
-        fopened_as(
-            open_op::TMPFILE,
-            core::ptr::null(),
-            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-            || call_real!(tmpfile64()),
-        )
-    }
-}
+tmpfile_hooks!(tmpfile, tmpfile64);
 
 /// `opendir(3)`: a directory opened for reading.
 ///

@@ -58,17 +58,15 @@ unsafe fn child_env(s: &mut Option<Scratch>, fx: &Fixed, img: &Image, envp: Argv
         .unwrap_or(envp)
 }
 
-/// `posix_spawn` / `posix_spawnp`.
+/// `posix_spawn` / `posix_spawnp`: `call` performs the real call with a pid out-parameter and
+/// the environment to use (file actions and attributes are passed on unchanged by the caller).
 ///
 /// # Safety
 /// C contract of `posix_spawn`.
-#[allow(clippy::too_many_arguments)]
 unsafe fn spawn(
     op: u16,
     pid: *mut pid_t,
     path: *const c_char,
-    fa: *const posix_spawn_file_actions_t,
-    attr: *const posix_spawnattr_t,
     argv: Argv,
     envp: Argv,
     call: impl FnOnce(*mut pid_t, Argv) -> c_int,
@@ -77,7 +75,6 @@ unsafe fn spawn(
     let Some((fx, img)) = active else {
         return call(pid, envp);
     };
-    let _ = (fa, attr);
     // SAFETY: envp valid per contract.
     let mut scratch = Scratch::new(unsafe { childenv::scratch_size(fx, envp, 2 * 4096 + 256) });
     let search = op == proc_op::POSIX_SPAWNP;
@@ -127,16 +124,9 @@ pub unsafe extern "C" fn posix_spawn(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe {
-        spawn(
-            proc_op::POSIX_SPAWN,
-            pid,
-            path,
-            fa,
-            attr,
-            argv,
-            envp,
-            |p, env| call_real!(posix_spawn(p, path, fa, attr, argv, env)),
-        )
+        spawn(proc_op::POSIX_SPAWN, pid, path, argv, envp, |p, env| {
+            call_real!(posix_spawn(p, path, fa, attr, argv, env))
+        })
     }
 }
 
@@ -155,16 +145,9 @@ pub unsafe extern "C" fn posix_spawnp(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe {
-        spawn(
-            proc_op::POSIX_SPAWNP,
-            pid,
-            file,
-            fa,
-            attr,
-            argv,
-            envp,
-            |p, env| call_real!(posix_spawnp(p, file, fa, attr, argv, env)),
-        )
+        spawn(proc_op::POSIX_SPAWNP, pid, file, argv, envp, |p, env| {
+            call_real!(posix_spawnp(p, file, fa, attr, argv, env))
+        })
     }
 }
 
@@ -182,7 +165,6 @@ fn shell_argv(cmd: *const c_char) -> [*const c_char; 4] {
 unsafe fn spawn_shell(
     fx: &Fixed,
     img: &Image,
-    op: u16,
     cmd: *const c_char,
     fa: *const posix_spawn_file_actions_t,
     attr: *const posix_spawnattr_t,
@@ -205,7 +187,6 @@ unsafe fn spawn_shell(
         ))
     });
     drop(scratch);
-    let _ = op;
     (r, pid)
 }
 
@@ -273,7 +254,7 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
             attr.as_mut_ptr(),
             (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK) as _,
         );
-        let (r, pid) = spawn_shell(fx, img, proc_op::SYSTEM, cmd, ptr::null(), attr.as_ptr());
+        let (r, pid) = spawn_shell(fx, img, cmd, ptr::null(), attr.as_ptr());
         libc::posix_spawnattr_destroy(attr.as_mut_ptr());
         let mut status: c_int = 0;
         let mut err = 0;
@@ -381,7 +362,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
                 }
             }
         }
-        let (r, pid) = spawn_shell(fx, img, proc_op::POPEN, cmd, fa.as_ptr(), ptr::null());
+        let (r, pid) = spawn_shell(fx, img, cmd, fa.as_ptr(), ptr::null());
         libc::posix_spawn_file_actions_destroy(fa.as_mut_ptr());
         libc::close(child_end);
         let argv = shell_argv(cmd);
