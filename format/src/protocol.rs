@@ -253,7 +253,9 @@ impl<M: Mem> Producer<M> {
                 aligned + room
             };
             let end = start + need;
-            if end.wrapping_sub(self.limit.load(Acquire)) > g.capacity {
+            // Not `end - limit`: a head loaded before the ring moved on gives an end below the
+            // limit, which only means the CAS below will fail and we retry with a fresh head.
+            if end > self.limit.load(Acquire).saturating_add(g.capacity) {
                 self.make_room(end, live)?;
                 head = self.mem.load(g.ctl(ctl::RESERVE), Relaxed);
                 continue;
@@ -283,7 +285,7 @@ impl<M: Mem> Producer<M> {
                 // reads of the bytes below it happen before our writes to them.
                 let c = self.mem.load(g.ctl(ctl::CONSUMER), Acquire);
                 self.limit.fetch_max(c, Release);
-                if end.wrapping_sub(c) > g.capacity {
+                if end > c.saturating_add(g.capacity) {
                     return Err(DropReason::Full);
                 }
                 Ok(())
@@ -294,7 +296,11 @@ impl<M: Mem> Producer<M> {
                     // Acquire pairs with the reclaiming CAS (AcqRel) on the tail.
                     let t = self.mem.load(g.ctl(ctl::TAIL), Acquire);
                     self.limit.fetch_max(t, Release);
-                    if end.wrapping_sub(t) <= g.capacity {
+                    // Room, or `end` below the tail: our head is older than the tail (we were
+                    // descheduled while the ring moved on) and the caller retries with a fresh
+                    // one. Reclaiming for a stale end would run the tail ahead, past data
+                    // nobody needed gone and, at worst, past the reservation position itself.
+                    if end <= t.saturating_add(g.capacity) {
                         return Ok(());
                     }
                     if !self.reclaim(t, live) {
@@ -367,6 +373,11 @@ impl<M: Mem> Producer<M> {
         let end = g.block_end(t);
         // Acquire: see the headers of every reservation below head.
         let head = self.mem.load(g.ctl(ctl::RESERVE), Acquire);
+        if end > head {
+            // Not entirely reserved yet: never the case when a writer needs room (the tail is
+            // then a lap behind the head); a forged tail. Moving it would pass the head.
+            return false;
+        }
         let mut q = layout::align_up(t, layout::RECORD_ALIGN);
         let mut records = 0u64;
         let mut exact = t.is_multiple_of(g.block);
@@ -376,7 +387,7 @@ impl<M: Mem> Producer<M> {
         if self.mem.load(g.ctl(ctl::TAIL), Acquire) != t {
             return true;
         }
-        while end - q >= layout::RECORD_HEADER && q < head {
+        while end - q >= layout::RECORD_HEADER {
             let off = g.data_off(q);
             // Acquire pairs with the release store of the position in `stamp`; the acquire on
             // word 0 with the release of commit, so the old lap's writes happen before ours.
@@ -548,15 +559,33 @@ pub enum Peek {
 /// Look at position `pos` (8-aligned). Reads only words; never trusts a length beyond bounds.
 pub fn peek<M: Mem>(mem: &M, g: &Geometry, pos: u64) -> Peek {
     debug_assert_eq!(pos % layout::RECORD_ALIGN, 0);
-    if g.mode == Mode::Overwrite {
-        // Acquire pairs with the reclaiming CAS: a block below the tail may already be reused.
-        let tail = mem.load(g.ctl(ctl::TAIL), Acquire);
-        if pos < tail {
-            return Peek::Behind {
-                tail: layout::align_up(tail.min(MAX_POS), layout::RECORD_ALIGN),
-            };
-        }
+    if let Some(behind) = behind(mem, g, pos) {
+        return behind;
     }
+    match peek_header(mem, g, pos) {
+        // Overwrite mode: the block may have been reclaimed and rewritten since the tail was
+        // loaded; then the header names a newer lap. The acquire load that saw the newer
+        // header orders this tail load after that writer's (release fence in `stamp`), so the
+        // tail it reads has passed `pos`.
+        Peek::Unwritten | Peek::Corrupt if let Some(behind) = behind(mem, g, pos) => behind,
+        p => p,
+    }
+}
+
+/// Overwrite mode: `Behind` if the tail has passed `pos`.
+fn behind<M: Mem>(mem: &M, g: &Geometry, pos: u64) -> Option<Peek> {
+    if g.mode != Mode::Overwrite {
+        return None;
+    }
+    // Acquire pairs with the reclaiming CAS: a block below the tail may already be reused.
+    let tail = mem.load(g.ctl(ctl::TAIL), Acquire);
+    (pos < tail).then(|| Peek::Behind {
+        tail: layout::align_up(tail.min(MAX_POS), layout::RECORD_ALIGN),
+    })
+}
+
+/// [`peek`] below the tail.
+fn peek_header<M: Mem>(mem: &M, g: &Geometry, pos: u64) -> Peek {
     // Acquire: see the headers of reservations below head (their stamps may still be coming).
     let head = mem.load(g.ctl(ctl::RESERVE), Acquire);
     if pos >= head {

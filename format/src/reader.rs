@@ -20,9 +20,11 @@
 //! Drop counters are reported as `dropped` losses whenever the reader is caught up (and every
 //! 4096 records), as increases since the last report.
 
+use std::sync::atomic::Ordering::Acquire;
 use std::time::{Duration, Instant};
 
 use crate::layout::{self, Mode};
+use crate::mem::Mem;
 use crate::protocol::{self, DropReason, Liveness, Peek};
 use crate::ring::{ProcLiveness, Ring};
 
@@ -116,7 +118,10 @@ pub enum Item<'a> {
 pub enum Start {
     /// At the drain's published position: resume without duplicates (the default).
     Consumer,
-    /// At the oldest data the ring still holds.
+    /// At the oldest data the ring still holds. In overwrite mode, records reclaimed before any
+    /// reader consumed them are reported first (one `overwritten` loss, exact when the block
+    /// descriptors allow): the reader starts at the drain's published position when that is
+    /// below the tail.
     Oldest,
     /// At a given position (clamped into what the ring holds, aligned down to a record start
     /// only if it is one: a bad position reads as a corrupt header and resynchronises).
@@ -178,8 +183,10 @@ impl<'r> Reader<'r> {
         let clamp = |p: u64| align(p).clamp(oldest, head);
         let pos = match opts.start {
             Start::Consumer => clamp(stats.consumer),
+            // Overwrite mode: from the consumer position if the tail passed it, so the first
+            // item reports what was reclaimed unread; the tail otherwise.
             Start::Oldest => clamp(if g.mode == Mode::Overwrite {
-                stats.tail
+                stats.tail.min(stats.consumer)
             } else {
                 0
             }),
@@ -291,34 +298,45 @@ impl<'r> Reader<'r> {
         self.acct_in_block += 1;
     }
 
-    /// Records reclaimed between the position and `tail` (overwrite mode), and whether exact:
+    /// Records reclaimed between the position and the tail (overwrite mode), and whether exact:
     /// the cumulative count through the block before the tail, less what was accounted for
-    /// (mod 2^40). Exact when both ends are known and no block descriptor still visible in the
-    /// range is flagged inexact. Resets the accounting to the tail.
-    fn overwritten_records(&mut self, tail: u64) -> (u64, bool) {
+    /// (mod 2^40). Exact when both ends are known and no block descriptor in the range is
+    /// flagged inexact. A descriptor that already describes a later lap means the tail moved
+    /// on while we looked: try again from the newer tail, a few times. Returns the tail used
+    /// (where reading resumes) and resets the accounting to it.
+    fn overwritten_records(&mut self, mut tail: u64) -> (u64, u64, bool) {
         let g = self.ring.geometry();
         let mem = self.ring.mem();
-        let cum = tail
-            .checked_sub(g.block)
-            .and_then(|b| protocol::block_cum(&mem, &g, b));
-        let first = (self.pos & !(g.block - 1)).max(tail.saturating_sub(g.capacity));
-        let flagged = (first / g.block..tail / g.block)
-            .any(|i| protocol::block_cum(&mem, &g, i * g.block).is_none_or(|c| c.1));
-        let result = match (cum, self.acct_base) {
+        let block_of = |p: u64| p & !(g.block - 1);
+        let mut cum = None;
+        let mut flagged = true;
+        for _ in 0..4 {
+            cum = tail
+                .checked_sub(g.block)
+                .and_then(|b| protocol::block_cum(&mem, &g, b));
+            let first = block_of(self.pos).max(tail.saturating_sub(g.capacity));
+            flagged = (first / g.block..tail / g.block)
+                .any(|i| protocol::block_cum(&mem, &g, i * g.block).is_none_or(|c| c.1));
+            // Acquire pairs with the reclaiming CAS: the descriptors below it are written.
+            let now = mem.load(g.ctl(layout::ctl::TAIL), Acquire);
+            let now = layout::align_up(now.min(protocol::MAX_POS), layout::RECORD_ALIGN);
+            if (cum.is_some() && !flagged) || now <= tail {
+                break;
+            }
+            tail = now;
+        }
+        let (n, exact) = match (cum, self.acct_base) {
             (Some((c, _)), Some(base)) => (
                 c.wrapping_sub(base + self.acct_in_block) & protocol::CUM_MASK,
                 !flagged,
             ),
             // Unknown: at least one record per reclaimed block.
-            _ => (
-                (tail - (self.pos & !(g.block - 1))).div_ceil(g.block),
-                false,
-            ),
+            _ => ((tail - block_of(self.pos)).div_ceil(g.block), false),
         };
-        self.acct_block = tail & !(g.block - 1);
+        self.acct_block = block_of(tail);
         self.acct_base = cum.map(|c| c.0);
         self.acct_in_block = 0;
-        result
+        (tail, n, exact)
     }
 
     /// The next item. Bounded work per call.
@@ -347,7 +365,7 @@ impl<'r> Reader<'r> {
                     self.pos = to;
                 }
                 Peek::Behind { tail } => {
-                    let (n, exact) = self.overwritten_records(tail);
+                    let (tail, n, exact) = self.overwritten_records(tail);
                     return self.lost(LossReason::Overwritten, n, exact, tail, None);
                 }
                 Peek::Header(w0) => {

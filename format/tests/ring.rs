@@ -76,6 +76,17 @@ fn payloads(got: &[Got]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Records reported overwritten; any other loss fails the test.
+fn overwritten_only(got: &[Got]) -> u64 {
+    got.iter()
+        .map(|g| match g {
+            Got::Lost(LossReason::Overwritten, k) => *k,
+            Got::Lost(other, _) => panic!("unexpected loss {other:?}"),
+            _ => 0,
+        })
+        .sum()
+}
+
 #[test]
 fn records_of_every_size_come_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,33 +182,32 @@ fn overwrite_mode_keeps_the_newest_and_counts_exactly_what_was_missed() {
         .unwrap();
     }
     assert_eq!(r.stats().dropped(), 0, "overwrite mode never drops here");
-    let mut rd = reader(&r, Start::At(0));
-    let got = drain(&mut rd);
-    let missed: u64 = got
-        .iter()
-        .map(|g| match g {
-            Got::Lost(LossReason::Overwritten, k) => *k,
-            Got::Lost(other, _) => panic!("unexpected loss {other:?}"),
-            _ => 0,
-        })
-        .sum();
-    let recs = payloads(&got);
-    assert_eq!(
-        missed + recs.len() as u64,
-        n as u64,
-        "every record is either read or counted missed"
-    );
-    let first = u32::from_le_bytes(recs[0][..4].try_into().unwrap());
-    for (k, p) in recs.iter().enumerate() {
+    // From position 0, and from the oldest data: both report what was reclaimed first.
+    for start in [Start::At(0), Start::Oldest] {
+        let got = drain(&mut reader(&r, start));
+        assert!(
+            matches!(got[0], Got::Lost(LossReason::Overwritten, _)),
+            "{start:?}"
+        );
+        let missed = overwritten_only(&got);
+        let recs = payloads(&got);
         assert_eq!(
-            u32::from_le_bytes(p[..4].try_into().unwrap()),
-            first + k as u32
+            missed + recs.len() as u64,
+            n as u64,
+            "{start:?}: every record is either read or counted missed"
+        );
+        let first = u32::from_le_bytes(recs[0][..4].try_into().unwrap());
+        for (k, p) in recs.iter().enumerate() {
+            assert_eq!(
+                u32::from_le_bytes(p[..4].try_into().unwrap()),
+                first + k as u32
+            );
+        }
+        assert_eq!(
+            *recs.last().unwrap(),
+            [(n - 1).to_le_bytes().as_slice(), &[0u8; 20]].concat()
         );
     }
-    assert_eq!(
-        *recs.last().unwrap(),
-        [(n - 1).to_le_bytes().as_slice(), &[0u8; 20]].concat()
-    );
 }
 
 #[test]
@@ -225,6 +235,107 @@ fn overwrite_mode_reader_partway_through_a_block_counts_only_what_it_missed() {
         "{:?}",
         &got[..2]
     );
+}
+
+/// Ring memory whose first load of the reservation position returns an old value: a writer
+/// that loaded the head, was descheduled while the ring moved on, and then resumed.
+struct StaleHead {
+    inner: format::mem::MapMem,
+    reserve: u64,
+    stale: std::cell::Cell<Option<u64>>,
+}
+
+impl Mem for StaleHead {
+    fn load(&self, off: u64, order: std::sync::atomic::Ordering) -> u64 {
+        match self.stale.take() {
+            Some(old) if off == self.reserve => old,
+            other => {
+                self.stale.set(other);
+                self.inner.load(off, order)
+            }
+        }
+    }
+    fn store(&self, off: u64, val: u64, order: std::sync::atomic::Ordering) {
+        self.inner.store(off, val, order)
+    }
+    fn cas(
+        &self,
+        off: u64,
+        cur: u64,
+        new: u64,
+        s: std::sync::atomic::Ordering,
+        f: std::sync::atomic::Ordering,
+    ) -> Result<u64, u64> {
+        self.inner.cas(off, cur, new, s, f)
+    }
+    fn add(&self, off: u64, val: u64, order: std::sync::atomic::Ordering) -> u64 {
+        self.inner.add(off, val, order)
+    }
+    fn write_bytes(&self, off: u64, src: &[u8]) {
+        self.inner.write_bytes(off, src)
+    }
+    fn read_bytes(&self, off: u64, dst: &mut [u8]) {
+        self.inner.read_bytes(off, dst)
+    }
+}
+
+#[test]
+fn a_writer_with_a_stale_head_retries_rather_than_reclaiming_more() {
+    for mode in [Mode::Overwrite, Mode::Discard] {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, _) = ring(&dir, 1 << 14, 4096, mode);
+        let w = Writer::attach(&r).unwrap();
+        let mut rd = reader(&r, Start::At(0));
+        let rec = [3u8; 48];
+        w.write_bytes(KIND_USER, &rec).unwrap();
+        let old_head = r.stats().reserve_pos;
+        // Three laps on (read as we go in discard mode, so the ring never fills).
+        let mut written = 1u64;
+        while r.stats().reserve_pos < old_head + 3 * (1 << 14) {
+            w.write_bytes(KIND_USER, &rec).unwrap();
+            written += 1;
+            if mode == Mode::Discard {
+                drain(&mut rd);
+                rd.publish();
+            }
+        }
+        let g = r.geometry();
+        let p = format::protocol::Producer::new(
+            StaleHead {
+                inner: r.mem(),
+                reserve: g.ctl(ctl::RESERVE),
+                stale: std::cell::Cell::new(None),
+            },
+            g,
+            w.slot(),
+        );
+        // A first record brings this producer's cached limit up to date...
+        let c = p.reserve(KIND_USER, 64, &format::KillLiveness).unwrap();
+        p.commit(&c);
+        written += 1;
+        // ...then its next load of the head returns the old value.
+        p.mem.stale.set(Some(old_head));
+        let (tail, head) = (r.stats().tail, r.stats().reserve_pos);
+        let c = p
+            .reserve(KIND_USER, 64, &format::KillLiveness)
+            .unwrap_or_else(|e| panic!("{mode:?}: a stale head must not drop the record: {e:?}"));
+        assert!(p.mem.stale.get().is_none(), "the stale head was used");
+        p.commit(&c);
+        written += 1;
+        let s = r.stats();
+        assert!(
+            s.tail <= tail + 4096 && s.tail <= s.reserve_pos,
+            "{mode:?}: tail {tail} -> {}, head {head} -> {}",
+            s.tail,
+            s.reserve_pos
+        );
+        assert_eq!(s.reserve_pos, head + 64, "{mode:?}");
+        if mode == Mode::Overwrite {
+            let got = drain(&mut reader(&r, Start::At(0)));
+            let missed = overwritten_only(&got);
+            assert_eq!(missed + payloads(&got).len() as u64, written);
+        }
+    }
 }
 
 #[test]
