@@ -22,8 +22,11 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAGIC: [u8; 8] = *b"SUBRING\x01";
 /// The magic as the `u64` a little-endian load of the first eight bytes yields.
 pub const MAGIC_U64: u64 = u64::from_le_bytes(MAGIC);
-/// Format version this crate writes and reads.
-pub const VERSION: u32 = 1;
+/// Format version this crate writes.
+pub const VERSION: u32 = 2;
+/// Oldest format version this crate reads (and writes into, as that version). Version 1 has no
+/// in-flight counts ([`slot::INFLIGHT`]).
+pub const MIN_VERSION: u32 = 1;
 /// Written as a native `u32`; reads back as this value only on a little-endian writer.
 pub const ENDIAN_TAG: u32 = 0x0102_0304;
 
@@ -181,6 +184,10 @@ pub mod slot {
     /// The owner's current span id (16 bytes), so a span can be named even when its
     /// `process_start` record was overwritten.
     pub const SPAN: u64 = 24;
+    /// Version 2, overwrite mode: how many of the owner's reservations are between their
+    /// reservation CAS and their header stamp (each thread adds 1 before its CAS and takes it
+    /// back, with release, after its stamp). Reset when the slot is claimed.
+    pub const INFLIGHT: u64 = 40;
 }
 
 /// Writer-slot states (low byte of the slot's control word).

@@ -130,6 +130,10 @@ pub struct Geometry {
     pub capacity: u64,
     /// Block size (power of two); also the largest record.
     pub block: u64,
+    /// Writers announce their reservations in flight ([`slot::INFLIGHT`]): overwrite mode,
+    /// format version 2. Reclaimers and readers then tell a dead writer's unwritten header from
+    /// a live one's at once.
+    pub announce: bool,
 }
 
 impl Geometry {
@@ -238,6 +242,29 @@ impl<M: Mem> Producer<M> {
         if len < layout::RECORD_HEADER || need > g.block {
             return Err(DropReason::TooLarge);
         }
+        if g.announce {
+            // Relaxed: the reservation CAS (release) comes after it in program order, so whoever
+            // acquires a head at or past our reservation also sees this count.
+            self.mem.add(self.inflight_off(), 1, Relaxed);
+        }
+        let r = self.reserve_loop(need, live);
+        if r.is_err() && g.announce {
+            // Relaxed: nothing of ours to publish.
+            self.mem.add(self.inflight_off(), u64::MAX, Relaxed);
+        }
+        r
+    }
+
+    /// Offset of this writer's in-flight count.
+    #[inline(always)]
+    fn inflight_off(&self) -> u64 {
+        self.geo.slot_off(self.slot) + slot::INFLIGHT
+    }
+
+    /// The CAS loop of [`Self::reserve_range`] for `need` bytes (aligned).
+    #[inline(always)]
+    fn reserve_loop(&self, need: u64, live: &dyn Liveness) -> Result<(u64, u64), DropReason> {
+        let g = self.geo;
         // Relaxed: the CAS below validates the value and carries the ordering.
         let mut head = self.mem.load(g.ctl(ctl::RESERVE), Relaxed);
         loop {
@@ -313,7 +340,7 @@ impl<M: Mem> Producer<M> {
     }
 
     /// Step 2: stamp the headers of a reservation made from `head`: padding up to `start` if
-    /// any, then the record itself, BUSY.
+    /// any, then the record itself, BUSY; then take back the in-flight announcement.
     #[inline(always)]
     pub fn stamp(&self, head: u64, start: u64, len: u64, kind: u16) -> Claim {
         let g = self.geo;
@@ -335,6 +362,11 @@ impl<M: Mem> Producer<M> {
         // Release: a reader that acquires this position sees word 0 (BUSY, length, owner), never
         // a word 0 left from an earlier lap.
         self.mem.store(off + rec::POS, start, Release);
+        if g.announce {
+            // Release: whoever reads the count this leaves (or a later one) with acquire sees
+            // our stamps.
+            self.mem.add(self.inflight_off(), u64::MAX, Release);
+        }
         Claim {
             pos: start,
             len,
@@ -362,10 +394,20 @@ impl<M: Mem> Producer<M> {
         self.mem.store(self.geo.data_off(claim.pos), w0, Release);
     }
 
-    /// Overwrite mode: try to reclaim the block starting at `t` (the tail). Returns whether the
-    /// tail moved past it (by us or by a competing writer).
+    /// A reclaim of the block at `t` that cannot proceed: whether the tail moved past it anyway
+    /// (we were descheduled while another writer reclaimed it, and the ring may have lapped,
+    /// which is what we then saw), so the caller looks at the new tail instead of dropping.
     #[cold]
-    pub fn reclaim(&self, t: u64, live: &dyn Liveness) -> bool {
+    fn tail_moved(&self, t: u64) -> bool {
+        // Acquire: as for every load of the tail before reusing memory below it.
+        self.mem.load(self.geo.ctl(ctl::TAIL), Acquire) != t
+    }
+
+    /// Overwrite mode: try to reclaim the block starting at `t` (the tail). Returns whether the
+    /// tail moved past it (by us or by a competing writer). Called from within our own
+    /// reservation, whose in-flight announcement is ours to discount.
+    #[cold]
+    fn reclaim(&self, t: u64, live: &dyn Liveness) -> bool {
         let g = self.geo;
         if t > MAX_POS {
             return false;
@@ -381,6 +423,8 @@ impl<M: Mem> Producer<M> {
         let mut q = layout::align_up(t, layout::RECORD_ALIGN);
         let mut records = 0u64;
         let mut exact = t.is_multiple_of(g.block);
+        // Whether every live writer's reservations below `head` are known to be stamped.
+        let mut settled = false;
         // Acquire pairs with other reclaimers' descriptor CAS. Read before the walk, then make
         // sure the tail has not moved on meanwhile.
         let desc_before = self.mem.load(g.block_desc(t), Acquire);
@@ -400,9 +444,24 @@ impl<M: Mem> Producer<M> {
                 // Not stamped, or its stamp is not visible to us yet: a writer may be between
                 // its reservation and its stamp right now. Reclaiming would let it write into a
                 // block we hand out again (the loom model finds this), so the block stays and
-                // the new record is dropped (`overwrite_blocked`). See RING.md for the cost: a
-                // writer killed in that window stops reclaim of this block.
-                return false;
+                // the new record is dropped (`overwrite_blocked`)...
+                if !settled {
+                    // ...unless no live writer has a reservation in flight: then every
+                    // reservation below `head` is stamped and its stamp visible to us (the
+                    // counts are read with acquire after `head`), or its writer died before
+                    // stamping. Look at this header again in that light.
+                    if !g.announce || reservations_in_flight(&self.mem, &g, live, Some(self.slot)) {
+                        return self.tail_moved(t);
+                    }
+                    settled = true;
+                    continue;
+                }
+                // Still unwritten: its writer died between its reservation and its stamp. Skip
+                // the gap to the next header (or the block's end): one record, count inexact.
+                q = scan(&self.mem, &g, q, end, g.block).unwrap_or(end);
+                records += 1;
+                exact = false;
+                continue;
             }
             let span = layout::align_up(layout::rec_len(w0), layout::RECORD_ALIGN);
             if layout::rec_len(w0) < layout::RECORD_HEADER || span > end - q {
@@ -412,7 +471,7 @@ impl<M: Mem> Producer<M> {
             }
             if layout::rec_flags(w0) & rec::BUSY != 0 {
                 if !owner_gone(&self.mem, &g, layout::rec_writer(w0), q, live, true) {
-                    return false;
+                    return self.tail_moved(t);
                 }
                 let w0d = (w0 & !(rec::BUSY as u64)) | rec::DISCARD as u64;
                 // AcqRel: if it fails the owner committed meanwhile, which is just as final.
@@ -454,6 +513,40 @@ impl<M: Mem> Producer<M> {
         }
         true
     }
+}
+
+/// Whether some live writer may be between its reservation CAS and its header stamp, going by
+/// the in-flight counts writers announce when [`Geometry::announce`] is set. `own` names the
+/// caller's slot when the caller is itself inside a reservation (its own count is discounted).
+/// Reads every slot and asks `live` about those with a count: for rare paths only.
+pub fn reservations_in_flight<M: Mem>(
+    mem: &M,
+    g: &Geometry,
+    live: &dyn Liveness,
+    own: Option<u16>,
+) -> bool {
+    (0..g.slots).any(|i| {
+        let i = i as u16;
+        // Acquire pairs with the release decrement after a stamp: reading the count that
+        // decrement left, or any later one (all are read-modify-writes, so they continue its
+        // release sequence), we see that writer's stamp.
+        let n = mem.load(g.slot_off(i) + slot::INFLIGHT, Acquire);
+        let n = if own == Some(i) { n.wrapping_sub(1) } else { n };
+        if n == 0 {
+            return false;
+        }
+        // Some thread of the slot's process is in the window, unless the process is gone
+        // (killed there: the count stays behind). A slot in flux counts as alive.
+        read_slot(mem, g, i).is_none_or(|s| {
+            let state = layout::slot_ctl_state(s.ctl);
+            let start = if state == slot_state::ACTIVE {
+                s.start_time
+            } else {
+                0
+            };
+            live.alive(layout::slot_ctl_pid(s.ctl), start)
+        })
+    })
 }
 
 /// The cumulative record count (mod 2^40) through the block at `b` (records in every block

@@ -444,6 +444,7 @@ impl<'r> Reader<'r> {
     fn resync(&mut self, corrupt: bool) -> Item<'_> {
         let now = Instant::now();
         let ring = self.ring;
+        let g = ring.geometry();
         let give_up = match self.stall {
             // Waiting already: until the grace period runs out, or at once when the last
             // writer that could still write the header is gone.
@@ -457,24 +458,38 @@ impl<'r> Reader<'r> {
                 corrupt || !ring.any_writer_alive(&*self.opts.liveness)
             }
         };
-        if !give_up {
+        let dead_writer = || g.announce && self.writer_died_unstamped();
+        if !give_up && !dead_writer() {
             return Item::Waiting(Waiting::Unwritten);
         }
-        let g = ring.geometry();
         let head = ring.stats().reserve_pos;
         let reason = if corrupt {
             LossReason::Corrupt
         } else {
             LossReason::Unwritten
         };
-        match protocol::scan(&ring.mem(), &g, self.pos, head, g.capacity) {
-            Some(q) => self.lost(reason, 1, false, q, None),
+        let to = match protocol::scan(&ring.mem(), &g, self.pos, head, g.capacity) {
+            Some(q) => q,
             // Nothing plausible after it yet. If nobody can write any more, the rest is lost;
             // otherwise wait for the next record to give us a resync point.
             None if !ring.any_writer_alive(&*self.opts.liveness) && head > self.pos => {
-                self.lost(reason, 1, false, head.min(self.pos + g.capacity), None)
+                head.min(self.pos + g.capacity)
             }
-            None => Item::Waiting(Waiting::Unwritten),
-        }
+            None => return Item::Waiting(Waiting::Unwritten),
+        };
+        // Accounted like the reclaimers account such a gap: one record, count inexact.
+        self.note_consumed(self.pos);
+        self.lost(reason, 1, false, to, None)
+    }
+
+    /// With announcing writers: whether the unwritten header at the position is a dead
+    /// writer's. It is when no live writer has a reservation in flight and the header is still
+    /// unwritten after that was seen: `peek` loaded the head (acquire) before the counts, and
+    /// the counts are loaded (acquire) before the second look.
+    fn writer_died_unstamped(&self) -> bool {
+        let g = self.ring.geometry();
+        let mem = self.ring.mem();
+        !protocol::reservations_in_flight(&mem, &g, &*self.opts.liveness, None)
+            && protocol::peek(&mem, &g, self.pos) == Peek::Unwritten
     }
 }

@@ -71,7 +71,8 @@ impl fmt::Display for RingError {
             RingError::Version(v) => {
                 write!(
                     f,
-                    "ring format version {v} is not supported (this build reads version {})",
+                    "ring format version {v} is not supported (this build reads versions {} to {})",
+                    layout::MIN_VERSION,
                     layout::VERSION
                 )
             }
@@ -188,6 +189,7 @@ fn plan(o: &CreateOptions) -> Result<(Geometry, u64), RingError> {
         data,
         capacity: o.capacity,
         block: o.block_size,
+        announce: o.mode == Mode::Overwrite,
     };
     Ok((geo, data + o.capacity))
 }
@@ -198,7 +200,7 @@ pub fn validate(h: &FileHeader, file_len: u64) -> Result<Geometry, RingError> {
     if h.magic != layout::MAGIC {
         return Err(RingError::NotARing);
     }
-    if h.version.get() != layout::VERSION {
+    if !(layout::MIN_VERSION..=layout::VERSION).contains(&h.version.get()) {
         return Err(RingError::Version(h.version.get()));
     }
     if h.endian_tag.get() != layout::ENDIAN_TAG {
@@ -268,6 +270,7 @@ pub fn validate(h: &FileHeader, file_len: u64) -> Result<Geometry, RingError> {
         data: d,
         capacity: cap,
         block,
+        announce: mode == Mode::Overwrite && h.version.get() >= 2,
     })
 }
 

@@ -144,6 +144,10 @@ impl<'r> Writer<'r> {
         };
         let base = g.slot_off(i as u16);
         mem.store(base + slot::START_TIME, id.start_time, Relaxed);
+        // A count an earlier owner left is of threads that are gone (it died, or this process
+        // exec'd), and it must not hold up reclaim for as long as we live. Relaxed: published
+        // by the release store of ACTIVE below; our own reservations come after it.
+        mem.store(base + slot::INFLIGHT, 0, Relaxed);
         // Acquire: every reservation made before our claim (by earlier owners of this slot
         // above all) is below the value we read.
         let attach_pos = mem.load(g.ctl(ctl::RESERVE), Acquire);
