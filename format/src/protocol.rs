@@ -660,7 +660,7 @@ pub fn peek<M: Mem>(mem: &M, g: &Geometry, pos: u64) -> Peek {
         // loaded; then the header names a newer lap. The acquire load that saw the newer
         // header orders this tail load after that writer's (release fence in `stamp`), so the
         // tail it reads has passed `pos`.
-        Peek::Unwritten | Peek::Corrupt if let Some(behind) = behind(mem, g, pos) => behind,
+        p @ (Peek::Unwritten | Peek::Corrupt) => behind(mem, g, pos).unwrap_or(p),
         p => p,
     }
 }
