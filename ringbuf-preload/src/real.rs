@@ -38,6 +38,14 @@ impl RealFn {
         self.resolve()
     }
 
+    /// Resolve from tables already read (the constructor's one walk), unless done.
+    #[cold]
+    fn resolve_in(&self, objects: &crate::symbols::NextObjects) {
+        if self.ptr.load(Relaxed).is_null() {
+            self.ptr.store(objects.find(self.name), Relaxed);
+        }
+    }
+
     #[cold]
     fn resolve(&self) -> *mut c_void {
         // The definition after this library (libc's, or the next preloaded library's).
@@ -111,9 +119,11 @@ macro_rules! reals {
                 }
             }
         )*
-        /// Look every real function up now (the constructor calls this).
+        /// Look every real function up now (the constructor calls this), walking the
+        /// loaded objects once.
         pub fn resolve_all() {
-            $( slot::$name.get(); )*
+            let objects = crate::symbols::next_objects();
+            $( slot::$name.resolve_in(&objects); )*
         }
     };
 }

@@ -19,8 +19,7 @@ struct Dyn {
 
 /// What a walk looks for and found.
 struct Search<'a> {
-    /// A symbol name, or `None` to look for this library itself.
-    name: Option<&'a CStr>,
+    want: Want<'a>,
     me: usize,
     passed_me: bool,
     found: *mut c_void,
@@ -45,18 +44,25 @@ unsafe fn contains(info: &libc::dl_phdr_info, addr: usize) -> bool {
     })
 }
 
-/// Look `name` up in one object's dynamic symbol table (GNU hash); its address if defined there
-/// with a default (non-hidden) version.
+/// Where one loaded object's dynamic symbol tables are (absolute addresses).
+#[derive(Clone, Copy)]
+struct Tables {
+    base: usize,
+    symtab: usize,
+    strtab: usize,
+    gnu_hash: usize,
+    versym: usize,
+}
+
+/// Read an object's dynamic section for its symbol tables; `None` if it has no GNU hash table.
 ///
 /// # Safety
 /// `info` is what `dl_iterate_phdr` passed: the object is loaded and its tables are mapped.
-unsafe fn lookup(info: &libc::dl_phdr_info, name: &[u8]) -> *mut c_void {
+unsafe fn tables(info: &libc::dl_phdr_info) -> Option<Tables> {
     let base = info.dlpi_addr as usize;
     // SAFETY: as in `contains`.
     let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-    let Some(dynamic) = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC) else {
-        return core::ptr::null_mut();
-    };
+    let dynamic = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC)?;
     // The loader relocates the pointers of the dynamic section in place, except where that
     // section is read-only (the vDSO): then they are still relative to the base.
     let fix = |p: u64| {
@@ -66,34 +72,46 @@ unsafe fn lookup(info: &libc::dl_phdr_info, name: &[u8]) -> *mut c_void {
             p as usize
         }
     };
-    let (mut symtab, mut strtab, mut gnu_hash_tab, mut versym) = (0usize, 0usize, 0usize, 0usize);
+    let mut t = Tables {
+        base,
+        symtab: 0,
+        strtab: 0,
+        gnu_hash: 0,
+        versym: 0,
+    };
     let mut d = (base + dynamic.p_vaddr as usize) as *const Dyn;
     loop {
         // SAFETY: the dynamic section is an array ended by DT_NULL.
         let e = unsafe { &*d };
         match e.d_tag as u32 {
             0 => break,
-            6 => symtab = fix(e.d_un),                 // DT_SYMTAB
-            5 => strtab = fix(e.d_un),                 // DT_STRTAB
-            0x6fff_fef5 => gnu_hash_tab = fix(e.d_un), // DT_GNU_HASH
-            0x6fff_fff0 => versym = fix(e.d_un),       // DT_VERSYM
+            6 => t.symtab = fix(e.d_un),             // DT_SYMTAB
+            5 => t.strtab = fix(e.d_un),             // DT_STRTAB
+            0x6fff_fef5 => t.gnu_hash = fix(e.d_un), // DT_GNU_HASH
+            0x6fff_fff0 => t.versym = fix(e.d_un),   // DT_VERSYM
             _ => {}
         }
         // SAFETY: not past DT_NULL yet.
         d = unsafe { d.add(1) };
     }
-    if symtab == 0 || strtab == 0 || gnu_hash_tab == 0 {
-        return core::ptr::null_mut();
-    }
+    (t.symtab != 0 && t.strtab != 0 && t.gnu_hash != 0).then_some(t)
+}
+
+/// Look `name` up in one object's dynamic symbol table (GNU hash); its address if defined there
+/// with a default (non-hidden) version.
+///
+/// # Safety
+/// `t` describes a loaded object's tables (from [`tables`]).
+unsafe fn lookup(t: &Tables, name: &[u8]) -> *mut c_void {
     // SAFETY (whole block): the GNU hash table, symbol table, string table and version table of
     // a loaded object, laid out as the ELF gABI and the GNU hash format define them.
     unsafe {
-        let hdr = gnu_hash_tab as *const u32;
+        let hdr = t.gnu_hash as *const u32;
         let (nbuckets, symoffset, bloom_size) = (*hdr, *hdr.add(1), *hdr.add(2));
         if nbuckets == 0 {
             return core::ptr::null_mut();
         }
-        let buckets = (gnu_hash_tab + 16 + bloom_size as usize * 8) as *const u32;
+        let buckets = (t.gnu_hash + 16 + bloom_size as usize * 8) as *const u32;
         let chain = buckets.add(nbuckets as usize);
         let h = gnu_hash(name);
         let mut i = *buckets.add((h % nbuckets) as usize);
@@ -103,11 +121,12 @@ unsafe fn lookup(info: &libc::dl_phdr_info, name: &[u8]) -> *mut c_void {
         loop {
             let h2 = *chain.add((i - symoffset) as usize);
             if h | 1 == h2 | 1 {
-                let sym = &*((symtab as *const libc::Elf64_Sym).add(i as usize));
-                let hidden = versym != 0 && *((versym as *const u16).add(i as usize)) & 0x8000 != 0;
-                let sname = CStr::from_ptr((strtab + sym.st_name as usize) as *const c_char);
+                let sym = &*((t.symtab as *const libc::Elf64_Sym).add(i as usize));
+                let hidden =
+                    t.versym != 0 && *((t.versym as *const u16).add(i as usize)) & 0x8000 != 0;
+                let sname = CStr::from_ptr((t.strtab + sym.st_name as usize) as *const c_char);
                 if sym.st_shndx != 0 && !hidden && sname.to_bytes() == name {
-                    let addr = (base + sym.st_value as usize) as *mut c_void;
+                    let addr = (t.base + sym.st_value as usize) as *mut c_void;
                     // STT_GNU_IFUNC: the address is the resolver's; ask it.
                     if sym.st_info & 0xf == 10 {
                         let resolve: extern "C" fn() -> *mut c_void = core::mem::transmute(addr);
@@ -124,6 +143,46 @@ unsafe fn lookup(info: &libc::dl_phdr_info, name: &[u8]) -> *mut c_void {
     }
 }
 
+/// How many objects after this library [`NextObjects`] holds; more are searched one by one.
+const MAX_NEXT: usize = 16;
+
+/// The symbol tables of the objects loaded after this library, in search order, read in one
+/// walk: the constructor looks every real function up in them without walking again.
+pub struct NextObjects {
+    tables: [Option<Tables>; MAX_NEXT],
+    /// More objects followed than fit.
+    overflow: bool,
+}
+
+impl NextObjects {
+    /// The definition of `name` in the first of these objects that has one (as [`next`]).
+    pub fn find(&self, name: &CStr) -> *mut c_void {
+        for t in self.tables.iter().flatten() {
+            // SAFETY: the tables of an object loaded at start (never unloaded).
+            let p = unsafe { lookup(t, name.to_bytes()) };
+            if !p.is_null() {
+                return p;
+            }
+        }
+        if self.overflow {
+            next(name)
+        } else {
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// What a walk looks for.
+enum Want<'a> {
+    /// A symbol.
+    Symbol(&'a CStr),
+    /// This library's own entry.
+    Me,
+    /// The tables of every object after this library (kept out of `Search` so that the
+    /// lookups a hook may make keep a small stack frame).
+    Objects(&'a mut NextObjects),
+}
+
 unsafe extern "C" fn visit(
     info: *mut libc::dl_phdr_info,
     _size: usize,
@@ -135,23 +194,41 @@ unsafe extern "C" fn visit(
     if unsafe { contains(info, s.me) } {
         s.passed_me = true;
         s.my_name = info.dlpi_name;
-        return i32::from(s.name.is_none());
+        return i32::from(matches!(s.want, Want::Me));
     }
-    if let (true, Some(name)) = (s.passed_me, s.name) {
-        // SAFETY: as above.
-        let p = unsafe { lookup(info, name.to_bytes()) };
-        if !p.is_null() {
+    if !s.passed_me {
+        return 0;
+    }
+    // SAFETY: as above.
+    let Some(t) = (unsafe { tables(info) }) else {
+        return 0;
+    };
+    match &mut s.want {
+        Want::Me => 1,
+        Want::Symbol(name) => {
+            let name = *name;
+            // SAFETY: tables of a loaded object.
+            let p = unsafe { lookup(&t, name.to_bytes()) };
+            if p.is_null() {
+                return 0;
+            }
             s.found = p;
-            return 1;
+            1
+        }
+        Want::Objects(objects) => {
+            match objects.tables.iter_mut().find(|x| x.is_none()) {
+                Some(slot) => *slot = Some(t),
+                None => objects.overflow = true,
+            }
+            0
         }
     }
-    0
 }
 
-fn walk(name: Option<&CStr>) -> Search<'_> {
+fn walk(want: Want<'_>) -> Search<'_> {
     let mut s = Search {
-        name,
-        me: walk as fn(Option<&CStr>) -> Search<'_> as usize,
+        want,
+        me: walk as fn(Want<'_>) -> Search<'_> as usize,
         passed_me: false,
         found: core::ptr::null_mut(),
         my_name: core::ptr::null(),
@@ -161,9 +238,19 @@ fn walk(name: Option<&CStr>) -> Search<'_> {
     s
 }
 
+/// The symbol tables of every object loaded after this library, for many lookups.
+pub fn next_objects() -> NextObjects {
+    let mut objects = NextObjects {
+        tables: [None; MAX_NEXT],
+        overflow: false,
+    };
+    walk(Want::Objects(&mut objects));
+    objects
+}
+
 /// The definition of `name` in the first object loaded after this library (`RTLD_NEXT`).
 pub fn next(name: &CStr) -> *mut c_void {
-    walk(Some(name)).found
+    walk(Want::Symbol(name)).found
 }
 
 /// [`next`] for the C side (`c/compat.c`).
@@ -178,5 +265,5 @@ pub unsafe extern "C" fn substrate_next_symbol(name: *const c_char) -> *mut c_vo
 
 /// This library's file name as the loader knows it (NULL if not found).
 pub fn own_name() -> *const c_char {
-    walk(None).my_name
+    walk(Want::Me).my_name
 }

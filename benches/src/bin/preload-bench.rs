@@ -3,7 +3,11 @@
 //! - one hooked `open` (+ `close`): a 1,000,000-iteration loop, traced minus plain, per call;
 //! - the same with an `open` that fails at once (`ENOENT`): a cheaper system call, so the
 //!   library's share stands out from the noise of the kernel's path walk;
-//! - one `fork` + `exec` of `/bin/true` + `waitpid`: 2,000 iterations, traced over plain.
+//! - one `fork` + `exec` of `/bin/true` + `waitpid`: 2,000 iterations, traced over plain; and,
+//!   in the same rounds, with an empty C library preloaded (the floor any `LD_PRELOAD` pays on
+//!   this machine: needs `cc`) and with this library preloaded but inert (no ring), so the
+//!   added time splits into what any preload costs, what loading this library costs, and
+//!   what recording costs.
 //!
 //! Each measurement runs in a fresh child process (this binary, `child` mode) that times its
 //! own loop, so process start-up is not counted. Plain and traced runs alternate (A B A B …,
@@ -63,12 +67,31 @@ fn child(what: &str, n: u64) {
     println!("{}", t.elapsed().as_nanos() as f64 / n as f64);
 }
 
-fn run(me: &Path, what: &str, n: u64, traced: Option<(&Path, &Path)>) -> f64 {
+/// How a child runs.
+#[derive(Clone, Copy)]
+enum Variant<'a> {
+    /// No preload at all.
+    Plain,
+    /// A preloaded library that does nothing: the floor any `LD_PRELOAD` pays.
+    Empty(&'a Path),
+    /// This library preloaded without a ring: loaded, inert.
+    Inert(&'a Path),
+    /// This library recording into a ring.
+    Traced(&'a Path, &'a Path),
+}
+
+fn run(me: &Path, what: &str, n: u64, v: Variant) -> f64 {
     let mut c = Command::new(me);
     c.args(["child", what, &n.to_string()]);
     c.env_remove("LD_PRELOAD").env_remove("SUBSTRATE_RING");
-    if let Some((lib, ring)) = traced {
-        c.env("LD_PRELOAD", lib).env("SUBSTRATE_RING", ring);
+    match v {
+        Variant::Plain => {}
+        Variant::Empty(lib) | Variant::Inert(lib) => {
+            c.env("LD_PRELOAD", lib);
+        }
+        Variant::Traced(lib, ring) => {
+            c.env("LD_PRELOAD", lib).env("SUBSTRATE_RING", ring);
+        }
     }
     let o = c.output().expect("run child");
     assert!(o.status.success());
@@ -76,6 +99,20 @@ fn run(me: &Path, what: &str, n: u64, traced: Option<(&Path, &Path)>) -> f64 {
         .trim()
         .parse()
         .expect("child output")
+}
+
+/// Compile a preload library with one empty function (`cc` must be installed).
+fn empty_library(dir: &Path) -> Option<PathBuf> {
+    let src = dir.join("empty.c");
+    let lib = dir.join("libempty.so");
+    std::fs::write(&src, "int substrate_bench_empty(void) { return 0; }\n").ok()?;
+    let ok = Command::new("cc")
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(lib)
 }
 
 fn main() {
@@ -95,6 +132,8 @@ fn main() {
         .or_else(|_| tempfile::tempdir())
         .unwrap();
     let rounds = 9;
+    let empty = empty_library(dir.path());
+    let mut breakdown = vec![];
     println!("| measure | plain | traced | added | ratio |");
     println!("| --- | --- | --- | --- | --- |");
     for (what, n, unit, div) in [
@@ -103,6 +142,7 @@ fn main() {
         ("forkexec", 2_000, "µs", 1000.0),
     ] {
         let (mut plain, mut traced, mut diff, mut ratio) = (vec![], vec![], vec![], vec![]);
+        let (mut floor, mut inert) = (vec![], vec![]);
         for r in 0..rounds {
             // A fresh ring per traced run, big enough for every record.
             let ring = dir.path().join(format!("{what}-{r}.ring"));
@@ -111,8 +151,16 @@ fn main() {
                 ..Default::default()
             };
             drop(Ring::create(&ring, &opts).unwrap());
-            let p = run(&me, what, n, None);
-            let t = run(&me, what, n, Some((&lib, &ring)));
+            let p = run(&me, what, n, Variant::Plain);
+            // For fork+exec, also what any preload costs and what this library costs idle,
+            // interleaved with the same plain run.
+            if what == "forkexec" {
+                if let Some(e) = &empty {
+                    floor.push(run(&me, what, n, Variant::Empty(e)) - p);
+                }
+                inert.push(run(&me, what, n, Variant::Inert(&lib)) - p);
+            }
+            let t = run(&me, what, n, Variant::Traced(&lib, &ring));
             let drops = Ring::open_read_only(&ring).unwrap().stats().dropped();
             assert_eq!(drops, 0, "the ring held every record");
             std::fs::remove_file(&ring).unwrap();
@@ -128,10 +176,33 @@ fn main() {
         };
         println!(
             "| {label} | {:.1} {unit} | {:.1} {unit} | {:+.1} {unit} | {:.3} |",
-            median(plain) / div,
+            median(plain.clone()) / div,
             median(traced) / div,
-            median(diff) / div,
+            median(diff.clone()) / div,
             median(ratio)
         );
+        if what == "forkexec" {
+            let p = median(plain) / div;
+            let row = |name: &str, added: Vec<f64>| {
+                let a = median(added) / div;
+                format!("| {name} | {a:+.1} {unit} | {:.3} |", (p + a) / p)
+            };
+            if !floor.is_empty() {
+                breakdown.push(row(
+                    "an empty C library in `LD_PRELOAD` (the floor of any preload)",
+                    floor,
+                ));
+            }
+            breakdown.push(row("this library preloaded, no ring (inert)", inert));
+            breakdown.push(row("this library recording", diff));
+        }
+    }
+    println!();
+    println!("fork+exec of /bin/true, added over plain (same rounds, interleaved):");
+    println!();
+    println!("| preloaded | added | ratio |");
+    println!("| --- | --- | --- |");
+    for r in breakdown {
+        println!("{r}");
     }
 }
