@@ -24,7 +24,7 @@ fn read_all(ring: &Ring) {
             liveness: Box::new(dead),
         };
         let mut r = Reader::new(ring, opts);
-        for _ in 0..100_000 {
+        for _ in 0..10_000 {
             match r.poll() {
                 Item::Record(rec) => assert!(rec.payload.len() as u64 <= ring.max_record()),
                 Item::Lost(_) => {}
