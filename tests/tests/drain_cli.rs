@@ -342,6 +342,43 @@ fn secrets_in_argv_are_redacted_unless_asked() {
 }
 
 #[test]
+fn a_lapped_overwrite_ring_decodes_with_an_exact_count_of_what_was_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let ring = dir.path().join("ring");
+    create(&ring, &["--size", "128K", "--mode", "overwrite"]);
+    let n = 5000; // about 100 bytes a record: several laps of the ring
+    assert!(
+        traced(&ring, &bin, &["numbered-opens", &n.to_string(), "0"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (o, lines) = decode(&ring);
+    assert!(o.status.success());
+    // First what was reclaimed before anyone read it, counted exactly from the block
+    // descriptors; then the newest records, in order, to the last.
+    let first = &lines[0];
+    assert_eq!(first["event_type"], "lost", "{first}");
+    assert_eq!(first["reason"], "overwritten");
+    assert_eq!(first["exact"], true);
+    let overwritten: u64 = lines
+        .iter()
+        .filter(|l| l["event_type"] == "lost")
+        .map(|l| {
+            assert_eq!(l["reason"], "overwritten", "{l}");
+            l["count"].as_u64().unwrap()
+        })
+        .sum();
+    let opens = numbered(&lines);
+    assert_eq!(*opens.last().unwrap(), n - 1);
+    assert!(opens.windows(2).all(|w| w[1] == w[0] + 1), "consecutive");
+    let records = lines.iter().filter(|l| l["event_type"] != "lost").count() as u64;
+    // process_start, n opens, process_exit: each either decoded or counted overwritten.
+    assert_eq!(records + overwritten, n + 2);
+}
+
+#[test]
 fn stat_shows_header_counters_and_writers() {
     let dir = tempfile::tempdir().unwrap();
     let bin = scenarios(dir.path());
