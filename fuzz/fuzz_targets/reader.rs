@@ -5,7 +5,8 @@
 //! area and data area (the reader walking scribbled records). Either way: no panic, no hang, and
 //! every record yielded lies within a block.
 //!
-//! Run: `cd fuzz && cargo +nightly fuzz run reader -- -max_total_time=60`
+//! Seeds: `cargo run --release -p format --example ring_seeds -- fuzz/corpus/reader`.
+//! Run: `cd fuzz && TMPDIR=/dev/shm cargo +nightly fuzz run reader -- -max_total_time=600 -max_len=32768`
 #![no_main]
 
 use std::sync::atomic::Ordering::Relaxed;
