@@ -11,6 +11,11 @@
 //! 3. The caller copies the payload in place.
 //! 4. `commit`: store word 0 without BUSY, with release. One CAS and two release stores in all.
 //!
+//! In overwrite mode (format version 2) a writer also announces its reservation: it adds 1 to
+//! its slot's in-flight count before step 1 and takes it back (release) after step 2. Whoever
+//! finds an unwritten header can then tell a writer still in that window (a live process with
+//! a count) from one that died there, whose gap is skipped instead of blocking reclaim forever.
+//!
 //! Reader: at its position `pos`, a record is present when word 1 (acquire) equals `pos` and the
 //! length is sane; it is complete when word 0 (acquire) has no BUSY. It copies the record out
 //! (the copy is what it decodes), then, in overwrite mode, re-checks the tail (seqlock style):
