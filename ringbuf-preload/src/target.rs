@@ -91,9 +91,8 @@ fn inspect_at(dirfd: c_int, path: *const c_char, need_exec: bool) -> Option<u16>
         )
     };
     let fd = raw(fd)? as c_int;
-    let st = sys::fstat(fd);
-    let r = match st {
-        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Some(inspect_fd(fd)),
+    let r = match sys::fstat(fd) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Some(inspect(fd, &st)),
         _ => None,
     };
     sys::close(fd);
@@ -107,20 +106,23 @@ fn pread(fd: c_int, buf: &mut [u8], off: u64) -> usize {
 }
 
 fn inspect_fd(fd: c_int) -> u16 {
-    let Ok(st) = sys::fstat(fd) else {
-        return 0;
-    };
+    match sys::fstat(fd) {
+        Ok(st) => inspect(fd, &st),
+        Err(_) => 0,
+    }
+}
+
+/// [`inspect_fd`] with the file's status already read. Asks for the ids only of a
+/// setuid/setgid file, and reads the ELF header with the first program headers in one go.
+fn inspect(fd: c_int, st: &libc::stat) -> u16 {
     let mut reason = 0;
     // SAFETY: plain id queries.
-    let (euid, egid) = unsafe {
-        (
-            libc::syscall(libc::SYS_geteuid),
-            libc::syscall(libc::SYS_getegid),
-        )
-    };
-    if (st.st_mode & libc::S_ISUID != 0 && st.st_uid as i64 != euid)
-        || (st.st_mode & libc::S_ISGID != 0 && st.st_gid as i64 != egid)
-    {
+    let setuid = st.st_mode & libc::S_ISUID != 0
+        && st.st_uid as i64 != unsafe { libc::syscall(libc::SYS_geteuid) };
+    // SAFETY: as above.
+    let setgid = st.st_mode & libc::S_ISGID != 0
+        && st.st_gid as i64 != unsafe { libc::syscall(libc::SYS_getegid) };
+    if setuid || setgid {
         reason |= untraced::SETUID;
     }
     // SAFETY: a size query (NULL buffer, size 0) of an attribute name.
@@ -144,8 +146,12 @@ fn inspect_fd(fd: c_int) -> u16 {
 
 /// An ELF executable without a `PT_INTERP` program header (static, or static-pie).
 fn is_static_elf(fd: c_int) -> bool {
-    let mut h = [0u8; 64];
-    if pread(fd, &mut h, 0) < 52 || &h[..4] != b"\x7fELF" || h[5] != 1 {
+    // The first KiB: the ELF header, and the program headers of most executables (they follow
+    // it at offset 64).
+    let mut first = [0u8; 1024];
+    let got = pread(fd, &mut first, 0);
+    let h = &first[..64];
+    if got < 52 || &h[..4] != b"\x7fELF" || h[5] != 1 {
         return false; // a script, another format, or big-endian: not ours to judge
     }
     let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]) as u64;
@@ -172,8 +178,17 @@ fn is_static_elf(fd: c_int) -> bool {
     while i < phnum.min(256) {
         let n = per.min(phnum - i);
         let want = (n * phentsize) as usize;
-        if want > buf.len() || pread(fd, &mut buf[..want], phoff + i * phentsize) != want {
+        // A lying header must not overflow: checked arithmetic, and the file decides.
+        let Some(at) = phoff.checked_add(i * phentsize) else {
             return false;
+        };
+        if want > buf.len() {
+            return false;
+        }
+        match first.get(at as usize..).and_then(|r| r.get(..want)) {
+            Some(have) if at + (want as u64) <= got as u64 => buf[..want].copy_from_slice(have),
+            _ if pread(fd, &mut buf[..want], at) != want => return false,
+            _ => {}
         }
         for k in 0..n as usize {
             let o = k * phentsize as usize;
