@@ -21,18 +21,10 @@ const KIND: u16 = 0x8000;
 /// Header + one payload word.
 const REC: u64 = 24;
 
+mod common;
+
 fn geometry(mode: Mode, capacity: u64, block: u64) -> Geometry {
-    Geometry {
-        mode,
-        control: 0,
-        writers: 1024,
-        slots: 2,
-        blocks: 1024 + 128,
-        data: 2048,
-        capacity,
-        block,
-        announce: mode == Mode::Overwrite,
-    }
+    common::small_geometry(mode, capacity, block)
 }
 
 fn alive(_: u32, _: u64) -> bool {

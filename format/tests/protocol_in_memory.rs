@@ -16,19 +16,11 @@ use format::protocol::{self, Geometry, Peek, Producer};
 
 const KIND: u16 = 0x8000;
 
+mod common;
+
 /// Two writer slots, four blocks of 1 KiB.
 fn geometry(mode: Mode) -> Geometry {
-    Geometry {
-        mode,
-        control: 0,
-        writers: 1024,
-        slots: 2,
-        blocks: 1024 + 128,
-        data: 2048,
-        capacity: 4096,
-        block: 1024,
-        announce: mode == Mode::Overwrite,
-    }
+    common::small_geometry(mode, 4096, 1024)
 }
 
 /// Slot 0 is this (live) process, slot 1 a dead one.
