@@ -60,8 +60,12 @@ pub fn run(path: &Path) -> ExitCode {
             slot_state::DEAD => "dead",
             _ => continue,
         };
+        let inflight = match w.inflight {
+            0 => String::new(),
+            n => format!(" ({n} in flight)"),
+        };
         println!(
-            "  slot {:<5} pid {:<8} {:<8} {} {}",
+            "  slot {:<5} pid {:<8} {:<8} {} {}{inflight}",
             w.slot,
             w.pid,
             state,

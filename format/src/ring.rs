@@ -497,6 +497,13 @@ impl Ring {
                 let mut span = [0u8; 16];
                 self.mem
                     .read_bytes(self.geo.slot_off(i as u16) + slot::SPAN, &mut span);
+                // Relaxed: a snapshot for display.
+                let inflight = if self.geo.announce {
+                    self.mem
+                        .load(self.geo.slot_off(i as u16) + slot::INFLIGHT, Relaxed)
+                } else {
+                    0
+                };
                 Some(WriterInfo {
                     slot: i as u16,
                     state,
@@ -506,6 +513,7 @@ impl Ring {
                     attach_pos: s.attach_pos,
                     span,
                     alive,
+                    inflight,
                 })
             })
             .collect()
@@ -616,6 +624,9 @@ pub struct WriterInfo {
     pub span: [u8; 16],
     /// Whether the owner is alive now.
     pub alive: bool,
+    /// Reservations between their CAS and their stamp (announcing rings; 0 otherwise). A dead
+    /// owner's non-zero count is a record it was killed in the middle of reserving.
+    pub inflight: u64,
 }
 
 /// [`Liveness`] from `/proc`: a pid is alive if `/proc/PID/stat` exists and, when the slot

@@ -419,6 +419,13 @@ fn overwrite_mode_reclaims_past_a_writer_that_died_before_stamping() {
         let w = Writer::attach(&r).unwrap();
         w.write_bytes(KIND_USER, b"before").unwrap();
         dead_writer_stops_after(&r, steps);
+        let dead = r.writers(&format::KillLiveness);
+        let dead = dead.iter().find(|x| x.pid == DEAD_PID).unwrap();
+        assert_eq!(
+            (dead.alive, dead.inflight),
+            (false, 1),
+            "its count stays behind"
+        );
         let n = 2000u32;
         for i in 0..n {
             w.write_bytes(KIND_USER, &i.to_le_bytes())
