@@ -327,7 +327,8 @@ PROFILE = ["", "## Where the time goes", "",
     "- **A hooked call** (`perf record` of 1,000,000 traced open+close calls, about 1.7 µs each): the library's user-space share is about 4% of the loop, ≈ 70 ns: "
     "`substrate_open_hook` 1.3% (guard, thread id, header), `Writer::write_event` + `claim` 1.1% (reservation CAS, copy, commit), the C shim 0.4%, the vDSO clock read 1.4% (≈ 24 ns). "
     "90% is the kernel's open/close path, the same as without the library; what the side-by-side figure adds beyond 70 ns is the kernel path running with colder caches "
-    "(each call writes ~100 bytes of new ring memory) and this shared VM's noise (plain runs vary by ±10%).",
+    "(each call writes ~100 bytes of new ring memory) and this shared VM's noise (plain runs vary by ±10%). "
+    "Tried: prefetching the next record's cache lines for writing after each commit made a missing-file open slower (+15 ns), not faster.",
     "- **A fork+exec** (`perf stat` of 200 fork+exec+wait of `/bin/true`): CPU per iteration 505 µs plain, 582 µs with the library loaded but inert, 690 µs recording; "
     "page faults 69, 94 and about 107. The library's load (the dynamic loader mapping and relocating it, 25 more page faults) and the first touches of ring pages in the forked child "
     "and in the new image dominate. Taken out already: `libgcc_s.so` is no longer loaded (its constructor runs `cpuid`, a VM exit: about −70 µs per exec) and attaching no longer "
