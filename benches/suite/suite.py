@@ -339,7 +339,7 @@ PROFILE = ["", "## Where the time goes", "",
     "functions took ~9 µs with one loader walk per function, now one walk for all (−4 µs); the rest is spread thinly over the new image's constructor (ring open and map, `/proc` reads, "
     "the first touches of ring and library pages: 12 page faults more than inert). Building the library for size (`opt-level = \"s\"`) left `.text` at 336 KiB (mostly Rust's "
     "runtime) and the time unchanged. Pinning the benchmark to one CPU changed nothing.",
-    "- **The drain**: following `make -j2` (40,000 events in 3 s) it used 0.57 s of CPU, mostly context switches from 20 µs naps; with naps of at least 0.5 ms it uses 0.20 s, "
+    "- **The drain**: following `make -j2` (40,000 events in 3 s) it used 0.57 s of CPU, mostly context switches from 20 µs naps; with naps of at least 0.5 ms it uses 0.20 s, with at least 2 ms (now) 0.14-0.16 s, "
     "and the traced build went from 1.17× to 1.06-1.12× of plain. On a 2-core machine the drain's CPU competes with the build, and `record`'s wall time includes decoding every record: "
     "`micro-storm` (4 threads × 50,000 opens on 2 cores) takes 1.2× plain with the library writing into a ring and no drain, 1.8× under `record`.",
     ""]
