@@ -40,6 +40,7 @@ struct Cli {
 }
 
 #[derive(Args)]
+#[allow(rustdoc::broken_intra_doc_links)] // doc comments here are `--help` text
 struct DecodeArgs {
     /// The ring file to decode.
     ring: Option<PathBuf>,

@@ -26,6 +26,7 @@ use crate::{decode, follow, parse_size, session_id};
 
 /// Arguments of `record`.
 #[derive(Args)]
+#[allow(rustdoc::broken_intra_doc_links)] // doc comments here are `--help` text
 pub struct RecordArgs {
     /// Where to write the trace.
     #[arg(short, long, value_name = "FILE", default_value = "trace.jsonl")]

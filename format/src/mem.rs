@@ -9,7 +9,7 @@
 //! - No `&[u8]`/`&mut [u8]` is ever formed over ring memory: words are read and written through
 //!   `AtomicU64` views of raw pointers, bulk bytes with `ptr::copy_nonoverlapping` into or out of
 //!   private memory.
-//! - Every offset passed in is derived from a validated [`crate::ring::Geometry`] and is in
+//! - Every offset passed in is derived from a validated [`crate::protocol::Geometry`] and is in
 //!   bounds; 64-bit word offsets are 8-aligned. Implementations `debug_assert!` both.
 
 use core::sync::atomic::Ordering;

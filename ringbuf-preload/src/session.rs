@@ -5,7 +5,7 @@
 //! - [`Fixed`] is written once by the constructor, before it is published through a release
 //!   store of its pointer; it never changes after, so any thread or signal handler that
 //!   acquires the pointer reads it without synchronisation.
-//! - An [`Image`] is immutable once published through [`CURRENT`]. A forked child builds a new
+//! - An [`Image`] is immutable once published through `CURRENT`. A forked child builds a new
 //!   image in the other of two static slots and publishes it with one store, so a signal
 //!   handler running in the child during the switch sees either the old image or the new one,
 //!   whole. Only the child's single thread switches (fork leaves one thread), so the slot being
