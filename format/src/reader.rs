@@ -12,8 +12,9 @@
 //! - a BUSY record: if its writer is gone (slot freed, taken over, or its process dead), report
 //!   it lost (`abandoned`) and skip it by its length; else wait ([`Item::Waiting`]);
 //! - an unwritten header below the reservation position: a writer is between its CAS and its
-//!   header store, or died there. Wait up to the grace period (at once if no writer is alive),
-//!   then scan forward to the next plausible header and report the gap lost (`unwritten`);
+//!   header store, or died there. Wait up to the grace period (at once if no writer is alive,
+//!   or, in an announcing ring, if no live writer has a reservation in flight), then scan
+//!   forward to the next plausible header and report the gap lost (`unwritten`);
 //! - a header with an impossible length: report `corrupt` and resynchronise the same way;
 //! - overwrite mode, `pos` below the tail: report what was reclaimed (`overwritten`), jump.
 //!
