@@ -71,7 +71,13 @@ fn decode_all(path: &std::path::Path) -> (u64, u64) {
         };
         let mut r = Reader::new(&ring, opts);
         let t = Instant::now();
-        for _ in 0..200_000 {
+        // Unoptimised builds poll less: a scribbled ring can make every poll scan a lap.
+        let polls = if cfg!(debug_assertions) {
+            20_000
+        } else {
+            200_000
+        };
+        for _ in 0..polls {
             match r.poll() {
                 Item::Record(rec) => {
                     assert!(rec.payload.len() as u64 <= ring.max_record());
@@ -84,7 +90,9 @@ fn decode_all(path: &std::path::Path) -> (u64, u64) {
                 Item::Waiting(_) => break,
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "reader took too long");
+        // A hang detector, not a speed check: generous, and more so for unoptimised builds.
+        let bound = Duration::from_secs(if cfg!(debug_assertions) { 30 } else { 5 });
+        assert!(t.elapsed() < bound, "reader took too long");
     }
     (records, lost)
 }
