@@ -124,10 +124,11 @@ pub fn run(
 }
 
 fn publish(reader: &Reader<'_>, dec: &Decoder) {
-    let pos = reader.position();
-    reader
-        .ring()
-        .publish_consumer(dec.min_pending_pos().map_or(pos, |p| p.min(pos)));
+    match dec.min_pending_pos() {
+        // An exec line still waiting for its outcome: resume at it (without a record count).
+        Some(p) if p < reader.position() => reader.ring().publish_consumer(p),
+        _ => reader.publish(),
+    }
 }
 
 struct WriteAdapter<'a>(&'a mut dyn Write);

@@ -152,6 +152,11 @@ pub mod ctl {
     pub const TAIL: u64 = LINE;
     /// Position up to which the drain has consumed (and, in discard mode, released) the stream.
     pub const CONSUMER: u64 = 2 * LINE;
+    /// Records in the stream below `CONSUMER` as the drain that published it counted them,
+    /// tagged with that position: `1 << 63 | (CONSUMER / 8 mod 2^23) << 40 | records mod
+    /// 2^40` (version 2; zero, never valid, otherwise). Lets a reader that resumes there count
+    /// exactly what overwrite mode reclaimed in between.
+    pub const CONSUMER_RECORDS: u64 = 2 * LINE + 8;
     /// The drain's pid (`u64`), then its heartbeat (`u64`, monotonic ns) in the same line.
     pub const DRAIN_PID: u64 = 3 * LINE;
     /// See [`DRAIN_PID`].

@@ -554,6 +554,17 @@ pub fn reservations_in_flight<M: Mem>(
     })
 }
 
+/// The [`ctl::CONSUMER_RECORDS`] word for `records` below position `pos`.
+pub fn consumer_records_word(pos: u64, records: u64) -> u64 {
+    1 << 63 | ((pos / 8) & ((1 << 23) - 1)) << 40 | (records & CUM_MASK)
+}
+
+/// The record count a [`ctl::CONSUMER_RECORDS`] word gives for position `pos`, if it was
+/// published for that position.
+pub fn consumer_records(word: u64, pos: u64) -> Option<u64> {
+    (word & !CUM_MASK == consumer_records_word(pos, 0)).then_some(word & CUM_MASK)
+}
+
 /// The cumulative record count (mod 2^40) through the block at `b` (records in every block
 /// below `b + block`) and whether the block's own count was a lower bound; `None` if the
 /// descriptor does not describe that lap of the block (not reclaimed yet, or lapped since).

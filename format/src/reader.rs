@@ -165,6 +165,9 @@ pub struct Reader<'r> {
     acct_block: u64,
     acct_base: Option<u64>,
     acct_in_block: u64,
+    /// An unwritten or corrupt gap was counted as one record since the base was last taken
+    /// from a block descriptor: the count may differ from the reclaimers' by the gap's share.
+    acct_guess: bool,
 }
 
 impl<'r> Reader<'r> {
@@ -200,8 +203,12 @@ impl<'r> Reader<'r> {
         // starting at the beginning, else from now.
         let drops_seen = if pos == 0 { [0; 5] } else { stats.drops };
         let block_start = pos & !(g.block - 1);
+        // The records below the start: none at 0; counted by the drain that published the
+        // position, when starting there; the descriptor's count at a block start.
         let acct_base = if pos == 0 {
             Some(0)
+        } else if let Some(n) = ring.consumer_records(pos).filter(|_| pos == stats.consumer) {
+            Some(n)
         } else if pos == block_start && g.mode == Mode::Overwrite {
             protocol::block_cum(&ring.mem(), &g, pos - g.block).map(|c| c.0)
         } else {
@@ -218,6 +225,7 @@ impl<'r> Reader<'r> {
             acct_block: block_start,
             acct_base,
             acct_in_block: 0,
+            acct_guess: false,
         }
     }
 
@@ -234,7 +242,17 @@ impl<'r> Reader<'r> {
     /// Publish the position to the ring (frees space in discard mode; a restarted drain resumes
     /// here). Call it once what was read is safely stored.
     pub fn publish(&self) {
-        self.ring.publish_consumer(self.pos);
+        match self.accounted() {
+            Some(n) => self.ring.publish_consumer_counted(self.pos, n),
+            None => self.ring.publish_consumer(self.pos),
+        }
+    }
+
+    /// Records in the stream below the position (read or reported lost), when known: what a
+    /// reader resuming at the published position starts counting from.
+    pub fn accounted(&self) -> Option<u64> {
+        let b = self.acct_base.filter(|_| !self.acct_guess)?;
+        Some((b + self.acct_in_block) & protocol::CUM_MASK)
     }
 
     fn lost(
@@ -329,7 +347,7 @@ impl<'r> Reader<'r> {
         let (n, exact) = match (cum, self.acct_base) {
             (Some((c, _)), Some(base)) => (
                 c.wrapping_sub(base + self.acct_in_block) & protocol::CUM_MASK,
-                !flagged,
+                !flagged && !self.acct_guess,
             ),
             // Unknown: at least one record per reclaimed block.
             _ => ((tail - block_of(self.pos)).div_ceil(g.block), false),
@@ -337,6 +355,7 @@ impl<'r> Reader<'r> {
         self.acct_block = block_of(tail);
         self.acct_base = cum.map(|c| c.0);
         self.acct_in_block = 0;
+        self.acct_guess = false;
         (tail, n, exact)
     }
 
@@ -480,6 +499,7 @@ impl<'r> Reader<'r> {
         };
         // Accounted like the reclaimers account such a gap: one record, count inexact.
         self.note_consumed(self.pos);
+        self.acct_guess = true;
         self.lost(reason, 1, false, to, None)
     }
 

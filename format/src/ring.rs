@@ -537,6 +537,28 @@ impl Ring {
         self.mem.load(self.geo.ctl(ctl::CONSUMER), Acquire)
     }
 
+    /// Publish the drain's position, with the number of records in the stream below it as its
+    /// reader counted them (see [`Ring::publish_consumer`]).
+    pub fn publish_consumer_counted(&self, pos: u64, records: u64) {
+        if self.writable {
+            // Relaxed: paired with the position by its tag, not by ordering.
+            self.mem.store(
+                self.geo.ctl(ctl::CONSUMER_RECORDS),
+                protocol::consumer_records_word(pos, records),
+                Relaxed,
+            );
+            self.publish_consumer(pos);
+        }
+    }
+
+    /// The record count published with the consumer position `pos`
+    /// ([`Ring::publish_consumer_counted`]), if it was published for that position.
+    pub fn consumer_records(&self, pos: u64) -> Option<u64> {
+        // Relaxed: the tag says whether it belongs to `pos`.
+        let w = self.mem.load(self.geo.ctl(ctl::CONSUMER_RECORDS), Relaxed);
+        protocol::consumer_records(w, pos)
+    }
+
     /// Publish the drain's position: everything below `pos` has been consumed. In discard mode
     /// this frees that space for writers. No-op on a read-only mapping.
     pub fn publish_consumer(&self, pos: u64) {

@@ -379,6 +379,51 @@ fn a_lapped_overwrite_ring_decodes_with_an_exact_count_of_what_was_overwritten()
 }
 
 #[test]
+fn a_follow_resumed_after_the_ring_lapped_reports_exactly_what_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let ring = dir.path().join("ring");
+    let out = dir.path().join("trace.jsonl");
+    create(&ring, &["--size", "128K", "--mode", "overwrite"]);
+    let follow = || {
+        let st = Command::new(&tools().drain)
+            .args(["--follow", "--until-done", "-o"])
+            .arg(&out)
+            .arg(&ring)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let run = |n: u64| {
+        assert!(
+            traced(&ring, &bin, &["numbered-opens", &n.to_string(), "0"])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    run(100); // read whole by the first follow, which publishes its position
+    follow();
+    let first = parse(&std::fs::read_to_string(&out).unwrap()).len();
+    run(5000); // several laps while no drain runs
+    follow(); // resumes: what was reclaimed meanwhile comes first, counted
+    let lines = parse(&std::fs::read_to_string(&out).unwrap());
+    let resumed = &lines[first..];
+    assert_eq!(resumed[0]["event_type"], "lost", "{}", resumed[0]);
+    assert_eq!(resumed[0]["reason"], "overwritten");
+    assert_eq!(resumed[0]["exact"], true);
+    let lost: u64 = resumed
+        .iter()
+        .filter(|l| l["event_type"] == "lost")
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    let records = resumed.iter().filter(|l| l["event_type"] != "lost").count() as u64;
+    // The second process: process_start, 5000 opens, process_exit.
+    assert_eq!(records + lost, 5002);
+    assert_eq!(*numbered(resumed).last().unwrap(), 4999);
+}
+
+#[test]
 fn stat_shows_header_counters_and_writers() {
     let dir = tempfile::tempdir().unwrap();
     let bin = scenarios(dir.path());
