@@ -223,6 +223,29 @@ pub struct Straced {
     pub execs: Vec<(i64, Vec<String>)>,
 }
 
+/// A test's size knob from the environment (`SOAK_ROUNDS`, `FUZZ_ITERS`), or its CI default.
+pub fn env_knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The first number on the line of `substrate-drain stat RING` that starts with `label`
+/// (`dropped`, `overwritten`); 0 when absent.
+pub fn stat_number(ring: &Path, label: &str) -> u64 {
+    let o = Command::new(&tools().drain)
+        .arg("stat")
+        .arg(ring)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Run `cmd` under `strace -ff` *and* `substrate-drain record` at once, so both see the same
 /// processes with the same pids.
 pub fn record_straced(dir: &Path, cmd: &[&str], env: &[(&str, &str)]) -> Straced {

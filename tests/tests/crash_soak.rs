@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::harness::{compile, tools};
+use tests::harness::{compile, env_knob, stat_number, tools};
 
 fn parse(text: &str, what: &str) -> Vec<Value> {
     text.lines()
@@ -74,10 +74,7 @@ fn check(lines: &[Value], overwrite: bool, from_start: bool, known_lost: u64, wh
 
 #[test]
 fn writers_killed_at_random_never_hang_the_drain_or_lose_records_silently() {
-    let rounds: u32 = std::env::var("SOAK_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+    let rounds: u32 = env_knob("SOAK_ROUNDS", 12);
     let t = tools();
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
@@ -167,17 +164,7 @@ fn writers_killed_at_random_never_hang_the_drain_or_lose_records_silently() {
         let offline = parse(&String::from_utf8_lossy(&o.stdout), "offline");
         // Drops that happened before this reader started are not reported again: allow what
         // `stat` counts.
-        let st = Command::new(&t.drain)
-            .arg("stat")
-            .arg(&ring)
-            .output()
-            .unwrap();
-        let st = String::from_utf8_lossy(&st.stdout);
-        let dropped_total: u64 = st
-            .lines()
-            .find_map(|l| l.strip_prefix("dropped"))
-            .and_then(|r| r.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+        let dropped_total = stat_number(&ring, "dropped");
         check(
             &offline,
             overwrite,

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use format::{AnyEvent, Item, Reader, ReaderOptions, Ring, Start};
-use tests::harness::{compile, tools};
+use tests::harness::{compile, env_knob, tools};
 
 struct Rng(u64);
 impl Rng {
@@ -99,10 +99,7 @@ fn decode_all(path: &std::path::Path) -> (u64, u64) {
 
 #[test]
 fn mutated_real_rings_never_panic_or_hang_the_reader_or_the_drain() {
-    let iters: u64 = std::env::var("FUZZ_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3000);
+    let iters: u64 = env_knob("FUZZ_ITERS", 3000);
     let dir = tempfile::tempdir().unwrap();
     let seeds = seeds(dir.path());
     let path = dir.path().join("mutant.ring");
@@ -176,11 +173,7 @@ fn mutated_real_rings_never_panic_or_hang_the_reader_or_the_drain() {
 
 #[test]
 fn random_payloads_of_every_kind_decode_or_are_refused_never_read_out_of_bounds() {
-    let iters: u64 = std::env::var("FUZZ_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3000)
-        * 30;
+    let iters: u64 = env_knob("FUZZ_ITERS", 3000u64) * 30;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let (mut ok, mut refused) = (0u64, 0u64);
     let mut buf = vec![0u8; 512];

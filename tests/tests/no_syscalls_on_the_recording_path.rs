@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use tests::harness::{compile, tools};
+use tests::harness::{compile, stat_number, tools};
 
 /// Syscall name -> calls, from `strace -c` output.
 fn counts(path: &Path) -> BTreeMap<String, u64> {
@@ -82,18 +82,8 @@ fn a_hundred_thousand_opens_add_no_syscalls() {
         }
     }
     // The small ring was lapped many times over: reclaiming made no system call either.
-    let st = Command::new(&t.drain)
-        .arg("stat")
-        .arg(&small)
-        .output()
-        .unwrap();
-    let st = String::from_utf8_lossy(&st.stdout);
-    let overwritten: u64 = st
-        .lines()
-        .find_map(|l| l.strip_prefix("overwritten "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    assert!(overwritten > 90_000, "{st}");
+    let overwritten = stat_number(&small, "overwritten");
+    assert!(overwritten > 90_000, "overwritten {overwritten}");
     // And every open was recorded.
     let out = Command::new(&t.drain).arg(&ring).output().unwrap();
     let opens = String::from_utf8_lossy(&out.stdout)
