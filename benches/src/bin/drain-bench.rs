@@ -80,16 +80,8 @@ fn children_cpu() -> Duration {
 }
 
 fn main() {
-    let drain = std::env::current_exe()
-        .unwrap()
-        .with_file_name("substrate-drain");
-    assert!(
-        drain.exists(),
-        "build the drain first: cargo build --release"
-    );
-    let dir = tempfile::tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let drain = benches::artefact("substrate-drain");
+    let dir = benches::ring_dir();
     let span = format::ids::new_uuid_v7();
 
     // 1. Decode throughput.

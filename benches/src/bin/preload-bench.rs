@@ -121,16 +121,8 @@ fn main() {
         return child(&a[2], a[3].parse().unwrap());
     }
     let me = std::env::current_exe().unwrap();
-    let lib: PathBuf = me.with_file_name("libringbuf_preload.so");
-    assert!(
-        lib.exists(),
-        "build the library first: cargo build --release"
-    );
-    // The ring lives in tmpfs, as `substrate-drain record` puts it ($XDG_RUNTIME_DIR or
-    // /dev/shm): a ring on a disk file system pays for dirty-page writeback on every page.
-    let dir = tempfile::tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let lib = benches::artefact("libringbuf_preload.so");
+    let dir = benches::ring_dir();
     let rounds = 9;
     let empty = empty_library(dir.path());
     let mut breakdown = vec![];

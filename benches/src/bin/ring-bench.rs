@@ -118,9 +118,7 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().expect("RECORDS_PER_RUN"))
         .unwrap_or(2_000_000);
-    let dir = tempfile::tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let dir = benches::ring_dir();
     let rings: Vec<_> = [Mode::Overwrite, Mode::Discard]
         .into_iter()
         .map(|mode| {
