@@ -24,6 +24,16 @@ fn create(ring: &Path, extra: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// A temporary directory with the scenario program compiled in it and a new ring, `ring`,
+/// created with `create_args`.
+fn fixture(create_args: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = scenarios(dir.path());
+    let ring = dir.path().join("ring");
+    create(&ring, create_args);
+    (dir, bin, ring)
+}
+
 fn traced(ring: &Path, bin: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.args(args)
@@ -62,10 +72,7 @@ fn numbered(lines: &[Value]) -> Vec<u64> {
 
 #[test]
 fn a_ring_whose_writers_were_killed_decodes_every_committed_record_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = scenarios(dir.path());
-    let ring = dir.path().join("ring");
-    create(&ring, &["--size", "64M"]);
+    let (_dir, bin, ring) = fixture(&["--size", "64M"]);
     let mut kids: Vec<_> = (0..4)
         .map(|_| {
             traced(&ring, &bin, &["numbered-opens", "10000000", "0"])
@@ -121,11 +128,8 @@ fn a_ring_whose_writers_were_killed_decodes_every_committed_record_once() {
 
 #[test]
 fn a_follow_killed_and_restarted_neither_repeats_nor_skips() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = scenarios(dir.path());
-    let ring = dir.path().join("ring");
+    let (dir, bin, ring) = fixture(&["--size", "1M"]);
     let out = dir.path().join("trace.jsonl");
-    create(&ring, &["--size", "1M"]);
     let n = 3000;
     let mut writer = traced(&ring, &bin, &["numbered-opens", &n.to_string(), "500"])
         .spawn()
@@ -222,10 +226,7 @@ fn bad_input_gets_one_clear_line_and_status_2() {
 
 #[test]
 fn a_scribbled_ring_yields_loss_reports_never_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = scenarios(dir.path());
-    let ring = dir.path().join("ring");
-    create(&ring, &["--size", "128K"]);
+    let (_dir, bin, ring) = fixture(&["--size", "128K"]);
     let st = traced(&ring, &bin, &["numbered-opens", "500", "0"])
         .status()
         .unwrap();
@@ -343,10 +344,7 @@ fn secrets_in_argv_are_redacted_unless_asked() {
 
 #[test]
 fn a_lapped_overwrite_ring_decodes_with_an_exact_count_of_what_was_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = scenarios(dir.path());
-    let ring = dir.path().join("ring");
-    create(&ring, &["--size", "128K", "--mode", "overwrite"]);
+    let (_dir, bin, ring) = fixture(&["--size", "128K", "--mode", "overwrite"]);
     let n = 5000; // about 100 bytes a record: several laps of the ring
     assert!(
         traced(&ring, &bin, &["numbered-opens", &n.to_string(), "0"])
@@ -380,11 +378,8 @@ fn a_lapped_overwrite_ring_decodes_with_an_exact_count_of_what_was_overwritten()
 
 #[test]
 fn a_follow_resumed_after_the_ring_lapped_reports_exactly_what_it_missed() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = scenarios(dir.path());
-    let ring = dir.path().join("ring");
+    let (dir, bin, ring) = fixture(&["--size", "128K", "--mode", "overwrite"]);
     let out = dir.path().join("trace.jsonl");
-    create(&ring, &["--size", "128K", "--mode", "overwrite"]);
     let follow = || {
         let st = Command::new(&tools().drain)
             .args(["--follow", "--until-done", "-o"])
@@ -425,20 +420,14 @@ fn a_follow_resumed_after_the_ring_lapped_reports_exactly_what_it_missed() {
 
 #[test]
 fn stat_shows_header_counters_and_writers() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = scenarios(dir.path());
-    let ring = dir.path().join("ring");
-    create(
-        &ring,
-        &[
-            "--size",
-            "1M",
-            "--mode",
-            "overwrite",
-            "--session-id",
-            "0190f1c2-7a3b-7def-8123-456789abcdef",
-        ],
-    );
+    let (_dir, bin, ring) = fixture(&[
+        "--size",
+        "1M",
+        "--mode",
+        "overwrite",
+        "--session-id",
+        "0190f1c2-7a3b-7def-8123-456789abcdef",
+    ]);
     assert!(traced(&ring, &bin, &["numbered-opens", "10", "0"])
         .status()
         .unwrap()
