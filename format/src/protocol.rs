@@ -688,9 +688,20 @@ fn behind<M: Mem>(mem: &M, g: &Geometry, pos: u64) -> Option<Peek> {
     }
     // Acquire pairs with the reclaiming CAS: a block below the tail may already be reused.
     let tail = mem.load(g.ctl(ctl::TAIL), Acquire);
-    (pos < tail).then(|| Peek::Behind {
-        tail: layout::align_up(tail.min(MAX_POS), layout::RECORD_ALIGN),
+    (pos < tail && believable_tail(mem, g, tail)).then(|| Peek::Behind {
+        tail: layout::align_up(tail, layout::RECORD_ALIGN),
     })
+}
+
+/// Whether a tail just loaded can be true. Reclaimers free at most the block their reservation
+/// will end in, so an honest tail is never more than a block past the reservation position
+/// (loaded after it, so at least as new). A tail further on, or past [`MAX_POS`], was forged
+/// by a traced program: readers go on as if it were not there, and lose nothing to it (bytes
+/// that writers reused meanwhile read as unwritten, out of reach or torn).
+fn believable_tail<M: Mem>(mem: &M, g: &Geometry, tail: u64) -> bool {
+    // Relaxed: compared only, never used to read memory.
+    let head = mem.load(g.ctl(ctl::RESERVE), Relaxed);
+    tail < MAX_POS && tail <= head.saturating_add(g.block)
 }
 
 /// [`peek`] below the tail.
@@ -742,8 +753,11 @@ pub fn copy_record<M: Mem>(
     // Acquire fence: if the copy saw any store of a writer reusing this block, we see a tail at
     // least as new as the one that writer saw (its release fence in `stamp`).
     fence(Acquire);
-    if g.mode == Mode::Overwrite && mem.load(g.ctl(ctl::TAIL), Relaxed) > pos {
-        return None;
+    if g.mode == Mode::Overwrite {
+        let tail = mem.load(g.ctl(ctl::TAIL), Relaxed);
+        if tail > pos && believable_tail(mem, g, tail) {
+            return None;
+        }
     }
     let c0 = u64::from_le_bytes(dst[0..8].try_into().ok()?);
     let c1 = u64::from_le_bytes(dst[8..16].try_into().ok()?);

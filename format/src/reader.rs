@@ -42,6 +42,9 @@ pub enum LossReason {
     Overwritten,
     /// Overwrite mode: reclaimed while the reader was copying it.
     Torn,
+    /// A control word (reservation or tail position) held a value no writer can produce: the
+    /// bytes between the reader and where the forged word points are skipped in one report.
+    Forged,
     /// Never written: the writer dropped it.
     Dropped(DropReason),
 }
@@ -55,6 +58,7 @@ impl LossReason {
             LossReason::Corrupt => "corrupt",
             LossReason::Overwritten => "overwritten",
             LossReason::Torn => "torn",
+            LossReason::Forged => "forged",
             LossReason::Dropped(r) => r.name(),
         }
     }
@@ -264,8 +268,9 @@ impl<'r> Reader<'r> {
         kind: Option<(u16, u16)>,
     ) -> Item<'_> {
         let from = self.pos;
-        // Positions taken from shared memory may be forged: keep ours aligned.
-        self.pos = layout::align_up(to.max(from), layout::RECORD_ALIGN);
+        // Positions taken from shared memory may be forged: keep ours aligned and below
+        // `MAX_POS`, where every read ends.
+        self.pos = layout::align_up(to.max(from).min(protocol::MAX_POS), layout::RECORD_ALIGN);
         self.stall = None;
         Item::Lost(Loss {
             reason,
@@ -364,6 +369,11 @@ impl<'r> Reader<'r> {
         let ring = self.ring;
         let g = ring.geometry();
         let mem = ring.mem();
+        if self.pos >= protocol::MAX_POS {
+            // Only a forged position brings a reader here, and it was reported on the way:
+            // nothing more is read, so nothing more is said.
+            return Item::Waiting(Waiting::CaughtUp);
+        }
         self.since_drop_check += 1;
         if self.since_drop_check >= 4096 {
             self.since_drop_check = 0;
@@ -465,6 +475,12 @@ impl<'r> Reader<'r> {
         let now = Instant::now();
         let ring = self.ring;
         let g = ring.geometry();
+        let head = ring.stats().reserve_pos;
+        if let Some((reason, to)) = self.out_of_reach(head) {
+            self.note_consumed(self.pos);
+            self.acct_guess = true;
+            return self.lost(reason, 1, false, to, None);
+        }
         let give_up = match self.stall {
             // Waiting already: until the grace period runs out, or at once when the last
             // writer that could still write the header is gone.
@@ -482,7 +498,6 @@ impl<'r> Reader<'r> {
         if !give_up && !dead_writer() {
             return Item::Waiting(Waiting::Unwritten);
         }
-        let head = ring.stats().reserve_pos;
         let reason = if corrupt {
             LossReason::Corrupt
         } else {
@@ -501,6 +516,54 @@ impl<'r> Reader<'r> {
         self.note_consumed(self.pos);
         self.acct_guess = true;
         self.lost(reason, 1, false, to, None)
+    }
+
+    /// The data area holds at most the last lap below the reservation position: a header more
+    /// than a lap below it will never be written, whatever the grace period. Honest writers
+    /// never get there in discard mode (they stop a lap past the consumer position, which is at
+    /// most ours) and in overwrite mode the tail moves first; so this is a forged position.
+    /// One report covers the whole distance, which keeps the output bounded: after it the
+    /// reader is within a lap of the head, and each later report is followed by a record or
+    /// the head itself.
+    /// Returns the reason and where reading resumes.
+    fn out_of_reach(&self, head: u64) -> Option<(LossReason, u64)> {
+        let g = self.ring.geometry();
+        if head > protocol::MAX_POS {
+            // No writer reserves past `MAX_POS`: what lies beyond a plausible header within a
+            // lap is forged, and the read ends there.
+            let to = protocol::scan(
+                &self.ring.mem(),
+                &g,
+                self.pos,
+                protocol::MAX_POS,
+                g.capacity,
+            )
+            .unwrap_or(protocol::MAX_POS);
+            return Some((LossReason::Forged, to));
+        }
+        let reach = head.saturating_sub(g.capacity);
+        if self.pos >= reach {
+            return None;
+        }
+        // From the first plausible header within the last lap, or the head itself.
+        let from = layout::align_up(reach, layout::RECORD_ALIGN);
+        let to = if protocol::peek(&self.ring.mem(), &g, from) == Peek::Empty {
+            head
+        } else {
+            protocol::scan(
+                &self.ring.mem(),
+                &g,
+                from - layout::RECORD_ALIGN,
+                head,
+                g.capacity,
+            )
+            .unwrap_or(head)
+        };
+        let reason = match g.mode {
+            Mode::Overwrite => LossReason::Overwritten,
+            Mode::Discard => LossReason::Forged,
+        };
+        Some((reason, to))
     }
 
     /// With announcing writers: whether the unwritten header at the position is a dead

@@ -746,6 +746,78 @@ fn scribbled_control_words_and_data_never_hang_or_panic_the_reader() {
     }
 }
 
+/// Forge one control word of a ring holding 50 records after a reader read them, then read on
+/// from where that reader stopped and from the oldest record.
+fn forge_and_read(mode: Mode, word: u64, value: impl Fn(u64, u64) -> u64) -> (Vec<Got>, Vec<Got>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _) = ring(&dir, 1 << 14, 4096, mode);
+    let w = Writer::attach(&r).unwrap();
+    for i in 0..50u32 {
+        w.write_bytes(KIND_USER, &i.to_le_bytes()).unwrap();
+    }
+    let g = r.geometry();
+    let mut first = reader(&r, Start::Oldest);
+    assert_eq!(payloads(&drain(&mut first)).len(), 50);
+    let at = first.position();
+    let head = r.stats().reserve_pos;
+    // The forged word, as a traced program that maps the ring could write it.
+    r.mem().store(
+        g.ctl(word),
+        value(head, g.capacity),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let after = drain(&mut reader(&r, Start::At(at)));
+    let whole = drain(&mut reader(&r, Start::Oldest));
+    (after, whole)
+}
+
+#[test]
+fn a_forged_reservation_ends_in_one_report_and_a_forged_tail_is_not_believed() {
+    /// A name, and the forged value from (head, capacity).
+    type Forgery = (&'static str, fn(u64, u64) -> u64);
+    let forged_heads: [Forgery; 5] = [
+        ("2^62 + 2^61", |_, _| 0x6000_0000_0000_0000),
+        ("2^63", |_, _| 0x8000_0000_0000_0000),
+        ("u64::MAX - 7", |_, _| u64::MAX - 7),
+        ("ten laps on", |h, c| h + 10 * c),
+        ("unaligned", |h, c| h + 3 * c + 3),
+    ];
+    for mode in [Mode::Discard, Mode::Overwrite] {
+        for (name, f) in forged_heads {
+            let (after, whole) = forge_and_read(mode, ctl::RESERVE, f);
+            // Past the last real record: at most one report, and it says why.
+            assert!(after.len() <= 1, "{mode:?} head {name}: {after:?}");
+            for g in &after {
+                assert!(
+                    matches!(
+                        g,
+                        Got::Lost(LossReason::Forged | LossReason::Overwritten, 1)
+                    ),
+                    "{mode:?} head {name}: {after:?}"
+                );
+            }
+            // From the oldest: bounded, whatever the reader can still make out.
+            assert!(
+                whole.len() <= 52,
+                "{mode:?} head {name}: {} items",
+                whole.len()
+            );
+        }
+    }
+    let forged_tails: [Forgery; 3] = [
+        ("2^63", |_, _| 1 << 63),
+        ("u64::MAX", |_, _| u64::MAX),
+        ("ten laps past the head", |h, c| h + 10 * c),
+    ];
+    for (name, f) in forged_tails {
+        let (after, whole) = forge_and_read(Mode::Overwrite, ctl::TAIL, f);
+        // Nothing was reclaimed, so nothing is lost: the forged tail is not believed.
+        assert_eq!(after, vec![], "tail {name}: nothing was past the reader");
+        assert_eq!(payloads(&whole).len(), 50, "tail {name}: {whole:?}");
+        assert_eq!(whole.len(), 50, "tail {name}: {whole:?}");
+    }
+}
+
 #[test]
 fn a_ring_of_another_user_or_behind_a_symlink_is_refused_for_writing() {
     let dir = tempfile::tempdir().unwrap();

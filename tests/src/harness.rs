@@ -246,6 +246,60 @@ pub fn stat_number(ring: &Path, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Overwrite one control word of the ring at `ring` (`format::layout::ctl::*`) with `value`,
+/// as a traced program that maps the ring could. `value` gets the current reservation
+/// position and the capacity, so forgeries can be relative to them.
+pub fn forge_control_word(ring: &Path, word: u64, value: impl Fn(u64, u64) -> u64) {
+    use format::mem::Mem;
+    let r = format::Ring::open(ring).expect("open the ring to forge a word");
+    let g = r.geometry();
+    let v = value(r.stats().reserve_pos, g.capacity);
+    r.mem()
+        .store(g.ctl(word), v, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Run `cmd` to completion or kill it after `limit`; `None` when it had to be killed. Output
+/// past 16 MiB a stream is read and thrown away, so a runaway writer cannot exhaust memory.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Option<Output> {
+    use std::io::Read;
+    fn keep_some(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let (mut kept, mut buf) = (vec![], [0u8; 65536]);
+            while let Ok(n @ 1..) = r.read(&mut buf) {
+                if kept.len() < 16 << 20 {
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+            kept
+        })
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = keep_some(child.stdout.take().unwrap());
+    let err = keep_some(child.stderr.take().unwrap());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    Some(Output {
+        status: status?,
+        stdout,
+        stderr,
+    })
+}
+
 /// Run `cmd` under `strace -ff` *and* `substrate-drain record` at once, so both see the same
 /// processes with the same pids.
 pub fn record_straced(dir: &Path, cmd: &[&str], env: &[(&str, &str)]) -> Straced {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::harness::{compile, record, record_with, tools, Run};
+use tests::harness::{compile, forge_control_word, output_within, record, record_with, tools, Run};
 
 fn scenarios(dir: &Path) -> PathBuf {
     compile(dir, "scenarios.c", "scenarios", &["-O2"])
@@ -254,6 +254,52 @@ fn a_scribbled_ring_yields_loss_reports_never_a_panic() {
         "the damage is reported"
     );
     assert!(lines.len() < clean + 200);
+}
+
+#[test]
+fn a_forged_reservation_or_tail_ends_decoding_with_one_report_not_unbounded_output() {
+    use format::layout::ctl;
+    /// Ring mode, what is forged, the control word, its value from (head, capacity).
+    type Forgery = (&'static str, &'static str, u64, fn(u64, u64) -> u64);
+    let cases: [Forgery; 5] = [
+        ("discard", "reserve 2^63", ctl::RESERVE, |_, _| 1 << 63),
+        ("discard", "reserve u64::MAX-7", ctl::RESERVE, |_, _| {
+            u64::MAX - 7
+        }),
+        ("discard", "reserve 0x6000...", ctl::RESERVE, |_, _| {
+            0x6000 << 48
+        }),
+        ("overwrite", "tail 2^63", ctl::TAIL, |_, _| 1 << 63),
+        ("overwrite", "tail ten laps on", ctl::TAIL, |h, c| {
+            h + 10 * c
+        }),
+    ];
+    for (mode, what, word, value) in cases {
+        let (_dir, bin, ring) = fixture(&["--size", "128K", "--mode", mode]);
+        let st = traced(&ring, &bin, &["numbered-opens", "200", "0"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let clean = decode(&ring).1;
+        forge_control_word(&ring, word, value);
+        let o = output_within(
+            Command::new(&tools().drain).arg(&ring),
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|| panic!("{mode} {what}: the decode did not end"));
+        assert!(o.status.success(), "{mode} {what}: {o:?}");
+        let lines = parse(&String::from_utf8_lossy(&o.stdout));
+        let lost: Vec<_> = lines.iter().filter(|l| l["event_type"] == "lost").collect();
+        assert!(lost.len() <= 1, "{mode} {what}: {lost:?}");
+        assert!(lines.len() <= clean.len() + 1, "{mode} {what}");
+        if word == ctl::TAIL {
+            // Nothing was reclaimed: a tail no writer could have moved is not believed.
+            assert_eq!(numbered(&lines), numbered(&clean), "{mode} {what}");
+            assert!(lost.is_empty(), "{mode} {what}: {lost:?}");
+        } else {
+            assert_eq!(lost[0]["reason"], "forged", "{mode} {what}");
+        }
+    }
 }
 
 #[test]
