@@ -1,25 +1,21 @@
 //! `substrate-drain`: decode session rings into `trace.jsonl`, follow them live, run a command
 //! under tracing (`record`), create rings and show their state (`stat`).
 //!
-//! Jobs live in their own modules: `decode` (records to lines), `json` (line writer), `paths`
-//! (absolute paths), `redact` (secrets in argv), `follow` (the drain loop), `record`, `stat`.
+//! A thin layer over the `drain` library (decoding, following, output): this binary holds the
+//! command line and the jobs only it does, `record` and `stat`.
 
-mod decode;
-mod follow;
-mod json;
-mod paths;
 mod record;
-mod redact;
 mod stat;
-mod timefmt;
+
+use drain::{decode, follow, ring_error, session_id};
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use format::{CreateOptions, Mode, Reader, ReaderOptions, Ring, RingError, Start};
+use format::{CreateOptions, Mode, Reader, ReaderOptions, Ring, Start};
 
 /// Decode substrate session rings into trace.jsonl, live or after the fact.
 ///
@@ -114,22 +110,6 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
         "overwrite" => Ok(Mode::Overwrite),
         _ => Err(format!("`{s}` is not a mode (discard or overwrite)")),
     }
-}
-
-/// The session id to use: `explicit`, else `SHIM_SESSION_ID`, else a new UUIDv7.
-pub fn session_id(explicit: Option<&str>) -> Result<[u8; 16], String> {
-    if let Some(s) = explicit {
-        return format::ids::parse_uuid(s.as_bytes()).ok_or_else(|| format!("`{s}` is not a UUID"));
-    }
-    Ok(std::env::var("SHIM_SESSION_ID")
-        .ok()
-        .and_then(|s| format::ids::parse_uuid(s.as_bytes()))
-        .unwrap_or_else(format::ids::new_uuid_v7))
-}
-
-/// One line for a ring that cannot be used.
-pub fn ring_error(path: &Path, e: &RingError) -> String {
-    format!("{}: {e}", path.display())
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {

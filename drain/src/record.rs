@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use format::{CreateOptions, Mode, ProcLiveness, Reader, ReaderOptions, Ring, Start};
 
-use crate::{decode, follow, parse_size, session_id};
+use drain::{decode, follow, session_id};
+
+use crate::parse_size;
 
 /// Arguments of `record`.
 #[derive(Args)]
@@ -183,7 +185,7 @@ pub fn run(a: RecordArgs) -> ExitCode {
     };
     let ring = match Ring::create(&ring_path, &opts) {
         Ok(r) => r,
-        Err(e) => return fail(crate::ring_error(&ring_path, &e)),
+        Err(e) => return fail(drain::ring_error(&ring_path, &e)),
     };
     let remove_ring = || {
         if !a.keep_ring {

@@ -11,7 +11,7 @@ pub fn run(path: &Path) -> ExitCode {
     let ring = match Ring::open_read_only(path) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("substrate-drain: {}", crate::ring_error(path, &e));
+            eprintln!("substrate-drain: {}", drain::ring_error(path, &e));
             return ExitCode::from(2);
         }
     };
@@ -24,7 +24,7 @@ pub fn run(path: &Path) -> ExitCode {
     println!("session     {}", ids::uuid_string(&ring.session_id()));
     println!(
         "created     {} (pid {})",
-        crate::timefmt::rfc3339(h.created_unix_ns.get() as i128),
+        drain::timefmt::rfc3339(h.created_unix_ns.get() as i128),
         h.creator_pid.get()
     );
     println!(

@@ -1,0 +1,37 @@
+//! The drain as a library: decode a session ring into `trace.jsonl` lines, in-process.
+//!
+//! - [`decode`]: records to lines, with the process model (spans, working directories,
+//!   absolute paths, execs waiting for their outcome) and redaction.
+//! - [`follow`]: the loop that polls a reader, writes lines and publishes the position.
+//! - [`json`]: the line writer; [`paths`]: path resolution; [`redact`]: secrets in argv;
+//!   [`timefmt`]: RFC 3339 timestamps.
+//!
+//! The `substrate-drain` binary is a thin command line over these modules.
+
+pub mod decode;
+pub mod follow;
+pub mod json;
+pub mod paths;
+pub mod redact;
+pub mod timefmt;
+
+use std::path::Path;
+
+use format::RingError;
+
+/// The session id to use: `explicit`, else `SHIM_SESSION_ID`, else a new UUIDv7.
+pub fn session_id(explicit: Option<&str>) -> Result<[u8; 16], String> {
+    if let Some(s) = explicit {
+        return format::ids::parse_uuid(s.as_bytes()).ok_or_else(|| format!("`{s}` is not a UUID"));
+    }
+    Ok(std::env::var("SHIM_SESSION_ID")
+        .ok()
+        .and_then(|s| format::ids::parse_uuid(s.as_bytes()))
+        .unwrap_or_else(format::ids::new_uuid_v7))
+}
+
+/// One line for a ring that cannot be used.
+pub fn ring_error(path: &Path, e: &RingError) -> String {
+    format!("{}: {e}", path.display())
+}
+
