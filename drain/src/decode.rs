@@ -5,7 +5,7 @@
 //! record that follows a failed call (merged as `errno`), or any later record of the same pid
 //! (success), or [`Decoder::flush_pending`] when the stream goes quiet or ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use zerocopy::FromBytes;
 
 use crate::json::Line;
 use crate::paths::{normalize, Dirs};
+use crate::resume::{self, Written};
 use crate::{redact, timefmt};
 
 /// Decoder settings.
@@ -107,9 +108,11 @@ pub struct Decoder {
     cur_pos: u64,
     /// Lines of records below this position update the state but are not written (a resumed
     /// follow re-reads what it already wrote, to learn spans and directories again).
-    pub mute_below: u64,
-    /// Positions whose lines the output already holds (a resumed follow).
-    pub skip: HashSet<u64>,
+    mute_below: u64,
+    /// Lines the output already holds (a resumed follow).
+    written: Written,
+    /// `"ring_id":"…"`, on every line.
+    ring_id: String,
     /// Counts so far.
     pub stats: Stats,
 }
@@ -133,9 +136,23 @@ impl Decoder {
             line: Line::default(),
             cur_pos: 0,
             mute_below: 0,
-            skip: HashSet::new(),
+            written: Written::default(),
+            ring_id: format!("\"ring_id\":\"{}\"", resume::ring_id(ring)),
             stats: Stats::default(),
         }
+    }
+
+    /// Resume into an output that already holds lines of this ring: lines of records below
+    /// `published` update the process model but are not written, nor are those `written`
+    /// holds. See [`crate::resume`].
+    pub fn resume(&mut self, published: u64, written: Written) {
+        self.mute_below = published;
+        self.written = written;
+    }
+
+    /// Whether the line of the record at `pos` will be written (not muted by a resume).
+    pub fn writes(&self, pos: u64) -> bool {
+        pos >= self.mute_below
     }
 
     /// The lowest stream position whose line is not written yet (a waiting `exec`).
@@ -196,13 +213,14 @@ impl Decoder {
         l.int("pid", h.pid.get());
         l.int("tid", h.tid.get());
         l.int("pos", pos);
+        l.raw(&self.ring_id);
         if h.flags.get() & ev_flags::TRUNCATED != 0 {
             l.bool("truncated", true);
         }
     }
 
     fn muted(&mut self, pos: u64) -> bool {
-        pos < self.mute_below || (!self.skip.is_empty() && self.skip.remove(&pos))
+        pos < self.mute_below || self.written.take(pos, false)
     }
 
     fn emit(&mut self, out: &mut impl Write) -> io::Result<()> {
@@ -214,7 +232,7 @@ impl Decoder {
     }
 
     fn lost(&mut self, ring: &Ring, l: &Loss, out: &mut impl Write) -> io::Result<()> {
-        if l.pos < self.mute_below {
+        if l.pos < self.mute_below || self.written.take(l.pos, true) {
             return Ok(());
         }
         let dropped = matches!(l.reason, format::LossReason::Dropped(_));
@@ -241,6 +259,7 @@ impl Decoder {
         line.null("pid");
         line.null("tid");
         line.int("pos", l.pos);
+        line.raw(&self.ring_id);
         line.int("count", l.records);
         line.str("reason", l.reason.name());
         line.bool("exact", l.exact);
@@ -331,7 +350,7 @@ impl Decoder {
                         },
                     },
                 );
-                self.stats.processes += u64::from(pos >= self.mute_below);
+                self.stats.processes += u64::from(self.writes(pos));
                 self.pid_spans.insert(h.pid.get(), span);
                 self.common(ring, h, "process_start", pos);
                 let flags = e.start_flags.get();

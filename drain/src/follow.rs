@@ -12,16 +12,15 @@
 //! the lines before it are flushed to the output, and never past an `exec` line still waiting
 //! for its outcome.
 
-use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use format::{Item, Reader, Ring, Waiting};
+use format::{Item, Reader, ReaderOptions, Ring, Start, Waiting};
 
-use crate::decode::Decoder;
+use crate::decode::{self, Decoder, Stats};
+use crate::resume;
 
 /// The sleep after a poll that found records, and the longest sleep when idle.
 const MIN_NAP: Duration = Duration::from_millis(2);
@@ -47,27 +46,137 @@ pub fn catch_signals() {
     }
 }
 
+/// Called with the ring and whether the reader is caught up; true ends a follow.
+pub type DoneFn<'a> = dyn FnMut(&Ring, bool) -> bool + 'a;
+
 /// When the loop ends.
 pub struct Until<'a> {
     /// Keep polling after catching up (follow).
     pub follow: bool,
     /// With `follow`: called whenever the reader waits, and every 8192 records, with whether it
     /// is caught up; true ends the loop. It handles signals (`SIGNALLED`) as it sees fit.
-    pub done: &'a mut dyn FnMut(&Ring, bool) -> bool,
+    /// `None`: never done (until a signal is caught, see [`catch_signals`]).
+    pub done: Option<&'a mut DoneFn<'a>>,
     /// Without `follow`: how long to wait for a record a live writer is still writing.
     pub busy_wait: Duration,
     /// Publish the read position to the ring.
     pub publish: bool,
 }
 
+/// A ring being decoded into lines: a reader from the oldest record, the decoder with its
+/// process model, and whether the read position is published to the ring (so that a drain
+/// started later resumes there).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use drain::follow::{Follower, Until};
+/// use drain::output::{Output, Target};
+///
+/// let ring = format::Ring::open("session.ring".as_ref()).unwrap();
+/// let mut out = Output::open(Target::File("trace.jsonl".into())).unwrap();
+/// let mut f = Follower::new(&ring, drain::decode::Options { redact: true });
+/// // Lines this ring already has in trace.jsonl are not written again.
+/// f.resume_into("trace.jsonl".as_ref()).unwrap();
+/// // Decode what is there now, then stop.
+/// f.run(&mut out, Until::caught_up()).unwrap();
+/// println!("{} events", f.stats().events);
+/// ```
+pub struct Follower<'r> {
+    reader: Reader<'r>,
+    dec: Decoder,
+    publish: bool,
+}
+
+impl<'r> Follower<'r> {
+    /// Follow `ring` from its oldest record. The position is published when the ring was
+    /// opened writable ([`Ring::open`]); a read-only ring is never modified.
+    pub fn new(ring: &'r Ring, opts: decode::Options) -> Follower<'r> {
+        Follower {
+            reader: Reader::new(
+                ring,
+                ReaderOptions {
+                    start: Start::Oldest,
+                    ..Default::default()
+                },
+            ),
+            dec: Decoder::new(ring, opts),
+            publish: ring.writable(),
+        }
+    }
+
+    /// Do not publish the read position even though the ring is writable.
+    pub fn without_publishing(mut self) -> Self {
+        self.publish = false;
+        self
+    }
+
+    /// Resume into the trace file at `path`: if it holds lines of this ring, lines below the
+    /// position the ring says was published, and lines the file already holds, are not
+    /// written again (see [`crate::resume`]). Returns whether the file held lines of this
+    /// ring.
+    pub fn resume_into(&mut self, path: &Path) -> io::Result<bool> {
+        let ring = self.reader.ring();
+        let published = ring.consumer_position();
+        let written = resume::scan(path, &resume::ring_id(ring), published)?;
+        let seen = written.seen;
+        if seen {
+            self.dec.resume(published, written);
+        }
+        Ok(seen)
+    }
+
+    /// Counts of what was written so far.
+    pub fn stats(&self) -> &Stats {
+        &self.dec.stats
+    }
+
+    /// The ring followed.
+    pub fn ring(&self) -> &'r Ring {
+        self.reader.ring()
+    }
+
+    /// Decode into `out` until `until` says so. Can be called again (a follow after a
+    /// decode, or a last decode after a follow).
+    pub fn run(&mut self, out: &mut dyn Write, until: Until<'_>) -> io::Result<()> {
+        let until = Until {
+            publish: until.publish && self.publish,
+            ..until
+        };
+        run(&mut self.reader, &mut self.dec, out, until)
+    }
+}
+
+impl Until<'_> {
+    fn is_done(&mut self, ring: &Ring, caught_up: bool) -> bool {
+        match self.done.as_mut() {
+            Some(f) => f(ring, caught_up),
+            None => SIGNALLED.load(Relaxed) != 0,
+        }
+    }
+}
+
+impl Until<'static> {
+    /// Decode what is there and stop: a record a live writer is still writing is waited for
+    /// up to a second.
+    pub fn caught_up() -> Until<'static> {
+        Until {
+            follow: false,
+            done: None,
+            busy_wait: Duration::from_millis(1000),
+            publish: true,
+        }
+    }
+}
+
 /// Drain `reader` into `out` until `until` says so (or a signal arrives, when following).
-pub fn run(
+fn run(
     reader: &mut Reader<'_>,
     dec: &mut Decoder,
     out: &mut dyn Write,
     until: Until<'_>,
 ) -> io::Result<()> {
     let ring = reader.ring();
+    let mut until = until;
     let mut out = WriteAdapter(out);
     let mut nap = MIN_NAP;
     let mut busy_since: Option<Instant> = None;
@@ -86,7 +195,7 @@ pub fn run(
                     if until.publish {
                         publish(reader, dec);
                     }
-                    if until.follow && (until.done)(ring, false) {
+                    if until.follow && until.is_done(ring, false) {
                         break;
                     }
                 }
@@ -107,7 +216,7 @@ pub fn run(
                     if since.elapsed() >= until.busy_wait {
                         break;
                     }
-                } else if (until.done)(ring, w == Waiting::CaughtUp) {
+                } else if until.is_done(ring, w == Waiting::CaughtUp) {
                     break;
                 }
                 std::thread::sleep(nap);
@@ -143,59 +252,4 @@ impl Write for WriteAdapter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
-}
-
-/// Prepare an existing output file for a resumed follow: cut a partial last line (a drain
-/// killed mid-write), and return the positions of the lines written at or after `from`, which
-/// the resumed drain must not write again.
-pub fn resume_output(path: &Path, from: u64) -> io::Result<HashSet<u64>> {
-    let mut f = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
-        Err(e) => return Err(e),
-    };
-    let len = f.metadata()?.len();
-    // Find the end of the last complete line.
-    let mut end = len;
-    let mut byte = [0u8; 1];
-    while end > 0 {
-        f.seek(SeekFrom::Start(end - 1))?;
-        f.read_exact(&mut byte)?;
-        if byte[0] == b'\n' {
-            break;
-        }
-        end -= 1;
-    }
-    if end < len {
-        f.set_len(end)?;
-    }
-    // Lines after `from` are near the end: read back at most 64 MiB.
-    let start = end.saturating_sub(64 << 20);
-    f.seek(SeekFrom::Start(start))?;
-    let mut set = HashSet::new();
-    for (i, line) in BufReader::new(File::try_clone(&f)?.take(end - start))
-        .lines()
-        .enumerate()
-    {
-        let line = line?;
-        if i == 0 && start > 0 {
-            continue; // probably cut
-        }
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["event_type"] == "lost" {
-            continue;
-        }
-        if let Some(p) = v["pos"].as_u64() {
-            if p >= from {
-                set.insert(p);
-            }
-        }
-    }
-    Ok(set)
 }

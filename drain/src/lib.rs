@@ -11,8 +11,10 @@
 pub mod decode;
 pub mod follow;
 pub mod json;
+pub mod output;
 pub mod paths;
 pub mod redact;
+pub mod resume;
 pub mod timefmt;
 
 use std::path::Path;
@@ -34,4 +36,3 @@ pub fn session_id(explicit: Option<&str>) -> Result<[u8; 16], String> {
 pub fn ring_error(path: &Path, e: &RingError) -> String {
     format!("{}: {e}", path.display())
 }
-

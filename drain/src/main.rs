@@ -7,21 +7,25 @@
 mod record;
 mod stat;
 
+use drain::follow::Follower;
+use drain::output::{Output, Target};
 use drain::{decode, follow, ring_error, session_id};
 
-use std::io::{self, Write};
+use std::ffi::OsString;
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use format::{CreateOptions, Mode, Reader, ReaderOptions, Ring, Start};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use format::{CreateOptions, Mode, Ring};
 
 /// Decode substrate session rings into trace.jsonl, live or after the fact.
 ///
-/// With a RING and no command: decode the ring's records into JSON lines (stdout, or -o FILE)
-/// and exit; with --follow, keep decoding new records as they are committed, like `tail -f`.
-/// Exit status 2 and one line on stderr for a file that is not a usable ring.
+/// `substrate-drain record -- CMD` traces a command into trace.jsonl (the main job).
+/// `substrate-drain [decode] RING` decodes a ring's records into JSON lines (stdout, or -o
+/// FILE, appended to) and exits; with --follow it keeps decoding new records as they are
+/// committed, like `tail -f`. Exit status 2 and one line on stderr for bad input.
 #[derive(Parser)]
 #[command(
     name = "substrate-drain",
@@ -40,10 +44,12 @@ struct Cli {
 struct DecodeArgs {
     /// The ring file to decode.
     ring: Option<PathBuf>,
-    /// Write lines to FILE instead of stdout. With --follow, an existing FILE is appended to,
-    /// and a restarted follow neither repeats nor skips a line.
+    /// Append lines to FILE (`-`: standard output, the default). The file may be shared with
+    /// other sessions and drains: nothing in it is cut or rewritten, each line is written
+    /// whole, a rotated file is noticed and its path reopened, and lines of this ring it
+    /// already holds are not written again.
     #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    output: Option<OsString>,
     /// Keep decoding new records as they are committed, until interrupted (SIGINT/SIGTERM).
     /// Starts where the last follow of this ring stopped.
     #[arg(short, long)]
@@ -56,6 +62,24 @@ struct DecodeArgs {
     no_redact: bool,
 }
 
+/// What a full ring does.
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// Drop new records (counted and reported as `lost` lines).
+    Discard,
+    /// Reclaim the oldest records (the drain reports how many it missed).
+    Overwrite,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Discard => Mode::Discard,
+            ModeArg::Overwrite => Mode::Overwrite,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run CMD with tracing and write its trace (the main job).
@@ -65,6 +89,8 @@ enum Cmd {
     /// one-line summary on stderr and exits with CMD's exit status (128+N if killed by signal
     /// N). SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to CMD.
     Record(record::RecordArgs),
+    /// Decode a ring into trace.jsonl lines (the same as the bare `substrate-drain RING`).
+    Decode(DecodeArgs),
     /// Create an empty ring for a session (what substrate does through the format crate).
     Create(CreateArgs),
     /// Show a ring's header, fill, counters and writers.
@@ -79,9 +105,9 @@ struct CreateArgs {
     /// Data capacity in bytes (power of two; suffixes K, M, G).
     #[arg(long, default_value = "64M", value_parser = parse_size)]
     size: u64,
-    /// What a full ring does: `discard` new records (counted), or `overwrite` the oldest.
-    #[arg(long, default_value = "discard", value_parser = parse_mode)]
-    mode: Mode,
+    /// What a full ring does.
+    #[arg(long, value_enum, default_value = "discard")]
+    mode: ModeArg,
     /// Session id (UUID) stored in the header; default: SHIM_SESSION_ID, else a new UUIDv7.
     #[arg(long)]
     session_id: Option<String>,
@@ -104,14 +130,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is not a size (bytes, or a number with K, M or G)"))
 }
 
-fn parse_mode(s: &str) -> Result<Mode, String> {
-    match s {
-        "discard" => Ok(Mode::Discard),
-        "overwrite" => Ok(Mode::Overwrite),
-        _ => Err(format!("`{s}` is not a mode (discard or overwrite)")),
-    }
-}
-
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("substrate-drain: {msg}");
     ExitCode::from(2)
@@ -123,6 +141,7 @@ fn main() -> ExitCode {
         Some(Cmd::Record(a)) => record::run(a),
         Some(Cmd::Create(a)) => create(a),
         Some(Cmd::Stat { ring }) => stat::run(&ring),
+        Some(Cmd::Decode(a)) => decode_cmd(a),
         None => decode_cmd(cli.decode),
     }
 }
@@ -134,7 +153,7 @@ fn create(a: CreateArgs) -> ExitCode {
     };
     let opts = CreateOptions {
         capacity: a.size,
-        mode: a.mode,
+        mode: a.mode.into(),
         session_id: sid,
         ..Default::default()
     };
@@ -147,10 +166,49 @@ fn create(a: CreateArgs) -> ExitCode {
     }
 }
 
+/// The subcommands, for "did you mean" when a bare RING is neither a file nor one of them.
+const SUBCOMMANDS: [&str; 4] = ["record", "decode", "create", "stat"];
+
+/// `name` is a misspelt subcommand rather than a ring path: no such file, no `/` or `.`, and
+/// within two edits of a subcommand.
+fn misspelt_subcommand(name: &std::path::Path) -> Option<&'static str> {
+    let n = name.to_str()?;
+    if name.exists() || n.contains(['/', '.']) {
+        return None;
+    }
+    SUBCOMMANDS
+        .into_iter()
+        .map(|c| (edit_distance(n, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn decode_cmd(a: DecodeArgs) -> ExitCode {
     let Some(path) = a.ring else {
         return fail("no ring given (see `substrate-drain --help`)");
     };
+    if let Some(c) = misspelt_subcommand(&path) {
+        return fail(format!(
+            "`{}` is neither a ring file nor a subcommand; did you mean `{c}`?",
+            path.display()
+        ));
+    }
     // A follow publishes its position (read-write); a one-off decode never modifies the ring.
     let ring = if a.follow {
         Ring::open(&path).or_else(|_| Ring::open_read_only(&path))
@@ -161,46 +219,21 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(ring_error(&path, &e)),
     };
-    let publish = a.follow && ring.writable();
-    let opts = decode::Options {
-        redact: !a.no_redact,
-    };
-    let mut dec = decode::Decoder::new(&ring, opts);
-    let start = if publish {
-        // Re-read from the oldest record to learn spans and directories, writing nothing
-        // below the published position.
-        dec.mute_below = ring.consumer_position();
-        if let Some(out) = &a.output {
-            match follow::resume_output(out, dec.mute_below) {
-                Ok(s) => dec.skip = s,
-                Err(e) => return fail(format!("{}: {e}", out.display())),
-            }
-        }
-        Start::Oldest
-    } else {
-        Start::Oldest
-    };
-    let mut reader = Reader::new(
+    let target = a.output.as_deref().map_or(Target::Stdout, Target::parse);
+    let mut follower = Follower::new(
         &ring,
-        ReaderOptions {
-            start,
-            ..Default::default()
+        decode::Options {
+            redact: !a.no_redact,
         },
     );
-    let mut out: Box<dyn Write> = match &a.output {
-        Some(p) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(a.follow)
-                .write(true)
-                .truncate(!a.follow)
-                .open(p);
-            match f {
-                Ok(f) => Box::new(io::BufWriter::with_capacity(1 << 16, f)),
-                Err(e) => return fail(format!("{}: {e}", p.display())),
-            }
+    if let Target::File(p) = &target {
+        if let Err(e) = follower.resume_into(p) {
+            return fail(format!("{}: {e}", p.display()));
         }
-        None => Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout().lock())),
+    }
+    let mut out = match Output::open(target.clone()) {
+        Ok(o) => o,
+        Err(e) => return fail(format!("{}: {e}", target.display())),
     };
     if a.follow {
         follow::catch_signals();
@@ -220,13 +253,14 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
     };
     let until = follow::Until {
         follow: a.follow,
-        done: &mut done,
+        done: Some(&mut done),
         busy_wait: Duration::from_millis(1000),
-        publish,
+        publish: a.follow,
     };
-    match follow::run(&mut reader, &mut dec, &mut out, until) {
+    match follower.run(&mut out, until) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => fail(format!("writing output: {e}")),
+        Err(e) => fail(format!("writing {}: {e}", target.display())),
     }
 }

@@ -20,8 +20,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use format::{CreateOptions, Mode, ProcLiveness, Reader, ReaderOptions, Ring, Start};
+use format::{CreateOptions, ProcLiveness, Ring};
 
+use drain::follow::Follower;
+use drain::output::{Output, Target};
 use drain::{decode, follow, session_id};
 
 use crate::parse_size;
@@ -30,9 +32,11 @@ use crate::parse_size;
 #[derive(Args)]
 #[allow(rustdoc::broken_intra_doc_links)] // doc comments here are `--help` text
 pub struct RecordArgs {
-    /// Where to write the trace.
+    /// Where to append the trace (`-`: standard output). The file may be shared: nothing in
+    /// it is cut or rewritten, each line is written whole, and a rotated file is noticed and
+    /// its path reopened.
     #[arg(short, long, value_name = "FILE", default_value = "trace.jsonl")]
-    output: PathBuf,
+    output: OsString,
     /// Create the ring at PATH instead of a private temporary name (it must not exist).
     #[arg(long, value_name = "PATH")]
     ring: Option<PathBuf>,
@@ -40,8 +44,8 @@ pub struct RecordArgs {
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_size)]
     size: u64,
     /// What a full ring does: `discard` new records (counted) or `overwrite` the oldest.
-    #[arg(long, default_value = "discard", value_parser = crate::parse_mode)]
-    mode: Mode,
+    #[arg(long, value_enum, default_value = "discard")]
+    mode: crate::ModeArg,
     /// Keep the ring file after the run (its path is printed in the summary).
     #[arg(long)]
     keep_ring: bool,
@@ -58,13 +62,8 @@ pub struct RecordArgs {
     /// Keep argument values that look like secrets (default: replaced by [REDACTED]).
     #[arg(long)]
     no_redact: bool,
-    /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The command and its arguments (after `--` when the command starts with `-`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     cmd: Vec<OsString>,
 }
 
@@ -141,6 +140,46 @@ fn private_ring_path() -> Result<PathBuf, String> {
     )))
 }
 
+/// An output whose reader may go away (`-o - | head`): from the first `EPIPE` on, lines are
+/// dropped quietly and `closed` is set.
+struct QuietPipe<'a> {
+    out: &'a mut Output,
+    closed: bool,
+}
+
+impl QuietPipe<'_> {
+    fn quiet(&mut self, r: io::Result<()>) -> io::Result<()> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            r => r,
+        }
+    }
+}
+
+impl Write for QuietPipe<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.write_all(b)?;
+        Ok(b.len())
+    }
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.out.line(b);
+        self.quiet(r)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.out.flush();
+        self.quiet(r)
+    }
+}
+
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("substrate-drain record: {msg}");
     ExitCode::from(2)
@@ -179,7 +218,7 @@ pub fn run(a: RecordArgs) -> ExitCode {
     };
     let opts = CreateOptions {
         capacity: a.size,
-        mode: a.mode,
+        mode: a.mode.into(),
         session_id: sid,
         ..Default::default()
     };
@@ -192,14 +231,15 @@ pub fn run(a: RecordArgs) -> ExitCode {
             let _ = std::fs::remove_file(&ring_path);
         }
     };
-    let out = match std::fs::File::create(&a.output) {
-        Ok(f) => f,
+    let target = Target::parse(&a.output);
+    let created = matches!(&target, Target::File(p) if !p.exists());
+    let mut out = match Output::open(target.clone()) {
+        Ok(o) => o,
         Err(e) => {
             remove_ring();
-            return fail(format!("{}: {e}", a.output.display()));
+            return fail(format!("{}: {e}", target.display()));
         }
     };
-    let mut out = io::BufWriter::with_capacity(1 << 16, out);
 
     let mut preload_env: OsString = preload.clone().into_os_string();
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
@@ -226,6 +266,12 @@ pub fn run(a: RecordArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             remove_ring();
+            if let (true, Target::File(p)) = (created, &target) {
+                // Nothing was written: leave no empty file of ours behind.
+                if std::fs::metadata(p).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
             eprintln!(
                 "substrate-drain record: cannot run {}: {e}",
                 a.cmd[0].to_string_lossy()
@@ -238,19 +284,17 @@ pub fn run(a: RecordArgs) -> ExitCode {
         }
     };
 
-    let mut dec = decode::Decoder::new(
+    let mut follower = Follower::new(
         &ring,
         decode::Options {
             redact: !a.no_redact,
         },
     );
-    let mut reader = Reader::new(
-        &ring,
-        ReaderOptions {
-            start: Start::Oldest,
-            ..Default::default()
-        },
-    );
+    // `-o - | head`: once the reader is gone, lines are dropped and the command runs on.
+    let mut out = QuietPipe {
+        out: &mut out,
+        closed: false,
+    };
     let mut status = None;
     let mut exited_at: Option<Instant> = None;
     let grace = Duration::from_secs_f64(a.grace.max(0.0));
@@ -277,22 +321,18 @@ pub fn run(a: RecordArgs) -> ExitCode {
     };
     let until = follow::Until {
         follow: true,
-        done: &mut done,
+        done: Some(&mut done),
         busy_wait: Duration::ZERO,
         publish: true,
     };
-    let r = follow::run(&mut reader, &mut dec, &mut out, until);
+    let r = follower.run(&mut out, until);
     // What the stopped writers left: decode to the end without waiting for live ones.
     let r = r.and_then(|_| {
-        follow::run(
-            &mut reader,
-            &mut dec,
+        follower.run(
             &mut out,
             follow::Until {
-                follow: false,
-                done: &mut |_, _| true,
                 busy_wait: Duration::from_millis(200),
-                publish: true,
+                ..follow::Until::caught_up()
             },
         )
     });
@@ -305,22 +345,23 @@ pub fn run(a: RecordArgs) -> ExitCode {
     };
     if let Err(e) = r.and_then(|_| out.flush()) {
         remove_ring();
-        return fail(format!("writing {}: {e}", a.output.display()));
+        return fail(format!("writing {}: {e}", target.display()));
     }
+    let closed = if out.closed { " (closed early)" } else { "" };
     remove_ring();
-    let s = &dec.stats;
+    let s = follower.stats();
     let kept = if a.keep_ring {
         format!(", ring kept at {}", ring_path.display())
     } else {
         String::new()
     };
     eprintln!(
-        "substrate-drain: {} events, {} processes, {} lost, {} dropped -> {} (drain CPU {:.2}s){kept}",
+        "substrate-drain: {} events, {} processes, {} lost, {} dropped -> {}{closed} (drain CPU {:.2}s){kept}",
         s.events,
         s.processes,
         s.lost,
         s.dropped,
-        a.output.display(),
+        target.display(),
         own_cpu_secs()
     );
     match (status.code(), status.signal()) {

@@ -147,6 +147,17 @@ fn io(what: &'static str) -> impl Fn(i32) -> RingError {
     move |errno| RingError::Io { what, errno }
 }
 
+/// `n` bytes as written on a command line: `64M`, `128K`, `4G`, or plain bytes.
+fn size_text(n: u64) -> String {
+    match n {
+        0 => "0".into(),
+        n if n % (1 << 30) == 0 => format!("{}G", n >> 30),
+        n if n % (1 << 20) == 0 => format!("{}M", n >> 20),
+        n if n % (1 << 10) == 0 => format!("{}K", n >> 10),
+        n => n.to_string(),
+    }
+}
+
 /// The layout a ring with these options has: (geometry, file size).
 fn plan(o: &CreateOptions) -> Result<(Geometry, u64), RingError> {
     let bad = |s: String| Err(RingError::BadOptions(s));
@@ -158,14 +169,28 @@ fn plan(o: &CreateOptions) -> Result<(Geometry, u64), RingError> {
             o.block_size
         ));
     }
-    if !o.capacity.is_power_of_two()
-        || o.capacity < layout::MIN_BLOCKS * o.block_size
-        || o.capacity > layout::MAX_CAPACITY
-    {
+    let min = layout::MIN_BLOCKS * o.block_size;
+    if o.capacity < min {
         return bad(format!(
-            "ring size {} must be a power of two from {} bytes (two blocks) to 4 GiB",
-            o.capacity,
-            layout::MIN_BLOCKS * o.block_size
+            "ring size {} is too small: the minimum is {} (two blocks of {})",
+            size_text(o.capacity),
+            size_text(min),
+            size_text(o.block_size)
+        ));
+    }
+    if o.capacity > layout::MAX_CAPACITY {
+        return bad(format!(
+            "ring size {} is too large: the maximum is 4G",
+            size_text(o.capacity)
+        ));
+    }
+    if !o.capacity.is_power_of_two() {
+        let below = 1u64 << (63 - o.capacity.leading_zeros());
+        return bad(format!(
+            "ring size {} is not a power of two (say {} or {})",
+            size_text(o.capacity),
+            size_text(below),
+            size_text(below * 2)
         ));
     }
     if !(layout::MIN_SLOTS..=layout::MAX_SLOTS).contains(&(o.writer_slots as u64)) {
