@@ -9,6 +9,7 @@
 //! The `substrate-drain` binary is a thin command line over these modules.
 
 pub mod decode;
+pub mod event;
 pub mod follow;
 pub mod json;
 pub mod output;

@@ -1,0 +1,244 @@
+//! Typed `trace.jsonl` lines: [`Event`] is one line of the documented schema (`drain/SCHEMA.md`)
+//! as a Rust value, `serde`-serializable both ways.
+//!
+//! The decoder writes lines with its own JSON writer (it is the hot path: millions of lines a
+//! second); [`Event`] is the same line for programs that want fields, not text: parse a line
+//! of a trace file with [`Event::parse`], or receive each line of an in-process follow as an
+//! event with [`EventSink`]. Serializing an event gives back the line's JSON object (member
+//! order aside): a test holds every line of real traces to that.
+//!
+//! Fields every line has are plain members; fields of some event types only are `Option`s,
+//! absent from the JSON when `None`. Member names are the schema's.
+
+use std::io;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// A member that may be absent, present as `null`, or present with a value: `None`, then
+/// `Some(Value::Null)`, then `Some(v)`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// One line of `trace.jsonl`.
+///
+/// ```
+/// let line = r#"{"ts":"2026-12-02T10:00:00.000000001Z","ts_unix_ns":1796205600000000001,
+///   "event_type":"file_open","session_id":null,"span_id":"spn_x","parent_span":null,
+///   "parent_image":null,"component":"telemetry","pid":7,"tid":7,"pos":64,
+///   "ring_id":"0000000000000001000000aa","op":"open","path":"a","flags":0,"access":"read","fd":3}"#;
+/// let ev = drain::event::Event::parse(line).unwrap();
+/// assert_eq!(ev.event_type, "file_open");
+/// assert_eq!(ev.fd, Some(3));
+/// assert_eq!(ev.path.as_deref(), Some("a"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// RFC 3339 UTC with nanoseconds.
+    pub ts: String,
+    /// The same instant in ns since the Unix epoch.
+    pub ts_unix_ns: i64,
+    /// `process_start`, `exec`, `file_open`, `lost`, … (see the schema).
+    pub event_type: String,
+    /// The substrate session.
+    pub session_id: Option<String>,
+    /// The process image (`spn_` + UUIDv7); null on `lost`.
+    pub span_id: Option<String>,
+    /// The enclosing substrate span the process inherited (`SHIM_PARENT_SPAN`).
+    pub parent_span: Option<String>,
+    /// The span of the image that started this one.
+    #[serde(default)]
+    pub parent_image: Option<String>,
+    /// Always `telemetry`.
+    pub component: String,
+    /// Process id; null on `lost`.
+    pub pid: Option<i64>,
+    /// Thread id; null on `lost`.
+    pub tid: Option<i64>,
+    /// Position of the record in the ring's stream.
+    pub pos: u64,
+    /// The ring the line came from.
+    pub ring_id: String,
+
+    /// A variable field was cut to fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+    /// Fields that held bytes that are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escaped: Option<Vec<String>>,
+    /// An argv value was replaced by `[REDACTED]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<bool>,
+
+    /// Which call (`open`, `execve`, `connect`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// Path as the program gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The path made absolute, where it could be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abs_path: Option<String>,
+    /// Second path (rename, link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_path: Option<String>,
+    /// The second path made absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abs_new_path: Option<String>,
+    /// A symlink's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Directory descriptors of `*at` calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirfd: Option<i64>,
+    /// See [`Event::dirfd`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirfd2: Option<i64>,
+    /// Open or call flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<i64>,
+    /// `read`, `write` or `read_write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+    /// Creation mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<i64>,
+    /// Low 32 bits of a truncate length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_low32: Option<i64>,
+    /// A descriptor: opened, or the one acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i64>,
+    /// The call's return value where it carries meaning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<i64>,
+    /// `errno` of a failed call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i64>,
+
+    /// `process_start`: parent pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<i64>,
+    /// `process_start`: the executable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// Arguments (`process_start`, `exec`, `spawn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// `process_start`: working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `process_start`: `exec` or `fork`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// `process_exit`: how it ended (`exit`, `_exit`, `return`, `signal`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<String>,
+    /// Exit status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Killing signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i64>,
+    /// `fork`, `spawn`: the child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_pid: Option<i64>,
+    /// `exec`, `spawn`: the child will not be traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untraced: Option<bool>,
+    /// Why it will not be traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untraced_reason: Option<String>,
+
+    /// Network: `inet`, `inet6`, `unix`, null (unspecified) or a number.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub family: Option<Value>,
+    /// Network address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Network port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// `dns_lookup`: the name looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `dns_lookup`: the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// `dns_lookup`: addresses found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addrs: Option<Vec<String>>,
+    /// `dns_lookup`: how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naddrs: Option<i64>,
+
+    /// `lost`: records lost (a lower bound unless `exact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// `lost`: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `lost`: whether `count` is exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<bool>,
+    /// `lost`: bytes of ring skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// `lost`: the kind of the lost record, when its header was readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<u64>,
+}
+
+impl Event {
+    /// Parse one line (with or without its newline).
+    pub fn parse(line: &str) -> serde_json::Result<Event> {
+        serde_json::from_str(line.trim_end_matches('\n'))
+    }
+
+    /// The line's JSON object.
+    pub fn to_value(&self) -> Value {
+        // An Event always serializes: every member is a string, number, bool, array or null.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// An output that hands each line to a callback as an [`Event`]: how a program follows a
+/// ring in-process and gets values, not text.
+///
+/// ```
+/// use std::io::Write;
+/// let mut seen = vec![];
+/// let mut sink = drain::event::EventSink::new(|ev| seen.push(ev.event_type.clone()));
+/// sink.write_all(br#"{"ts":"x","ts_unix_ns":1,"event_type":"lost","session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":null,"tid":null,"pos":0,"ring_id":"r","count":1,"reason":"unwritten","exact":false,"bytes":64}
+/// "#).unwrap();
+/// drop(sink);
+/// assert_eq!(seen, ["lost"]);
+/// ```
+pub struct EventSink<F: FnMut(Event)> {
+    f: F,
+}
+
+impl<F: FnMut(Event)> EventSink<F> {
+    /// A sink calling `f` with each event.
+    pub fn new(f: F) -> Self {
+        EventSink { f }
+    }
+}
+
+impl<F: FnMut(Event)> io::Write for EventSink<F> {
+    /// Each call carries one whole line (as the decoder writes them).
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let ev = serde_json::from_slice::<Event>(b.strip_suffix(b"\n").unwrap_or(b))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        (self.f)(ev);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
