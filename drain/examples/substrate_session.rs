@@ -82,10 +82,14 @@ fn main() {
         publish: true,
     };
     follower.run(&mut events, until).expect("follow the ring");
+    let status = match status {
+        Some(s) => s,
+        None => child.wait().expect("wait for the command"),
+    };
     let s = follower.stats();
     eprintln!(
         "command span {command_span}: exit {:?}, {} events, {} processes, {} lost, {} dropped",
-        status.and_then(|s| s.code()),
+        status.code(),
         s.events,
         s.processes,
         s.lost,
