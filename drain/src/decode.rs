@@ -39,6 +39,9 @@ pub struct Stats {
     pub lost: u64,
     /// Records the writers dropped (full ring, no slot, …).
     pub dropped: u64,
+    /// The read ended before a record a live writer had not finished (reported as a `lost`
+    /// line with reason `unfinished`).
+    pub unfinished: Option<Loss>,
 }
 
 #[derive(Default)]

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use format::{Item, Reader, ReaderOptions, Ring, Start, Waiting};
+use format::{Item, Loss, LossReason, Reader, ReaderOptions, Ring, Start, Waiting};
 
 use crate::decode::{self, Decoder, Stats};
 use crate::resume;
@@ -214,6 +214,10 @@ fn run(
                     }
                     let since = *busy_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= until.busy_wait {
+                        // Stopping short of what the writers reserved: say so.
+                        let loss = unfinished(reader);
+                        dec.item(ring, &Item::Lost(loss), &mut out)?;
+                        dec.stats.unfinished = Some(loss);
                         break;
                     }
                 } else if until.is_done(ring, w == Waiting::CaughtUp) {
@@ -230,6 +234,23 @@ fn run(
         publish(reader, dec);
     }
     Ok(())
+}
+
+/// The loss report of a read that ends at the reader's position before the reservation head:
+/// the record there (busy, or its header unwritten) and whatever follows it.
+fn unfinished(reader: &Reader<'_>) -> Loss {
+    let ring = reader.ring();
+    let pos = reader.position();
+    let head = ring.stats().reserve_pos.min(pos + ring.geometry().capacity);
+    Loss {
+        reason: LossReason::Unfinished,
+        records: 1,
+        exact: false,
+        bytes: head.saturating_sub(pos),
+        pos,
+        kind: None,
+        writer: None,
+    }
 }
 
 fn publish(reader: &Reader<'_>, dec: &Decoder) {

@@ -16,6 +16,7 @@ pub mod output;
 pub mod paths;
 pub mod redact;
 pub mod resume;
+pub mod rings;
 pub mod timefmt;
 
 use std::path::Path;

@@ -98,6 +98,17 @@ enum Cmd {
         /// The ring file.
         ring: PathBuf,
     },
+    /// Remove this user's rings of sessions that are over.
+    ///
+    /// Looks in the directory `record` makes rings in ($XDG_RUNTIME_DIR, else
+    /// /dev/shm/substrate-UID) for `substrate-*.ring` files whose creator is dead, with no
+    /// live writer and no live drain (a `record` that was SIGKILLed leaves one), and removes
+    /// them. `record` does the same when it starts.
+    Gc {
+        /// Look in DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -142,7 +153,43 @@ fn main() -> ExitCode {
         Some(Cmd::Create(a)) => create(a),
         Some(Cmd::Stat { ring }) => stat::run(&ring),
         Some(Cmd::Decode(a)) => decode_cmd(a),
+        Some(Cmd::Gc { dir }) => gc(dir),
         None => decode_cmd(cli.decode),
+    }
+}
+
+fn gc(dir: Option<PathBuf>) -> ExitCode {
+    let dir = match dir.map_or_else(drain::rings::private_ring_dir, Ok) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let removed = drain::rings::collect(&dir);
+    let mut failed = false;
+    for c in &removed {
+        match &c.error {
+            None => println!("removed {} ({} bytes)", c.path.display(), c.bytes),
+            Some(e) => {
+                failed = true;
+                eprintln!("substrate-drain: {}: {e}", c.path.display());
+            }
+        }
+    }
+    let freed: u64 = removed
+        .iter()
+        .filter(|c| c.error.is_none())
+        .map(|c| c.bytes)
+        .sum();
+    eprintln!(
+        "substrate-drain gc: {} stale ring{} removed from {}, {} MiB freed",
+        removed.iter().filter(|c| c.error.is_none()).count(),
+        if removed.len() == 1 { "" } else { "s" },
+        dir.display(),
+        freed >> 20
+    );
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -167,7 +214,7 @@ fn create(a: CreateArgs) -> ExitCode {
 }
 
 /// The subcommands, for "did you mean" when a bare RING is neither a file nor one of them.
-const SUBCOMMANDS: [&str; 4] = ["record", "decode", "create", "stat"];
+const SUBCOMMANDS: [&str; 5] = ["record", "decode", "create", "stat", "gc"];
 
 /// `name` is a misspelt subcommand rather than a ring path: no such file, no `/` or `.`, and
 /// within two edits of a subcommand.
@@ -257,7 +304,16 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
         busy_wait: Duration::from_millis(1000),
         publish: a.follow,
     };
-    match follower.run(&mut out, until) {
+    let r = follower.run(&mut out, until);
+    if let Some(l) = follower.stats().unfinished {
+        eprintln!(
+            "substrate-drain: {}: stopped before a record a live writer has not finished (pos {}, {} bytes not read); decode again once it is done, or --follow",
+            path.display(),
+            l.pos,
+            l.bytes
+        );
+    }
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`| head`) is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

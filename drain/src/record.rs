@@ -24,7 +24,7 @@ use format::{CreateOptions, ProcLiveness, Ring};
 
 use drain::follow::Follower;
 use drain::output::{Output, Target};
-use drain::{decode, follow, session_id};
+use drain::{decode, follow, rings, session_id};
 
 use crate::parse_size;
 
@@ -84,60 +84,6 @@ fn find_preload(explicit: Option<&Path>) -> Result<PathBuf, String> {
         ));
     }
     std::fs::canonicalize(&p).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-/// Whether `d` is a directory (not a symlink) owned by this user with mode 0700.
-fn private_dir(d: &Path) -> bool {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    std::fs::symlink_metadata(d).is_ok_and(|m| {
-        // SAFETY: geteuid has no preconditions.
-        m.is_dir()
-            && m.uid() == unsafe { libc::geteuid() }
-            && m.permissions().mode() & 0o777 == 0o700
-    })
-}
-
-/// A directory only this user can use: `$XDG_RUNTIME_DIR` if it is one, else
-/// `/dev/shm/substrate-UID` (or the same under the temporary directory), created 0700 and
-/// refused if someone else made it.
-fn private_ring_dir() -> Result<PathBuf, String> {
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        if private_dir(&d) {
-            return Ok(d);
-        }
-    }
-    let base = Some(PathBuf::from("/dev/shm"))
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    // SAFETY: geteuid has no preconditions.
-    let d = base.join(format!("substrate-{}", unsafe { libc::geteuid() }));
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().mode(0o700).create(&d) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("{}: {e}", d.display())),
-    }
-    if !private_dir(&d) {
-        return Err(format!(
-            "{} is not a private directory (owned by you, mode 0700); remove it or pass --ring",
-            d.display()
-        ));
-    }
-    Ok(d)
-}
-
-fn private_ring_path() -> Result<PathBuf, String> {
-    let dir = private_ring_dir()?;
-    let mut r = [0u8; 8];
-    if !format::sys::getrandom(&mut r) {
-        r = (format::sys::clock_ns(libc::CLOCK_MONOTONIC) ^ std::process::id() as u64)
-            .to_le_bytes();
-    }
-    Ok(dir.join(format!(
-        "substrate-{}-{:016x}.ring",
-        std::process::id(),
-        u64::from_le_bytes(r)
-    )))
 }
 
 /// An output whose reader may go away (`-o - | head`): from the first `EPIPE` on, lines are
@@ -205,7 +151,13 @@ pub fn run(a: RecordArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let ring_path = match a.ring.clone().map_or_else(private_ring_path, Ok) {
+    // Rings that SIGKILLed runs of ours left behind.
+    if a.ring.is_none() {
+        if let Ok(d) = rings::private_ring_dir() {
+            rings::collect(&d);
+        }
+    }
+    let ring_path = match a.ring.clone().map_or_else(rings::private_ring_path, Ok) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -299,11 +251,19 @@ pub fn run(a: RecordArgs) -> ExitCode {
     let mut exited_at: Option<Instant> = None;
     let grace = Duration::from_secs_f64(a.grace.max(0.0));
     let pid = child.id() as i32;
+    // Signals caught: the first is forwarded to CMD while it runs; once CMD has exited, or at
+    // the second, recording stops (what is in the ring is still decoded).
+    let mut signals = 0u32;
+    let mut last_signal = 0;
     let mut done = |ring: &Ring, caught_up: bool| {
         let sig = follow::SIGNALLED.swap(0, Relaxed);
-        if sig != 0 && status.is_none() {
-            // SAFETY: signalling our own child, which we have not reaped yet.
-            unsafe { libc::kill(pid, sig) };
+        if sig != 0 {
+            signals += 1;
+            last_signal = sig;
+            if status.is_none() {
+                // SAFETY: signalling our own child, which we have not reaped yet.
+                unsafe { libc::kill(pid, sig) };
+            }
         }
         if status.is_none() {
             if let Ok(Some(s)) = child.try_wait() {
@@ -311,13 +271,18 @@ pub fn run(a: RecordArgs) -> ExitCode {
                 exited_at = Some(Instant::now());
             }
         }
+        if signals >= 2 {
+            return true;
+        }
         let Some(t) = exited_at else {
             return false;
         };
-        if !caught_up {
-            return false;
+        if signals >= 1 || (!a.wait_all && t.elapsed() >= grace) {
+            return true;
         }
-        !ring.any_writer_alive(&ProcLiveness) || (!a.wait_all && t.elapsed() >= grace)
+        // Everyone gone and everything read; a record still busy past that (its writer
+        // alive but detached, or a forged header) is reported by the last pass.
+        !ring.any_writer_alive(&ProcLiveness) && (caught_up || t.elapsed() >= grace)
     };
     let until = follow::Until {
         follow: true,
@@ -336,10 +301,12 @@ pub fn run(a: RecordArgs) -> ExitCode {
             },
         )
     });
+    // A forced end (a second signal) does not wait for CMD.
     let status = match status {
-        Some(s) => s,
+        Some(s) => Some(s),
+        None if signals >= 2 => None,
         None => match child.wait() {
-            Ok(s) => s,
+            Ok(s) => Some(s),
             Err(e) => return fail(format!("waiting for the command: {e}")),
         },
     };
@@ -364,9 +331,48 @@ pub fn run(a: RecordArgs) -> ExitCode {
         target.display(),
         own_cpu_secs()
     );
+    still_running(&ring);
+    if let Some(l) = follower.stats().unfinished {
+        eprintln!(
+            "substrate-drain: stopped before a record still being written (pos {}, {} bytes not read)",
+            l.pos, l.bytes
+        );
+    }
+    let Some(status) = status else {
+        return ExitCode::from(128u8.wrapping_add(last_signal as u8));
+    };
     match (status.code(), status.signal()) {
         (Some(c), _) => ExitCode::from(c as u8),
         (None, Some(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
         _ => ExitCode::from(1),
     }
+}
+
+/// Name the traced processes still running when recording stopped: their later events are
+/// not in the trace.
+fn still_running(ring: &Ring) {
+    let live: Vec<String> = ring
+        .writers(&ProcLiveness)
+        .into_iter()
+        .filter(|w| w.alive)
+        .map(|w| {
+            let comm = std::fs::read_to_string(format!("/proc/{}/comm", w.pid)).unwrap_or_default();
+            format!("{} {}", w.pid, comm.trim())
+        })
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = live.iter().take(10).map(String::as_str).collect();
+    let more = if live.len() > 10 {
+        format!(" and {} more", live.len() - 10)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "substrate-drain: {} traced process{} still running when recording stopped, their later events are not in the trace: {}{more}",
+        live.len(),
+        if live.len() == 1 { "" } else { "es" },
+        shown.join(", ")
+    );
 }

@@ -45,6 +45,10 @@ pub enum LossReason {
     /// A control word (reservation or tail position) held a value no writer can produce: the
     /// bytes between the reader and where the forged word points are skipped in one report.
     Forged,
+    /// The read ended at a record a live writer had not finished (a decode of a live ring, or
+    /// a record still busy when the wait for it ran out): it and what follows it were not read.
+    /// Reported by the drain, never by [`Reader::poll`].
+    Unfinished,
     /// Never written: the writer dropped it.
     Dropped(DropReason),
 }
@@ -59,6 +63,7 @@ impl LossReason {
             LossReason::Overwritten => "overwritten",
             LossReason::Torn => "torn",
             LossReason::Forged => "forged",
+            LossReason::Unfinished => "unfinished",
             LossReason::Dropped(r) => r.name(),
         }
     }

@@ -50,6 +50,8 @@ pub enum RingError {
     },
     /// A creation parameter is out of range; says which and why.
     BadOptions(String),
+    /// Not a regular file (a directory, FIFO, device or socket).
+    NotAFile,
 }
 
 impl fmt::Display for RingError {
@@ -82,6 +84,7 @@ impl fmt::Display for RingError {
                 write!(f, "ring is owned by uid {owner}, not by this user")
             }
             RingError::BadOptions(why) => write!(f, "{why}"),
+            RingError::NotAFile => write!(f, "not a regular file, so not a ring"),
         }
     }
 }
@@ -388,8 +391,10 @@ impl Ring {
         } else {
             libc::O_RDONLY
         };
-        let fd = sys::open(&p, acc | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)
-            .map_err(io("open ring"))? as i32;
+        // O_NONBLOCK: a FIFO (or a device) must not block the open; it is refused below.
+        // O_NOCTTY: a terminal given as a ring must not become our controlling terminal.
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = sys::open(&p, acc | flags, 0).map_err(io("open ring"))? as i32;
         let r = Self::map_fd(fd, writable);
         sys::close(fd);
         r
@@ -399,7 +404,7 @@ impl Ring {
     pub fn map_fd(fd: i32, writable: bool) -> Result<Ring, RingError> {
         let st = sys::fstat(fd).map_err(io("stat ring"))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(RingError::NotARing);
+            return Err(RingError::NotAFile);
         }
         if writable && st.st_uid != sys::geteuid() {
             return Err(RingError::Foreign { owner: st.st_uid });
