@@ -52,7 +52,8 @@ fn main() {
         .spawn()
         .expect("start substrate-drain");
 
-    // 3. The command, as substrate runs it: its span is the parent of the command's processes.
+    // 3. The command, as substrate runs it: every line of its processes carries the command's
+    //    span as `parent_span` (the preload passes SHIM_* through untouched).
     let command_span = ids::span_string(&ids::new_uuid_v7());
     let status = Command::new(&cmd[0])
         .args(&cmd[1..])
