@@ -13,7 +13,7 @@ DRAIN, LIB = REL / "substrate-drain", REL / "libringbuf_preload.so"
 WORK = ROOT / "target" / "bench-suite"
 REPS = int(os.environ.get("REPS", "5"))
 ONLY = set(filter(None, os.environ.get("ONLY", "").split(",")))
-ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "SUBSTRATE_RING", "SHIM_PARENT_SPAN")}
+ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "SUBSTRATE_RING", "SUBSTRATE_PARENT_IMAGE", "SHIM_PARENT_SPAN")}
 HAVE_BEAR = shutil.which("bear") is not None
 
 

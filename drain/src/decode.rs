@@ -1,7 +1,8 @@
 //! Records to `trace.jsonl` lines. The schema is documented in `drain/SCHEMA.md`.
 //!
-//! The decoder keeps, per process image (span): its parent span, session id and directories
-//! (for `abs_path`). An `exec` line waits for the outcome of its call: the `exec_failed`
+//! The decoder keeps, per process image (span): its ids (`session_id`, `parent_span` as the
+//! image saw `SHIM_SESSION_ID`/`SHIM_PARENT_SPAN`, `parent_image`) and directories (for
+//! `abs_path`). An `exec` line waits for the outcome of its call: the `exec_failed`
 //! record that follows a failed call (merged as `errno`), or any later record of the same pid
 //! (success), or [`Decoder::flush_pending`] when the stream goes quiet or ends.
 
@@ -46,9 +47,57 @@ pub struct Stats {
 
 #[derive(Default)]
 struct SpanState {
-    /// `"session_id":…,"span_id":…,"parent_span":…`, rendered once per span.
-    ids: String,
+    /// `"session_id":…,"span_id":…,"parent_span":…,"parent_image":…`, rendered once per span.
+    ids: Ids,
     dirs: Dirs,
+}
+
+/// The id members of a span's lines.
+#[derive(Default)]
+struct Ids {
+    /// Pre-rendered members (empty when `raw` is set).
+    text: String,
+    /// The values, when a `SHIM_*` value is not UTF-8: then each line writes them itself, so
+    /// that its `escaped` array names the field (rare).
+    raw: Option<Box<IdValues>>,
+}
+
+/// The values behind [`Ids`].
+struct IdValues {
+    /// `SHIM_SESSION_ID` as the image saw it, else the ring's session id as text; `None`: null.
+    session: Option<Vec<u8>>,
+    span: [u8; 16],
+    /// `SHIM_PARENT_SPAN` as the image saw it.
+    parent_span: Option<Vec<u8>>,
+    /// The image that started this one.
+    parent_image: Option<[u8; 16]>,
+}
+
+impl IdValues {
+    fn write(&self, l: &mut Line) {
+        match &self.session {
+            Some(s) => l.bytes("session_id", s),
+            None => l.null("session_id"),
+        }
+        l.str("span_id", &ids::span_string(&self.span));
+        match &self.parent_span {
+            Some(p) => l.bytes("parent_span", p),
+            None => l.null("parent_span"),
+        }
+        match &self.parent_image {
+            Some(p) => l.str("parent_image", &ids::span_string(p)),
+            None => l.null("parent_image"),
+        }
+    }
+}
+
+impl Ids {
+    fn write(&self, l: &mut Line) {
+        match &self.raw {
+            None => l.raw(&self.text),
+            Some(v) => v.write(l),
+        }
+    }
 }
 
 /// Hashes a span id by its last 8 bytes, which are random in a UUIDv7 (the first 6 are the
@@ -72,19 +121,41 @@ impl std::hash::Hasher for SpanHasher {
 
 type SpanMap = HashMap<[u8; 16], SpanState, std::hash::BuildHasherDefault<SpanHasher>>;
 
-fn ids_fragment(session: [u8; 16], span: &[u8; 16], parent: Option<[u8; 16]>) -> String {
-    let session = if session == [0; 16] {
-        "null".to_string()
-    } else {
-        format!("\"{}\"", ids::uuid_string(&session))
-    };
-    let parent = parent.map_or("null".to_string(), |p| {
-        format!("\"{}\"", ids::span_string(&p))
+/// The ids of a span's lines: `session_id` is the `SHIM_SESSION_ID` the image saw, verbatim,
+/// else the ring's session id; `parent_span` the `SHIM_PARENT_SPAN` it saw, verbatim, else
+/// null; `parent_image` the span of the image that started it, else null.
+fn ids_fragment(
+    shim_session: Option<&[u8]>,
+    ring_session: [u8; 16],
+    span: &[u8; 16],
+    shim_parent_span: Option<&[u8]>,
+    parent_image: Option<[u8; 16]>,
+) -> Ids {
+    let session = shim_session.map(<[u8]>::to_vec).or_else(|| {
+        (ring_session != [0; 16]).then(|| ids::uuid_string(&ring_session).into_bytes())
     });
-    format!(
-        "\"session_id\":{session},\"span_id\":\"{}\",\"parent_span\":{parent}",
-        ids::span_string(span)
-    )
+    let v = IdValues {
+        session,
+        span: *span,
+        parent_span: shim_parent_span.map(<[u8]>::to_vec),
+        parent_image,
+    };
+    let not_utf8 = |b: &Option<Vec<u8>>| b.as_deref().is_some_and(|b| crate::json::text(b).1);
+    if not_utf8(&v.session) || not_utf8(&v.parent_span) {
+        return Ids {
+            text: String::new(),
+            raw: Some(Box::new(v)),
+        };
+    }
+    let mut l = Line::default();
+    l.begin();
+    v.write(&mut l);
+    let line = l.end();
+    // `{members}\n` without the braces: no `escaped` array, as every value is UTF-8.
+    Ids {
+        text: line[1..line.len() - 2].to_string(),
+        raw: None,
+    }
 }
 
 struct PendingExec {
@@ -199,7 +270,7 @@ impl Decoder {
         // A span whose process_start was not seen (overwritten, or written before a resumed
         // drain's start) gets an entry with an unknown parent.
         let st = self.spans.entry(span).or_insert_with(|| SpanState {
-            ids: ids_fragment(ring_session, &span, None),
+            ids: ids_fragment(None, ring_session, &span, None, None),
             ..Default::default()
         });
         let unix = ring.to_unix_ns(h.ts_ns.get());
@@ -211,7 +282,7 @@ impl Decoder {
         l.end_str();
         l.int("ts_unix_ns", unix);
         l.str("event_type", event_type);
-        l.raw(&st.ids);
+        st.ids.write(l);
         l.raw("\"component\":\"telemetry\"");
         l.int("pid", h.pid.get());
         l.int("tid", h.tid.get());
@@ -258,6 +329,7 @@ impl Decoder {
         }
         line.null("span_id");
         line.null("parent_span");
+        line.null("parent_image");
         line.str("component", "telemetry");
         line.null("pid");
         line.null("tid");
@@ -330,23 +402,24 @@ impl Decoder {
         let span = h.span;
         match ev {
             AnyEvent::ProcessStart(e, vars) => {
-                let vars: Vec<&[u8]> = vars.collect();
-                let exe = vars.first().copied().unwrap_or(b"");
-                let cwd = vars.get(1).copied().unwrap_or(b"");
-                let parent = (e.parent_span != [0; 16]).then_some(e.parent_span);
+                let sv = e.split_vars(vars);
+                let (exe, cwd) = (sv.exe, sv.cwd);
+                let argv: Vec<&[u8]> = sv.argv.collect();
+                let parent = (e.parent_image != [0; 16]).then_some(e.parent_image);
                 let inherited = parent
                     .and_then(|p| self.spans.get(&p))
                     .map(|s| s.dirs.fds.clone())
                     .unwrap_or_default();
-                let session = if e.session_id != [0; 16] {
-                    e.session_id
-                } else {
-                    self.ring_session
-                };
                 self.spans.insert(
                     span,
                     SpanState {
-                        ids: ids_fragment(session, &span, parent),
+                        ids: ids_fragment(
+                            sv.shim_session_id,
+                            self.ring_session,
+                            &span,
+                            sv.shim_parent_span,
+                            parent,
+                        ),
                         dirs: Dirs {
                             cwd: (!cwd.is_empty()).then(|| cwd.to_vec()),
                             fds: inherited,
@@ -360,7 +433,7 @@ impl Decoder {
                 let l = &mut self.line;
                 l.int("ppid", e.ppid.get());
                 l.bytes("exe", exe);
-                self.argv("argv", &vars[2.min(vars.len())..]);
+                self.argv("argv", &argv);
                 let l = &mut self.line;
                 l.bytes("cwd", cwd);
                 l.str(

@@ -23,14 +23,15 @@ use std::path::Path;
 
 use format::RingError;
 
-/// The session id to use: `explicit`, else `SHIM_SESSION_ID`, else a new UUIDv7.
+/// The session id to use: `explicit`, else the UUID of `SHIM_SESSION_ID` (bare or `ses_` +
+/// UUID), else a new UUIDv7.
 pub fn session_id(explicit: Option<&str>) -> Result<[u8; 16], String> {
     if let Some(s) = explicit {
         return format::ids::parse_uuid(s.as_bytes()).ok_or_else(|| format!("`{s}` is not a UUID"));
     }
     Ok(std::env::var("SHIM_SESSION_ID")
         .ok()
-        .and_then(|s| format::ids::parse_uuid(s.as_bytes()))
+        .and_then(|s| format::ids::parse_uuid(s.strip_prefix("ses_").unwrap_or(&s).as_bytes()))
         .unwrap_or_else(format::ids::new_uuid_v7))
 }
 

@@ -4,8 +4,8 @@
 //!    `$XDG_RUNTIME_DIR` (if it is the user's, mode 0700), else in `/dev/shm/substrate-UID/`
 //!    (created 0700; refused if someone else made it). See `docs/PERMISSIONS.md`.
 //! 2. Start CMD with `LD_PRELOAD` (the library first, the caller's own preloads after),
-//!    `SUBSTRATE_RING` and `SHIM_SESSION_ID`; `SHIM_PARENT_SPAN` passes through if the caller
-//!    set it.
+//!    `SUBSTRATE_RING`, and `SHIM_SESSION_ID` (the ring's session id) unless the caller set
+//!    one; the caller's `SHIM_SESSION_ID` and `SHIM_PARENT_SPAN` pass through untouched.
 //! 3. Drain live. Once CMD has exited, go on while any traced process still holds a writer slot,
 //!    for at most the grace period (`--grace`, default 2 s; `--wait-all` waits for every one,
 //!    for daemons that outlive CMD), then decode what is left and stop.
@@ -202,8 +202,10 @@ pub fn run(a: RecordArgs) -> ExitCode {
     let mut cmd = Command::new(&a.cmd[0]);
     cmd.args(&a.cmd[1..])
         .env("LD_PRELOAD", &preload_env)
-        .env("SUBSTRATE_RING", &ring_path)
-        .env("SHIM_SESSION_ID", format::ids::uuid_string(&sid));
+        .env("SUBSTRATE_RING", &ring_path);
+    if std::env::var_os("SHIM_SESSION_ID").is_none() {
+        cmd.env("SHIM_SESSION_ID", format::ids::uuid_string(&sid));
+    }
     // The child gets default dispositions for the signals the drain catches.
     // SAFETY: only async-signal-safe calls (sigaction) between fork and exec.
     unsafe {

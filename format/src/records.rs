@@ -94,17 +94,59 @@ pub struct EventHeader {
     pub reserved: U32,
 }
 
-/// Ways a process start came about (`ProcessStart::start_flags`).
+/// Ways a process start came about, and which `SHIM_*` variables it saw
+/// (`ProcessStart::start_flags`).
 pub mod start_flags {
     /// The image began by exec (the library was loaded by the dynamic linker).
     pub const EXEC: u32 = 1;
     /// The process is a forked child continuing its parent's image.
     pub const FORKED: u32 = 2;
-    /// `SHIM_PARENT_SPAN` was absent: this is a root of the session tree.
+    /// No image of this session started this one (`SUBSTRATE_PARENT_IMAGE` absent or not a
+    /// span id): a root of the session's process tree. `parent_image` is zero.
     pub const ROOT: u32 = 4;
+    /// `SHIM_PARENT_SPAN` was set in the process's environment: its value is the var field
+    /// [`super::process_start_vars::SHIM_PARENT_SPAN`] (empty and unset are told apart by this
+    /// bit alone).
+    pub const SHIM_PARENT_SPAN: u32 = 8;
+    /// `SHIM_SESSION_ID` was set: its value is the var field
+    /// [`super::process_start_vars::SHIM_SESSION_ID`].
+    pub const SHIM_SESSION_ID: u32 = 16;
 }
 
-/// Var fields: `exe`, `cwd`, then each `argv` element.
+/// Var field indexes of a [`ProcessStart`].
+pub mod process_start_vars {
+    /// `/proc/self/exe`.
+    pub const EXE: usize = 0;
+    /// The working directory.
+    pub const CWD: usize = 1;
+    /// `SHIM_PARENT_SPAN` as the process saw it, byte for byte, cut at
+    /// [`super::SHIM_VALUE_MAX`] bytes (empty when unset: see [`super::start_flags`]).
+    pub const SHIM_PARENT_SPAN: usize = 2;
+    /// `SHIM_SESSION_ID` as the process saw it, likewise.
+    pub const SHIM_SESSION_ID: usize = 3;
+    /// The first `argv` element; the rest follow.
+    pub const ARGV: usize = 4;
+}
+
+/// Longest `SHIM_*` value a [`ProcessStart`] keeps; a longer one is cut to this many bytes and
+/// the record is flagged [`ev_flags::TRUNCATED`]. Substrate's own values are 36 to 40 bytes.
+pub const SHIM_VALUE_MAX: usize = 128;
+
+/// A `SHIM_*` value as a [`ProcessStart`] keeps it: at most [`SHIM_VALUE_MAX`] bytes, and
+/// whether it was cut.
+pub fn shim_value(v: &[u8]) -> (&[u8], bool) {
+    (&v[..v.len().min(SHIM_VALUE_MAX)], v.len() > SHIM_VALUE_MAX)
+}
+
+/// Written by every process image at its start: the constructor of an exec'd image, and every
+/// forked child (which reports the `SHIM_*` values its image was started with: a forked copy
+/// shares its parent's environment).
+///
+/// Var fields ([`process_start_vars`]): `exe`, `cwd`, the `SHIM_PARENT_SPAN` value, the
+/// `SHIM_SESSION_ID` value, then each `argv` element. Both `SHIM_*` fields are always present
+/// (empty when the variable is unset; [`start_flags`] says which were set). They are
+/// substrate's variables, recorded as seen and never interpreted: the link between images of
+/// this session is `parent_image`.
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct ProcessStart {
@@ -114,12 +156,46 @@ pub struct ProcessStart {
     pub ppid: U32,
     /// [`start_flags`].
     pub start_flags: U32,
-    /// Span of the process image that started this one (zeros: none).
-    pub parent_span: [u8; 16],
-    /// `SHIM_SESSION_ID` as UUID bytes (zeros: unset).
-    pub session_id: [u8; 16],
+    /// Span of the process image that started this one: the image that exec'd, spawned or
+    /// forked it, passed in the preload's own `SUBSTRATE_PARENT_IMAGE` (zeros: none, see
+    /// [`start_flags::ROOT`]).
+    pub parent_image: [u8; 16],
     /// Start time, clock ticks after boot.
     pub start_time: U64,
+}
+
+/// A [`ProcessStart`]'s var fields, split.
+#[derive(Debug, Clone)]
+pub struct StartVars<'a> {
+    /// `/proc/self/exe` at start.
+    pub exe: &'a [u8],
+    /// Working directory at start.
+    pub cwd: &'a [u8],
+    /// `SHIM_PARENT_SPAN` as the process saw it (`None`: unset).
+    pub shim_parent_span: Option<&'a [u8]>,
+    /// `SHIM_SESSION_ID` as the process saw it (`None`: unset).
+    pub shim_session_id: Option<&'a [u8]>,
+    /// The `argv` elements.
+    pub argv: Vars<'a>,
+}
+
+impl ProcessStart {
+    /// Split the var fields of this record. Fields missing from a record cut short read as
+    /// empty (a `SHIM_*` variable flagged set keeps `Some(b"")`).
+    pub fn split_vars<'a>(&self, mut vars: Vars<'a>) -> StartVars<'a> {
+        let flags = self.start_flags.get();
+        let exe = vars.next().unwrap_or(b"");
+        let cwd = vars.next().unwrap_or(b"");
+        let span = vars.next().unwrap_or(b"");
+        let session = vars.next().unwrap_or(b"");
+        StartVars {
+            exe,
+            cwd,
+            shim_parent_span: (flags & start_flags::SHIM_PARENT_SPAN != 0).then_some(span),
+            shim_session_id: (flags & start_flags::SHIM_SESSION_ID != 0).then_some(session),
+            argv: vars,
+        }
+    }
 }
 
 /// How a process is ending (`ProcessExit::how`).
@@ -742,7 +818,7 @@ mod tests {
     #[test]
     fn layouts_have_the_documented_sizes() {
         assert_eq!(size_of::<EventHeader>(), 40);
-        assert_eq!(size_of::<ProcessStart>(), 88);
+        assert_eq!(size_of::<ProcessStart>(), 72);
         assert_eq!(size_of::<ProcessExit>(), 48);
         assert_eq!(size_of::<Exec>(), 56);
         assert_eq!(size_of::<ExecFailed>(), 56);
@@ -782,6 +858,37 @@ mod tests {
                 truncated: true
             }
         );
+    }
+
+    #[test]
+    fn process_start_vars_split_with_shim_values_told_unset_from_empty() {
+        let fields: [&[u8]; 6] = [b"/bin/sh", b"/tmp", b"", b"ses_x", b"sh", b"-c"];
+        let mut b = vec![];
+        for f in fields {
+            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            b.extend_from_slice(f);
+        }
+        let mut e = ProcessStart {
+            start_flags: (start_flags::EXEC | start_flags::SHIM_SESSION_ID).into(),
+            ..Default::default()
+        };
+        let sv = e.split_vars(Vars::new(&b, 6));
+        assert_eq!((sv.exe, sv.cwd), (&b"/bin/sh"[..], &b"/tmp"[..]));
+        assert_eq!(sv.shim_parent_span, None);
+        assert_eq!(sv.shim_session_id, Some(&b"ses_x"[..]));
+        assert_eq!(sv.argv.collect::<Vec<_>>(), [&b"sh"[..], b"-c"]);
+        // Set but empty; and a record cut before its SHIM fields.
+        e.start_flags = (start_flags::SHIM_PARENT_SPAN | start_flags::SHIM_SESSION_ID).into();
+        let sv = e.split_vars(Vars::new(&b, 6));
+        assert_eq!(sv.shim_parent_span, Some(&b""[..]));
+        let sv = e.split_vars(Vars::new(&b, 2));
+        assert_eq!(sv.shim_session_id, Some(&b""[..]));
+        assert_eq!(sv.argv.count(), 0);
+        assert_eq!(
+            shim_value(&[b'a'; 200]),
+            (&[b'a'; SHIM_VALUE_MAX][..], true)
+        );
+        assert_eq!(shim_value(b"spn_1"), (&b"spn_1"[..], false));
     }
 
     #[test]

@@ -99,3 +99,66 @@ proptest! {
         }
     }
 }
+
+/// A `SHIM_*` value: unset, substrate's forms, malformed, empty, or longer than kept.
+fn shim_strategy() -> impl Strategy<Value = Option<Vec<u8>>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(b"spn_0190f1c2-7a3b-7def-8123-456789abcdef".to_vec())),
+        Just(Some(b"ses_0190f1c2-7a3b-7def-8123-456789abcdef".to_vec())),
+        Just(Some(b"".to_vec())),
+        prop::collection::vec(any::<u8>(), 0..300).prop_map(Some),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// A `process_start` as the preload writes it: `exe`, `cwd`, the two `SHIM_*` values (cut at
+    /// `SHIM_VALUE_MAX`, flagged set in `start_flags`), then argv. Read back, each value is the
+    /// one written (byte for byte up to the cut), unset stays unset, and argv is intact.
+    #[test]
+    fn process_start_keeps_shim_values_verbatim_and_bounded(
+        span in shim_strategy(),
+        session in shim_strategy(),
+        argv in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..8),
+        parent_image in any::<[u8; 16]>(),
+    ) {
+        use records::{process_start_vars as pv, shim_value, start_flags, ProcessStart, SHIM_VALUE_MAX};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = CreateOptions { capacity: 1 << 20, block_size: 64 << 10, writer_slots: 4, ..Default::default() };
+        let ring = Ring::create(&dir.path().join("ring"), &opts).unwrap();
+        let mut flags = start_flags::EXEC;
+        if span.is_some() { flags |= start_flags::SHIM_PARENT_SPAN; }
+        if session.is_some() { flags |= start_flags::SHIM_SESSION_ID; }
+        let (span_kept, span_cut) = shim_value(span.as_deref().unwrap_or(b""));
+        let (session_kept, session_cut) = shim_value(session.as_deref().unwrap_or(b""));
+        let mut ev = ProcessStart { start_flags: flags.into(), parent_image, ..Default::default() };
+        if span_cut || session_cut {
+            ev.ev.flags = ev_flags::TRUNCATED.into();
+        }
+        let fixed: [&[u8]; 4] = [b"/bin/x", b"/tmp", span_kept, session_kept];
+        let vars = fixed.into_iter().chain(argv.iter().map(|a| a.as_slice()));
+        let w = Writer::attach(&ring).unwrap();
+        w.write_event(&ev, vars).unwrap();
+        let mut r = Reader::new(&ring, ReaderOptions { start: Start::Consumer, ..Default::default() });
+        let Item::Record(rec) = r.poll() else { panic!("no record") };
+        let Ok(AnyEvent::ProcessStart(got, got_vars)) = AnyEvent::decode(rec.kind, rec.payload) else {
+            panic!("not a process_start")
+        };
+        prop_assert_eq!(got.parent_image, parent_image);
+        prop_assert_eq!(got.ev.var_count.get() as usize, pv::ARGV + argv.len());
+        let sv = got.split_vars(got_vars);
+        prop_assert_eq!(sv.exe, b"/bin/x");
+        prop_assert_eq!(sv.cwd, b"/tmp");
+        let want = |v: &Option<Vec<u8>>| v.as_ref().map(|v| v[..v.len().min(SHIM_VALUE_MAX)].to_vec());
+        prop_assert_eq!(sv.shim_parent_span.map(<[u8]>::to_vec), want(&span));
+        prop_assert_eq!(sv.shim_session_id.map(<[u8]>::to_vec), want(&session));
+        prop_assert_eq!(sv.argv.collect::<Vec<_>>(), argv.iter().map(|a| a.as_slice()).collect::<Vec<_>>());
+        let long = |v: &Option<Vec<u8>>| v.as_ref().is_some_and(|v| v.len() > SHIM_VALUE_MAX);
+        prop_assert_eq!(
+            got.ev.flags.get() & ev_flags::TRUNCATED != 0,
+            long(&span) || long(&session),
+            "TRUNCATED iff a value was cut"
+        );
+    }
+}

@@ -1,11 +1,17 @@
-//! The environment every child gets: the program's `envp` with the session variables set.
+//! The environment every child gets: the program's `envp` with the preload's own variables set.
 //!
 //! For each exec or spawn the library builds a new `envp` that keeps every entry of the
-//! program's except the session variables, then adds `SUBSTRATE_RING`, `SHIM_SESSION_ID`,
-//! `SHIM_PARENT_SPAN` (this image's span) and an `LD_PRELOAD` that contains this library: the
-//! program's own value when it already names the library (other libraries keep their place),
-//! else that value with the library appended, else the library alone. This holds whether the
-//! program passed its own `envp`, cleared its environment or unset `LD_PRELOAD`.
+//! program's, in order and byte for byte, except the preload's own variables, then adds
+//! `SUBSTRATE_RING`, `SUBSTRATE_PARENT_IMAGE=spn_<this image's span>` (how the child's
+//! `process_start` names the image that started it) and an `LD_PRELOAD` that contains this
+//! library: the program's own value when it already names the library (other libraries keep
+//! their place), else that value with the library appended, else the library alone. This holds
+//! whether the program passed its own `envp`, cleared its environment or unset `LD_PRELOAD`.
+//!
+//! `SHIM_SESSION_ID`, `SHIM_PARENT_SPAN` and every other `SHIM_*` variable belong to
+//! substrate: they pass through exactly as the program set, kept or removed them (set, absent,
+//! malformed or `ses_`-prefixed alike). The library never adds, removes or rewrites one; it only
+//! records, at each image's start, the values that image received.
 //!
 //! The array and the new strings live in a [`Scratch`] mapping, never on the heap: a `vfork`
 //! child shares its parent's heap, and exec may be called from a signal handler.
@@ -14,7 +20,7 @@ use core::ffi::c_char;
 use core::ptr;
 
 use crate::emit::{self, CStrs};
-use crate::session::{Fixed, Image};
+use crate::session::{self, Fixed, Image};
 
 /// An anonymous private mapping used as a bump allocator for one exec or spawn. Unmapped on
 /// drop; an exec that succeeds discards it with the old image.
@@ -96,11 +102,8 @@ pub unsafe fn scratch_size(fx: &Fixed, envp: *const *const c_char, extra: usize)
     (n + 8) * 8 + preload + fx.lib_path.as_bytes().len() + 64 + extra
 }
 
-const SESSION_VARS: [&[u8]; 3] = [
-    b"SUBSTRATE_RING=",
-    b"SHIM_PARENT_SPAN=",
-    b"SHIM_SESSION_ID=",
-];
+/// The preload's own variables: the program's entries for them are replaced by this image's.
+const OUR_VARS: [&[u8]; 2] = [b"SUBSTRATE_RING=", session::PARENT_IMAGE_VAR];
 
 /// Build the child's environment in `s`. `None` if the scratch is too small (the caller then
 /// passes the program's `envp` unchanged).
@@ -115,10 +118,11 @@ pub unsafe fn build(
 ) -> Option<*const *const c_char> {
     // SAFETY: forwarded.
     let n = unsafe { CStrs::new(envp) }.count();
-    let arr = s.alloc((n + 5) * 8)? as *mut *const c_char;
+    let arr = s.alloc((n + 4) * 8)? as *mut *const c_char;
     let mut k = 0;
     let mut push = |p: *const c_char| {
-        // SAFETY: at most n + 4 entries are pushed, plus the terminator: n + 5.
+        // SAFETY: at most n + 3 entries are pushed (the program's, the ring, the parent image,
+        // LD_PRELOAD), plus the terminator: n + 4.
         unsafe { *arr.add(k) = p };
         k += 1;
     };
@@ -141,18 +145,12 @@ pub unsafe fn build(
             }
             continue;
         }
-        let ours = SESSION_VARS.iter().any(|v| b.starts_with(v));
-        // A session id the program sets for its children is kept when this process has none.
-        let keep_sid = fx.env_session.is_empty() && b.starts_with(b"SHIM_SESSION_ID=");
-        if !ours || keep_sid {
+        if !OUR_VARS.iter().any(|v| b.starts_with(v)) {
             push(e);
         }
     }
     push(fx.env_ring.as_ptr());
-    push(img.env_parent.as_ptr());
-    if !fx.env_session.is_empty() {
-        push(fx.env_session.as_ptr());
-    }
+    push(img.env_parent_image.as_ptr());
     let lib = fx.lib_path.as_bytes();
     match (preload, lib.is_empty()) {
         (Some(_), true) => push(preload_entry),

@@ -1,5 +1,6 @@
-//! Process-wide state: the mapped ring, the session's environment strings, and the current
-//! process image (its writer, pid and span).
+//! Process-wide state: the mapped ring, the session's environment strings, the `SHIM_*`
+//! values the image was started with, and the current process image (its writer, pid and
+//! span).
 //!
 //! # Invariants
 //! - [`Fixed`] is written once by the constructor, before it is published through a release
@@ -18,7 +19,7 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, Ordering::*};
 
-use format::records::{start_flags, ProcessStart};
+use format::records::{ev_flags, start_flags, ProcessStart, SHIM_VALUE_MAX};
 use format::{ids, sys, DropReason, Ring, Writer};
 
 use crate::{emit, guard, proc_info};
@@ -74,16 +75,49 @@ impl<const N: usize> Buf<N> {
     }
 }
 
+/// The preload's own variable (name and `=`) carrying the span of the image that starts a
+/// child: `SUBSTRATE_PARENT_IMAGE=spn_<uuid>`. Kept in every child's environment like
+/// `SUBSTRATE_RING`; the program's own value, if any, is replaced.
+pub const PARENT_IMAGE_VAR: &[u8] = b"SUBSTRATE_PARENT_IMAGE=";
+
+/// A `SHIM_*` variable as the image received it.
+pub struct ShimValue {
+    /// The variable was set (possibly empty).
+    pub set: bool,
+    /// Its value, at most [`SHIM_VALUE_MAX`] bytes.
+    pub value: Buf<{ SHIM_VALUE_MAX + 1 }>,
+    /// The value was longer and was cut.
+    pub cut: bool,
+}
+
+impl ShimValue {
+    /// From the value found in the environment (`None`: unset).
+    pub fn new(v: Option<&[u8]>) -> ShimValue {
+        let mut s = ShimValue {
+            set: v.is_some(),
+            value: Buf::new(),
+            cut: false,
+        };
+        if let Some(v) = v {
+            let (kept, cut) = format::records::shim_value(v);
+            s.value.push(kept);
+            s.cut = cut;
+        }
+        s
+    }
+}
+
 /// What the constructor learns once and children inherit.
 pub struct Fixed {
     /// The session ring, mapped shared.
     pub ring: Ring,
-    /// `SHIM_SESSION_ID` (or the ring's session id when unset), as bytes; zero if neither.
-    pub session_id: [u8; 16],
     /// `SUBSTRATE_RING=<absolute path>` for children.
     pub env_ring: Buf<4200>,
-    /// `SHIM_SESSION_ID=<uuid>` for children; empty when there is no session id.
-    pub env_session: Buf<64>,
+    /// `SHIM_PARENT_SPAN` as this image received it (cut at [`SHIM_VALUE_MAX`] bytes), for its
+    /// `process_start` records only: children get the variable from the program, untouched.
+    pub shim_parent_span: ShimValue,
+    /// `SHIM_SESSION_ID` as this image received it, likewise.
+    pub shim_session_id: ShimValue,
     /// Path of this library, as the loader found it (for children's `LD_PRELOAD`).
     pub lib_path: Buf<4096>,
     /// `argv` of the process as passed to the constructor.
@@ -100,10 +134,10 @@ pub struct Image {
     pub pid: u32,
     /// Span id of this image.
     pub span: [u8; 16],
-    /// Span of whoever started it (zeros: none).
-    pub parent_span: [u8; 16],
-    /// `SHIM_PARENT_SPAN=spn_<this span>` for children.
-    pub env_parent: Buf<64>,
+    /// Span of the image that started it (zeros: none).
+    pub parent_image: [u8; 16],
+    /// `SUBSTRATE_PARENT_IMAGE=spn_<this span>` for children.
+    pub env_parent_image: Buf<64>,
     /// How the process is ending, set by the `exit` hook for the exit handler ([`exit_how`]).
     ///
     /// [`exit_how`]: format::records::exit_how
@@ -201,24 +235,24 @@ pub unsafe fn publish_image(img: Image) -> &'static Image {
 }
 
 /// Make an image for this process: attach a writer and derive the span ids.
-pub fn new_image(fx: &'static Fixed, pid: u32, parent_span: [u8; 16]) -> Image {
+pub fn new_image(fx: &'static Fixed, pid: u32, parent_image: [u8; 16]) -> Image {
     let writer = Writer::attach(&fx.ring).ok();
     let span = ids::new_uuid_v7();
     if let Some(w) = &writer {
         w.set_span(&span);
     }
-    let mut env_parent = Buf::new();
-    env_parent.push(b"SHIM_PARENT_SPAN=");
-    env_parent.push(ids::SPAN_PREFIX.as_bytes());
+    let mut env_parent_image = Buf::new();
+    env_parent_image.push(PARENT_IMAGE_VAR);
+    env_parent_image.push(ids::SPAN_PREFIX.as_bytes());
     let mut text = [0u8; ids::UUID_TEXT_LEN];
     ids::format_uuid(&span, &mut text);
-    env_parent.push(&text);
+    env_parent_image.push(&text);
     Image {
         writer,
         pid,
         span,
-        parent_span,
-        env_parent,
+        parent_image,
+        env_parent_image,
         exit_how: AtomicU16::new(0),
         exit_recorded: AtomicBool::new(false),
     }
@@ -226,26 +260,43 @@ pub fn new_image(fx: &'static Fixed, pid: u32, parent_span: [u8; 16]) -> Image {
 
 /// Write this image's `process_start` record.
 pub fn record_start(fx: &Fixed, img: &Image, flags: u32) {
+    let mut flags = flags;
+    if img.parent_image == [0; 16] {
+        flags |= start_flags::ROOT;
+    }
+    let (span, session) = (&fx.shim_parent_span, &fx.shim_session_id);
+    if span.set {
+        flags |= start_flags::SHIM_PARENT_SPAN;
+    }
+    if session.set {
+        flags |= start_flags::SHIM_SESSION_ID;
+    }
     let mut ev = ProcessStart {
         ev: emit::header(img),
         ppid: sys_getppid().into(),
         start_flags: flags.into(),
-        parent_span: img.parent_span,
-        session_id: fx.session_id,
+        parent_image: img.parent_image,
         start_time: img
             .writer
             .as_ref()
             .map_or(0, |w| w.identity().start_time)
             .into(),
     };
-    if img.parent_span == [0; 16] {
-        ev.start_flags = (flags | start_flags::ROOT).into();
+    if span.cut || session.cut {
+        ev.ev.flags = ev_flags::TRUNCATED.into();
     }
     let mut cwd = [0u8; 4096];
     let cwd = proc_info::cwd(&mut cwd);
     // SAFETY: argv is the vector the loader passed to the constructor (NULL-terminated).
     let argv = unsafe { emit::CStrs::new(fx.argv) };
-    let vars = [fx.exe.as_bytes(), cwd].into_iter().chain(argv);
+    let vars = [
+        fx.exe.as_bytes(),
+        cwd,
+        span.value.as_bytes(),
+        session.value.as_bytes(),
+    ]
+    .into_iter()
+    .chain(argv);
     emit::event(img, &ev, vars);
 }
 

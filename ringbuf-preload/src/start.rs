@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU8, Ordering::*};
 use format::records::{exit_how, start_flags, ProcessExit};
 use format::{ids, sys, Ring};
 
-use crate::session::{self, Buf, Fixed, Image};
+use crate::session::{self, Buf, Fixed, Image, ShimValue};
 use crate::{emit, guard, proc_info, real};
 
 type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
@@ -152,28 +152,23 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
         return;
     };
 
+    // Substrate's variables, recorded as they are (never parsed: they are not ours).
     // SAFETY: envp as above.
-    let env_sid = unsafe { proc_info::env_value(envp, b"SHIM_SESSION_ID=") };
-    let session_id = env_sid
-        .and_then(ids::parse_uuid)
-        .unwrap_or_else(|| ring.session_id());
-    let mut env_session = Buf::new();
-    if session_id != [0; 16] {
-        let mut text = [0u8; ids::UUID_TEXT_LEN];
-        ids::format_uuid(&session_id, &mut text);
-        env_session.push(b"SHIM_SESSION_ID=");
-        env_session.push(&text);
-    }
+    let shim_parent_span =
+        ShimValue::new(unsafe { proc_info::env_value(envp, b"SHIM_PARENT_SPAN=") });
     // SAFETY: envp as above.
-    let parent_span = unsafe { proc_info::env_value(envp, b"SHIM_PARENT_SPAN=") }
+    let shim_session_id =
+        ShimValue::new(unsafe { proc_info::env_value(envp, b"SHIM_SESSION_ID=") });
+    // SAFETY: envp as above.
+    let parent_image = unsafe { proc_info::env_value(envp, session::PARENT_IMAGE_VAR) }
         .and_then(ids::parse_span)
         .unwrap_or([0; 16]);
 
     let mut fx = Fixed {
         ring,
-        session_id,
         env_ring,
-        env_session,
+        shim_parent_span,
+        shim_session_id,
         lib_path: Buf::new(),
         argv,
         exe: Buf::new(),
@@ -184,7 +179,7 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
 
     // SAFETY: the constructor runs once, before anything is published.
     let fx = unsafe { session::publish_fixed(fx) };
-    let img = session::new_image(fx, sys::getpid(), parent_span);
+    let img = session::new_image(fx, sys::getpid(), parent_image);
     // SAFETY: constructor, single publication point of the first image.
     let img: &Image = unsafe { session::publish_image(img) };
     session::record_start(fx, img, start_flags::EXEC);

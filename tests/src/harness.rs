@@ -117,10 +117,10 @@ impl Run {
             .filter(|l| l["via"] == "exec" && Self::argv(l) == argv)
             .collect()
     }
-    /// The span tree: does `child`'s chain of parent spans reach `ancestor`'s span?
+    /// The image tree: does `child`'s chain of parent images reach `ancestor`'s span?
     pub fn descends(&self, child: &Value, ancestor: &Value) -> bool {
         let target = &ancestor["span_id"];
-        let mut cur = child["parent_span"].clone();
+        let mut cur = child["parent_image"].clone();
         for _ in 0..64 {
             if cur.is_null() {
                 return false;
@@ -132,7 +132,7 @@ impl Run {
                 .of("process_start")
                 .into_iter()
                 .find(|l| l["span_id"] == cur)
-                .map(|l| l["parent_span"].clone());
+                .map(|l| l["parent_image"].clone());
             match next {
                 Some(n) => cur = n,
                 None => return false,
@@ -153,6 +153,7 @@ impl Run {
                 "tid",
                 "span_id",
                 "parent_span",
+                "parent_image",
                 "cwd",
                 "exe",
             ] {
@@ -194,7 +195,9 @@ static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 fn session_env(c: &mut Command, env: &[(&str, &str)]) {
     c.env_remove("LD_PRELOAD")
         .env_remove("SHIM_PARENT_SPAN")
-        .env_remove("SUBSTRATE_RING");
+        .env_remove("SHIM_SESSION_ID")
+        .env_remove("SUBSTRATE_RING")
+        .env_remove("SUBSTRATE_PARENT_IMAGE");
     for (k, v) in env {
         c.env(k, v);
     }

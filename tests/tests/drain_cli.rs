@@ -39,7 +39,9 @@ fn traced(ring: &Path, bin: &Path, args: &[&str]) -> Command {
     c.args(args)
         .env("LD_PRELOAD", &tools().preload)
         .env("SUBSTRATE_RING", ring)
-        .env_remove("SHIM_PARENT_SPAN");
+        .env_remove("SHIM_PARENT_SPAN")
+        .env_remove("SHIM_SESSION_ID")
+        .env_remove("SUBSTRATE_PARENT_IMAGE");
     c
 }
 

@@ -99,7 +99,7 @@ fn system_and_popen_run_the_shell_with_the_session_environment() {
         assert!(rec["child_pid"].as_i64().unwrap() > 0);
         let sh = r.starts_with_argv(&["sh", "-c", "/bin/echo TAG"]);
         assert_eq!(sh.len(), 1, "{f}: the shell is traced: {}", r.dump());
-        assert_eq!(sh[0]["parent_span"], r.of("process_start")[0]["span_id"]);
+        assert_eq!(sh[0]["parent_image"], r.of("process_start")[0]["span_id"]);
     }
     let r = run(&["exec", "popen", "TAG"]);
     assert!(
@@ -331,7 +331,7 @@ fn fork_in_threaded_programs_and_hooks_in_signal_handlers_never_hang_or_mix_up()
     let root = r.of("process_start")[0].clone();
     for s in r.of("process_start").iter().filter(|s| s["via"] == "fork") {
         assert_eq!(s["ppid"], root["pid"]);
-        assert_eq!(s["parent_span"], root["span_id"]);
+        assert_eq!(s["parent_image"], root["span_id"]);
     }
     for t in &trues {
         assert!(r.descends(t, &root));
@@ -631,6 +631,7 @@ fn the_library_records_nothing_of_its_own_work() {
     assert_eq!(kinds, ["process_start", "process_exit"], "{}", r.dump());
     let s = &r.lines[0];
     assert_eq!(s["via"], "exec");
+    assert!(s["parent_image"].is_null());
     assert!(s["parent_span"].is_null());
     assert!(s["span_id"].as_str().unwrap().starts_with("spn_"));
     assert_eq!(r.lines[1]["how"], "return");

@@ -60,7 +60,7 @@ fn assert_same_execs(s: &Straced, cmd: &[&str], what: &str) {
     let extra: Vec<_> = ours.difference(&theirs).collect();
     assert!(missing.is_empty() && extra.is_empty(), "{what}: programs started differ from strace\nmissing from trace: {missing:#?}\nnot in strace: {extra:#?}");
     assert!(!ours.is_empty(), "{what}: a tree, not a single process");
-    // Every image the library saw start, except the root, is joined to a parent span that is
+    // Every image the library saw start, except the root, is joined to a parent image that is
     // in the trace, and each traced exec call produced one new image in the same pid.
     let starts = r.of("process_start");
     let spans: BTreeSet<&str> = starts
@@ -68,12 +68,12 @@ fn assert_same_execs(s: &Straced, cmd: &[&str], what: &str) {
         .map(|l| l["span_id"].as_str().unwrap())
         .collect();
     for l in starts.iter().skip(1) {
-        let p = l["parent_span"]
+        let p = l["parent_image"]
             .as_str()
-            .unwrap_or_else(|| panic!("{what}: no parent span: {l}"));
+            .unwrap_or_else(|| panic!("{what}: no parent image: {l}"));
         assert!(
             spans.contains(p),
-            "{what}: parent span of {l} not in the trace"
+            "{what}: parent image of {l} not in the trace"
         );
     }
     for (pid, _) in &ours {

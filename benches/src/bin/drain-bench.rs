@@ -48,11 +48,11 @@ fn start_event(w: &Writer<'_>, span: [u8; 16]) {
         ev: header(span),
         ppid: 1.into(),
         start_flags: 1.into(),
-        parent_span: [0; 16],
-        session_id: [0; 16],
+        parent_image: [0; 16],
         start_time: 0.into(),
     };
-    let vars: [&[u8]; 4] = [b"/usr/bin/cc", b"/src", b"cc", b"-c"];
+    // exe, cwd, SHIM_PARENT_SPAN and SHIM_SESSION_ID (unset: empty), argv.
+    let vars: [&[u8]; 6] = [b"/usr/bin/cc", b"/src", b"", b"", b"cc", b"-c"];
     w.write_event(&ev, vars.into_iter()).unwrap();
 }
 
