@@ -315,8 +315,7 @@ impl Decoder {
         } else {
             self.stats.lost += l.records;
         }
-        let now = format::sys::clock_ns(libc::CLOCK_MONOTONIC);
-        let unix = ring.to_unix_ns(now);
+        let unix = ring.now_unix_ns();
         let line = &mut self.line;
         line.begin();
         line.str("ts", &timefmt::rfc3339(unix));

@@ -203,6 +203,8 @@ pub fn run(a: RecordArgs) -> ExitCode {
     cmd.args(&a.cmd[1..])
         .env("LD_PRELOAD", &preload_env)
         .env("SUBSTRATE_RING", &ring_path);
+    // A new ring, a new tree: an outer traced session's image link does not belong in it.
+    cmd.env_remove("SUBSTRATE_PARENT_IMAGE");
     if std::env::var_os("SHIM_SESSION_ID").is_none() {
         cmd.env("SHIM_SESSION_ID", format::ids::uuid_string(&sid));
     }

@@ -22,11 +22,15 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAGIC: [u8; 8] = *b"SUBRING\x01";
 /// The magic as the `u64` a little-endian load of the first eight bytes yields.
 pub const MAGIC_U64: u64 = u64::from_le_bytes(MAGIC);
-/// Format version this crate writes.
-pub const VERSION: u32 = 2;
+/// Format version this crate writes. Version 3 rings may carry [`CLOCK_REALTIME_ID`] records
+/// (and this crate creates them so); versions 1 and 2 always carry [`CLOCK_MONOTONIC_ID`], and
+/// their readers do not look at `clock_id`, so a realtime ring must not claim to be one of them.
+pub const VERSION: u32 = 3;
 /// Oldest format version this crate reads (and writes into, as that version). Version 1 has no
 /// in-flight counts ([`slot::INFLIGHT`]).
 pub const MIN_VERSION: u32 = 1;
+/// Oldest format version whose header may name [`CLOCK_REALTIME_ID`].
+pub const MIN_VERSION_REALTIME: u32 = 3;
 /// Written as a native `u32`; reads back as this value only on a little-endian writer.
 pub const ENDIAN_TAG: u32 = 0x0102_0304;
 
@@ -87,8 +91,13 @@ impl Mode {
     }
 }
 
-/// The clock the records' `ts_ns` fields come from (`CLOCK_MONOTONIC`, read through the vDSO).
+/// `clock_id`: the records' `ts_ns` fields are `CLOCK_MONOTONIC` ns, turned into wall-clock
+/// time through the header's creation calibration (every version 1 and 2 ring).
 pub const CLOCK_MONOTONIC_ID: u32 = 1;
+/// `clock_id`: the records' `ts_ns` fields are `CLOCK_REALTIME` ns, wall-clock time since the
+/// Unix epoch as they are (version 3 rings; what this crate creates). Both clocks are read
+/// through the same vDSO path.
+pub const CLOCK_REALTIME_ID: u32 = 2;
 
 /// The file header, at offset 0. Written once by the creator before `magic`; never changed.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -128,13 +137,16 @@ pub struct FileHeader {
     pub session_id: [u8; 16],
     /// Wall-clock creation time, ns since the Unix epoch.
     pub created_unix_ns: U64,
-    /// Clock of the records' timestamps: [`CLOCK_MONOTONIC_ID`].
+    /// Clock of the records' timestamps: [`CLOCK_REALTIME_ID`] (version 3 rings this crate
+    /// creates) or [`CLOCK_MONOTONIC_ID`] (any version). Any other value is refused at open.
     pub clock_id: U32,
     /// Uid of the creator (the preload refuses rings owned by another user).
     pub creator_uid: U32,
-    /// `CLOCK_REALTIME` read at calibration, ns.
+    /// `CLOCK_REALTIME` read at calibration (creation), ns.
     pub calib_realtime_ns: U64,
-    /// `CLOCK_MONOTONIC` read right after, ns: `unix_ns = ts_ns - calib_monotonic_ns + calib_realtime_ns`.
+    /// `CLOCK_MONOTONIC` read right after, ns. With [`CLOCK_MONOTONIC_ID`]:
+    /// `unix_ns = ts_ns - calib_monotonic_ns + calib_realtime_ns`. With [`CLOCK_REALTIME_ID`]
+    /// both calibration fields are informational only and never applied to a timestamp.
     pub calib_monotonic_ns: U64,
     /// Pid of the creator.
     pub creator_pid: U32,

@@ -41,6 +41,8 @@ pub enum RingError {
     Version(u32),
     /// Written by a big-endian (or otherwise foreign) writer.
     Endianness,
+    /// The records' timestamps come from a clock this build does not know (`clock_id`).
+    Clock(u32),
     /// A header field is impossible; names the field.
     BadHeader(&'static str),
     /// The ring belongs to another user.
@@ -79,6 +81,12 @@ impl fmt::Display for RingError {
                 )
             }
             RingError::Endianness => write!(f, "ring written with a foreign byte order"),
+            RingError::Clock(id) => write!(
+                f,
+                "ring timestamps use clock id {id}, which this build does not know (it reads {} = CLOCK_MONOTONIC and {} = CLOCK_REALTIME)",
+                layout::CLOCK_MONOTONIC_ID,
+                layout::CLOCK_REALTIME_ID
+            ),
             RingError::BadHeader(field) => write!(f, "corrupt ring header: impossible {field}"),
             RingError::Foreign { owner } => {
                 write!(f, "ring is owned by uid {owner}, not by this user")
@@ -244,6 +252,14 @@ pub fn validate(h: &FileHeader, file_len: u64) -> Result<Geometry, RingError> {
     let Some(mode) = Mode::from_u32(h.mode.get()) else {
         return bad("mode");
     };
+    match h.clock_id.get() {
+        layout::CLOCK_MONOTONIC_ID => {}
+        // Readers of versions 1 and 2 ignore `clock_id` and would calibrate these timestamps
+        // as monotonic ones: no honest writer makes such a ring.
+        layout::CLOCK_REALTIME_ID if h.version.get() >= layout::MIN_VERSION_REALTIME => {}
+        layout::CLOCK_REALTIME_ID => return bad("clock id (realtime in a version 1 or 2 ring)"),
+        other => return Err(RingError::Clock(other)),
+    }
     let block = h.block_size.get() as u64;
     if !block.is_power_of_two() || !(layout::MIN_BLOCK..=layout::MAX_BLOCK).contains(&block) {
         return bad("block size");
@@ -351,7 +367,8 @@ impl Ring {
             data_capacity: geo.capacity.into(),
             session_id: opts.session_id,
             created_unix_ns: realtime.into(),
-            clock_id: layout::CLOCK_MONOTONIC_ID.into(),
+            // Records carry wall-clock time itself (see RING.md §1.1, "Timestamps").
+            clock_id: layout::CLOCK_REALTIME_ID.into(),
             creator_uid: sys::geteuid().into(),
             calib_realtime_ns: realtime.into(),
             calib_monotonic_ns: monotonic.into(),
@@ -480,10 +497,54 @@ impl Ring {
         self.geo.block
     }
 
-    /// Wall-clock ns since the epoch for a record timestamp (`CLOCK_MONOTONIC` ns).
+    /// The clock whose value records of this ring carry in `ts_ns`, as a `clockid_t` for
+    /// `clock_gettime`: `CLOCK_REALTIME` for the rings this crate creates, `CLOCK_MONOTONIC`
+    /// for version 1 and 2 rings. A writer reads it once (at attach) and stamps every record
+    /// with [`sys::clock_ns`] of it; both clocks are served by the vDSO without a system call.
+    pub fn clock(&self) -> libc::clockid_t {
+        // `validate` admitted only the two known ids.
+        if self.header.clock_id.get() == layout::CLOCK_REALTIME_ID {
+            libc::CLOCK_REALTIME
+        } else {
+            libc::CLOCK_MONOTONIC
+        }
+    }
+
+    /// Wall-clock ns since the Unix epoch for a record timestamp `ts_ns` of this ring.
+    ///
+    /// A realtime ring's timestamp is wall-clock time already and is returned as it is: it was
+    /// true when the record was written, whatever the clock did before or after (a step, a
+    /// suspend). A monotonic ring's (versions 1 and 2) goes through the calibration taken at
+    /// creation, `ts_ns - calib_monotonic_ns + calib_realtime_ns`, which is off by every clock
+    /// step and suspend since then.
     pub fn to_unix_ns(&self, ts_ns: u64) -> i128 {
-        ts_ns as i128 - self.header.calib_monotonic_ns.get() as i128
-            + self.header.calib_realtime_ns.get() as i128
+        if self.header.clock_id.get() == layout::CLOCK_REALTIME_ID {
+            ts_ns as i128
+        } else {
+            ts_ns as i128 - self.header.calib_monotonic_ns.get() as i128
+                + self.header.calib_realtime_ns.get() as i128
+        }
+    }
+
+    /// Now, in ns since the Unix epoch, on this ring's time line: what [`Ring::to_unix_ns`]
+    /// gives for a record written at this instant. For lines a reader writes itself (the
+    /// drain's `lost` reports), so they sit among the records' times.
+    ///
+    /// For a realtime ring (what [`Ring::create`] makes) this is the system's wall clock. For
+    /// a version 1 or 2 (monotonic) ring it is monotonic now through the creation calibration,
+    /// off from the wall clock by the same amount as the ring's own records.
+    ///
+    /// ```
+    /// use format::{CreateOptions, Ring};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let ring = Ring::create(&dir.path().join("ring"), &CreateOptions { capacity: 1 << 20, ..Default::default() }).unwrap();
+    /// let before = format::sys::clock_ns(libc::CLOCK_REALTIME) as i128;
+    /// let now = ring.now_unix_ns();
+    /// let after = format::sys::clock_ns(libc::CLOCK_REALTIME) as i128;
+    /// assert!(before <= now && now <= after);
+    /// ```
+    pub fn now_unix_ns(&self) -> i128 {
+        self.to_unix_ns(sys::clock_ns(self.clock()))
     }
 
     /// A snapshot of the control counters.

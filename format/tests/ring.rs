@@ -635,9 +635,13 @@ fn a_version_1_ring_is_still_read_and_written_without_in_flight_counts() {
     drop(r);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    // Version 1 records carry CLOCK_MONOTONIC (a realtime clock id needs version 3).
+    let clock = std::mem::offset_of!(layout::FileHeader, clock_id);
+    bytes[clock..clock + 4].copy_from_slice(&layout::CLOCK_MONOTONIC_ID.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let r = Ring::open(&path).unwrap();
     assert!(!r.geometry().announce, "version 1 writers never announce");
+    assert_eq!(r.clock(), libc::CLOCK_MONOTONIC);
     let w = Writer::attach(&r).unwrap();
     for i in 0..1000u32 {
         w.write_bytes(KIND_USER, &i.to_le_bytes()).unwrap();

@@ -12,11 +12,13 @@ use format::{sys, Event};
 use crate::guard;
 use crate::session::{self, Image};
 
-/// The common header of an event written now by `img`'s process on this thread.
+/// The common header of an event written now by `img`'s process on this thread. Its time is
+/// read from the clock the ring's header names ([`Image::clock`], cached when the image was
+/// made: wall-clock time in the rings the drain creates), through the vDSO.
 #[inline(always)]
 pub fn header(img: &Image) -> EventHeader {
     EventHeader {
-        ts_ns: sys::clock_ns(libc::CLOCK_MONOTONIC).into(),
+        ts_ns: sys::clock_ns(img.clock).into(),
         span: img.span,
         pid: img.pid.into(),
         tid: guard::tid().into(),

@@ -132,6 +132,8 @@ pub struct Image {
     pub writer: Option<Writer<'static>>,
     /// Pid, cached: reading it on the recording path would be a syscall.
     pub pid: u32,
+    /// The clock records' timestamps come from ([`Ring::clock`] of the ring), read once.
+    pub clock: libc::clockid_t,
     /// Span id of this image.
     pub span: [u8; 16],
     /// Span of the image that started it (zeros: none).
@@ -250,6 +252,7 @@ pub fn new_image(fx: &'static Fixed, pid: u32, parent_image: [u8; 16]) -> Image 
     Image {
         writer,
         pid,
+        clock: fx.ring.clock(),
         span,
         parent_image,
         env_parent_image,

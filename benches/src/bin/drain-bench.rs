@@ -20,7 +20,8 @@ use format::{CreateOptions, Ring, Writer};
 
 fn header(span: [u8; 16]) -> EventHeader {
     EventHeader {
-        ts_ns: format::sys::clock_ns(libc::CLOCK_MONOTONIC).into(),
+        // New rings carry wall-clock time (see RING.md).
+        ts_ns: format::sys::clock_ns(libc::CLOCK_REALTIME).into(),
         span,
         pid: std::process::id().into(),
         tid: std::process::id().into(),
