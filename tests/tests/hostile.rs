@@ -46,9 +46,14 @@ fn kill_pid_in(path: &Path) {
 
 /// Wait until `path` holds a line (the traced command has started).
 fn wait_for_lines(path: &Path) {
+    wait_for_text(path, "\n");
+}
+
+/// Wait until `path` holds `text`.
+fn wait_for_text(path: &Path, text: &str) {
     let t = Instant::now();
-    while std::fs::read(path).map_or(0, |b| b.len()) == 0 {
-        assert!(t.elapsed() < Duration::from_secs(20), "no trace appeared");
+    while !std::fs::read_to_string(path).is_ok_and(|s| s.contains(text)) {
+        assert!(t.elapsed() < Duration::from_secs(20), "{text:?} did not appear");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -92,8 +97,8 @@ fn record_stops_on_a_signal_after_its_command_exited_and_names_what_still_runs()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_lines(&trace);
-    std::thread::sleep(Duration::from_millis(300));
+    // The command has exited and the sleep it left is traced.
+    wait_for_text(&trace, "\"argv\":[\"sleep\"");
     signal(&rec, libc::SIGTERM);
     let code = wait_with_limit(&mut rec, Duration::from_secs(10), "record --wait-all");
     // The orphaned sleep holds record's stderr open: end it before reading to the end.
@@ -153,8 +158,8 @@ fn record_forwards_the_first_signal_and_a_second_forces_the_end() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_lines(&trace);
-    std::thread::sleep(Duration::from_millis(200));
+    // The trap is set once the pid file is written.
+    wait_for_text(&dir.path().join("pid"), "\n");
     signal(&rec, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
