@@ -6,21 +6,19 @@
 //! record that follows a failed call (merged as `errno`), or any later record of the same pid
 //! (success), or [`Decoder::flush_pending`] when the stream goes quiet or ends.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use format::records::{
-    ev_flags, exit_how, file_op, net_op, open_op, proc_op, start_flags, untraced, AnyEvent,
-    DnsAddr, EventHeader,
+    ev_flags, file_op, start_flags, AnyEvent, EventHeader, FileOp, ProcessExit, ProcessStart, Vars,
 };
 use format::{ids, Item, Loss, Ring};
-use zerocopy::FromBytes;
 
 use crate::json::Line;
-use crate::paths::{normalize, Dirs};
+use crate::model::{Chdir, Processes};
+use crate::render;
 use crate::resume::{self, Written};
-use crate::{redact, timefmt};
+use crate::timefmt;
 
 /// Decoder settings.
 #[derive(Debug, Clone, Copy)]
@@ -45,119 +43,6 @@ pub struct Stats {
     pub unfinished: Option<Loss>,
 }
 
-#[derive(Default)]
-struct SpanState {
-    /// `"session_id":…,"span_id":…,"parent_span":…,"parent_image":…`, rendered once per span.
-    ids: Ids,
-    dirs: Dirs,
-}
-
-/// The id members of a span's lines.
-#[derive(Default)]
-struct Ids {
-    /// Pre-rendered members (empty when `raw` is set).
-    text: String,
-    /// The values, when a `SHIM_*` value is not UTF-8: then each line writes them itself, so
-    /// that its `escaped` array names the field (rare).
-    raw: Option<Box<IdValues>>,
-}
-
-/// The values behind [`Ids`].
-struct IdValues {
-    /// `SHIM_SESSION_ID` as the image saw it, else the ring's session id as text; `None`: null.
-    session: Option<Vec<u8>>,
-    span: [u8; 16],
-    /// `SHIM_PARENT_SPAN` as the image saw it.
-    parent_span: Option<Vec<u8>>,
-    /// The image that started this one.
-    parent_image: Option<[u8; 16]>,
-}
-
-impl IdValues {
-    fn write(&self, l: &mut Line) {
-        match &self.session {
-            Some(s) => l.bytes("session_id", s),
-            None => l.null("session_id"),
-        }
-        l.str("span_id", &ids::span_string(&self.span));
-        match &self.parent_span {
-            Some(p) => l.bytes("parent_span", p),
-            None => l.null("parent_span"),
-        }
-        match &self.parent_image {
-            Some(p) => l.str("parent_image", &ids::span_string(p)),
-            None => l.null("parent_image"),
-        }
-    }
-}
-
-impl Ids {
-    fn write(&self, l: &mut Line) {
-        match &self.raw {
-            None => l.raw(&self.text),
-            Some(v) => v.write(l),
-        }
-    }
-}
-
-/// Hashes a span id by its last 8 bytes, which are random in a UUIDv7 (the first 6 are the
-/// time, shared by spans created in the same millisecond).
-#[derive(Default, Clone, Copy)]
-struct SpanHasher(u64);
-
-impl std::hash::Hasher for SpanHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-}
-
-type SpanMap = HashMap<[u8; 16], SpanState, std::hash::BuildHasherDefault<SpanHasher>>;
-
-/// The ids of a span's lines: `session_id` is the `SHIM_SESSION_ID` the image saw, verbatim,
-/// else the ring's session id; `parent_span` the `SHIM_PARENT_SPAN` it saw, verbatim, else
-/// null; `parent_image` the span of the image that started it, else null.
-fn ids_fragment(
-    shim_session: Option<&[u8]>,
-    ring_session: [u8; 16],
-    span: &[u8; 16],
-    shim_parent_span: Option<&[u8]>,
-    parent_image: Option<[u8; 16]>,
-) -> Ids {
-    let session = shim_session.map(<[u8]>::to_vec).or_else(|| {
-        (ring_session != [0; 16]).then(|| ids::uuid_string(&ring_session).into_bytes())
-    });
-    let v = IdValues {
-        session,
-        span: *span,
-        parent_span: shim_parent_span.map(<[u8]>::to_vec),
-        parent_image,
-    };
-    let not_utf8 = |b: &Option<Vec<u8>>| b.as_deref().is_some_and(|b| crate::json::text(b).1);
-    if not_utf8(&v.session) || not_utf8(&v.parent_span) {
-        return Ids {
-            text: String::new(),
-            raw: Some(Box::new(v)),
-        };
-    }
-    let mut l = Line::default();
-    l.begin();
-    v.write(&mut l);
-    let line = l.end();
-    // `{members}\n` without the braces: no `escaped` array, as every value is UTF-8.
-    Ids {
-        text: line[1..line.len() - 2].to_string(),
-        raw: None,
-    }
-}
-
 struct PendingExec {
     pos: u64,
     hdr: EventHeader,
@@ -173,9 +58,7 @@ struct PendingExec {
 pub struct Decoder {
     opts: Options,
     ring_session: [u8; 16],
-    spans: SpanMap,
-    /// The latest span started in each pid, for ends reported by a parent (killed children).
-    pid_spans: HashMap<u32, [u8; 16]>,
+    procs: Processes,
     ts: timefmt::TsCache,
     pending: Vec<PendingExec>,
     line: Line,
@@ -191,20 +74,13 @@ pub struct Decoder {
     pub stats: Stats,
 }
 
-const AT_FDCWD: i32 = libc::AT_FDCWD;
-
-fn errno_of(r: i64, e: i32) -> Option<i32> {
-    (r < 0).then_some(e)
-}
-
 impl Decoder {
     /// A decoder for records of `ring`.
     pub fn new(ring: &Ring, opts: Options) -> Decoder {
         Decoder {
             opts,
             ring_session: ring.session_id(),
-            spans: SpanMap::default(),
-            pid_spans: HashMap::new(),
+            procs: Processes::new(ring.session_id()),
             ts: timefmt::TsCache::default(),
             pending: Vec::new(),
             line: Line::default(),
@@ -222,6 +98,11 @@ impl Decoder {
     pub fn resume(&mut self, published: u64, written: Written) {
         self.mute_below = published;
         self.written = written;
+    }
+
+    /// The process model: the images seen so far, their ids and directories.
+    pub fn processes(&self) -> &Processes {
+        &self.procs
     }
 
     /// Whether the line of the record at `pos` will be written (not muted by a resume).
@@ -264,15 +145,9 @@ impl Decoder {
         Ok(())
     }
 
+    /// Start the line of an event of image `h.span`: the members every line has.
     fn common(&mut self, ring: &Ring, h: &EventHeader, event_type: &str, pos: u64) {
-        let span = h.span;
-        let ring_session = self.ring_session;
-        // A span whose process_start was not seen (overwritten, or written before a resumed
-        // drain's start) gets an entry with an unknown parent.
-        let st = self.spans.entry(span).or_insert_with(|| SpanState {
-            ids: ids_fragment(None, ring_session, &span, None, None),
-            ..Default::default()
-        });
+        let image = self.procs.image(h.span);
         let unix = ring.to_unix_ns(h.ts_ns.get());
         self.cur_pos = pos;
         let l = &mut self.line;
@@ -282,7 +157,7 @@ impl Decoder {
         l.end_str();
         l.int("ts_unix_ns", unix);
         l.str("event_type", event_type);
-        st.ids.write(l);
+        image.ids.write(l);
         l.raw("\"component\":\"telemetry\"");
         l.int("pid", h.pid.get());
         l.int("tid", h.tid.get());
@@ -334,13 +209,7 @@ impl Decoder {
         line.null("tid");
         line.int("pos", l.pos);
         line.raw(&self.ring_id);
-        line.int("count", l.records);
-        line.str("reason", l.reason.name());
-        line.bool("exact", l.exact);
-        line.int("bytes", l.bytes);
-        if let Some(k) = l.kind {
-            line.int("kind", k);
-        }
+        render::lost(line, l);
         out.write_all(self.line.end().as_bytes())
     }
 
@@ -398,86 +267,9 @@ impl Decoder {
         if !self.pending.is_empty() {
             self.settle_pid(ring, h.pid.get(), out)?;
         }
-        let span = h.span;
         match ev {
-            AnyEvent::ProcessStart(e, vars) => {
-                let sv = e.split_vars(vars);
-                let (exe, cwd) = (sv.exe, sv.cwd);
-                let argv: Vec<&[u8]> = sv.argv.collect();
-                let parent = (e.parent_image != [0; 16]).then_some(e.parent_image);
-                let inherited = parent
-                    .and_then(|p| self.spans.get(&p))
-                    .map(|s| s.dirs.fds.clone())
-                    .unwrap_or_default();
-                self.spans.insert(
-                    span,
-                    SpanState {
-                        ids: ids_fragment(
-                            sv.shim_session_id,
-                            self.ring_session,
-                            &span,
-                            sv.shim_parent_span,
-                            parent,
-                        ),
-                        dirs: Dirs {
-                            cwd: (!cwd.is_empty()).then(|| cwd.to_vec()),
-                            fds: inherited,
-                        },
-                    },
-                );
-                self.stats.processes += u64::from(self.writes(pos));
-                self.pid_spans.insert(h.pid.get(), span);
-                self.common(ring, h, "process_start", pos);
-                let flags = e.start_flags.get();
-                let l = &mut self.line;
-                l.int("ppid", e.ppid.get());
-                l.bytes("exe", exe);
-                self.argv("argv", &argv);
-                let l = &mut self.line;
-                l.bytes("cwd", cwd);
-                l.str(
-                    "via",
-                    if flags & start_flags::FORKED != 0 {
-                        "fork"
-                    } else {
-                        "exec"
-                    },
-                );
-                self.emit(out)
-            }
-            AnyEvent::ProcessExit(e) => {
-                // A parent's report of a killed child names the child by pid only.
-                let mut hh = *h;
-                if hh.span == [0; 16] {
-                    match self.pid_spans.get(&hh.pid.get()) {
-                        Some(s) => hh.span = *s,
-                        None => return Ok(()),
-                    }
-                }
-                let (h, span) = (&hh, hh.span);
-                self.common(ring, h, "process_exit", pos);
-                let how = e.how.get();
-                let l = &mut self.line;
-                l.str(
-                    "how",
-                    match how {
-                        exit_how::EXIT => "exit",
-                        exit_how::UNDERSCORE_EXIT => "_exit",
-                        exit_how::UNDERSCORE_EXIT_C99 => "_Exit",
-                        exit_how::RETURN => "return",
-                        exit_how::SIGNALED => "signal",
-                        _ => "unknown",
-                    },
-                );
-                if how == exit_how::SIGNALED {
-                    l.int("signal", e.status.get());
-                } else {
-                    l.int("exit_code", e.status.get() & 0xff);
-                }
-                self.emit(out)?;
-                self.spans.remove(&span);
-                Ok(())
-            }
+            AnyEvent::ProcessStart(e, vars) => self.process_start(ring, pos, e, vars, out),
+            AnyEvent::ProcessExit(e) => self.process_exit(ring, pos, e, out),
             AnyEvent::Exec(e, vars) => {
                 self.pending.push(PendingExec {
                     pos,
@@ -494,183 +286,39 @@ impl Decoder {
             AnyEvent::ExecFailed(_) => Ok(()),
             AnyEvent::Spawn(e, vars) => {
                 let vars: Vec<&[u8]> = vars.collect();
+                let path = vars.first().copied().unwrap_or(b"");
                 self.common(ring, h, "spawn", pos);
-                let l = &mut self.line;
-                l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
-                l.bytes("path", vars.first().copied().unwrap_or(b""));
-                self.argv("argv", &vars[1.min(vars.len())..]);
-                let l = &mut self.line;
-                if e.child_pid.get() > 0 {
-                    l.int("child_pid", e.child_pid.get());
-                }
-                if e.errno.get() != 0 {
-                    l.int("errno", e.errno.get());
-                }
-                if e.op.get() == proc_op::SYSTEM && e.child_pid.get() > 0 {
-                    wait_status(l, e.status.get());
-                }
-                untraced_fields(l, e.untraced.get());
+                let args = &vars[1.min(vars.len())..];
+                render::spawn(&mut self.line, e, path, args, self.opts.redact);
                 self.emit(out)
             }
             AnyEvent::Fork(e) => {
                 self.common(ring, h, "fork", pos);
-                let l = &mut self.line;
-                l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
-                if e.child_pid.get() >= 0 {
-                    l.int("child_pid", e.child_pid.get());
-                } else {
-                    l.int("errno", e.errno.get());
-                }
+                render::fork(&mut self.line, e);
                 self.emit(out)
             }
             AnyEvent::FileOpen(e, mut vars) => {
                 let path = vars.next().unwrap_or(b"");
-                let dirfd = e.dirfd.get();
-                let st = self.spans.get(&span).filter(|_| !path.is_empty());
-                let abs = st.and_then(|s| s.dirs.resolve(dirfd, path));
-                let fd = e.fd.get();
-                if fd >= 0 {
-                    if let Some(s) = self.spans.get_mut(&span) {
-                        s.dirs.opened(fd, abs.as_deref());
-                    }
+                let abs = if path.is_empty() {
+                    None
+                } else {
+                    self.procs.resolve(h.span, e.dirfd.get(), path)
+                };
+                if e.fd.get() >= 0 {
+                    self.procs.opened(h.span, e.fd.get(), abs.as_deref());
                 }
                 self.common(ring, h, "file_open", pos);
-                let flags = e.flags.get();
-                let l = &mut self.line;
-                l.str("op", open_op::name(e.op.get()).unwrap_or("unknown"));
-                l.bytes("path", path);
-                if let Some(a) = &abs {
-                    l.bytes("abs_path", a);
-                }
-                if dirfd != AT_FDCWD {
-                    l.int("dirfd", dirfd);
-                }
-                l.int("flags", flags);
-                l.str(
-                    "access",
-                    match flags & libc::O_ACCMODE {
-                        libc::O_RDONLY => "read",
-                        libc::O_WRONLY => "write",
-                        _ => "read_write",
-                    },
-                );
-                if e.has_mode.get() != 0 {
-                    l.int("mode", e.mode.get());
-                }
-                if fd >= 0 {
-                    l.int("fd", fd);
-                } else {
-                    l.int("errno", e.errno.get());
-                }
+                render::file_open(&mut self.line, e, path, abs.as_deref());
                 self.emit(out)
             }
             AnyEvent::FileOp(e, mut vars) => {
                 let path = vars.next().unwrap_or(b"");
                 let path2 = vars.next();
-                let op = e.op.get();
-                let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
-                let r = e.result.get();
-                let st = self.spans.get(&span);
-                let abs = if op == file_op::SYMLINK || op == file_op::FCHDIR {
-                    None
-                } else {
-                    st.and_then(|s| s.dirs.resolve(d1, path))
-                };
-                let abs2 = path2.and_then(|p| st.and_then(|s| s.dirs.resolve(d2, p)));
-                if r >= 0 {
-                    if let Some(s) = self.spans.get_mut(&span) {
-                        match op {
-                            file_op::CHDIR => s.dirs.cwd = abs.clone(),
-                            file_op::FCHDIR => s.dirs.cwd = s.dirs.fds.get(&d1).cloned(),
-                            _ => {}
-                        }
-                    }
-                }
-                let event_type = match op {
-                    file_op::RENAME => "file_rename",
-                    file_op::UNLINK => "file_unlink",
-                    file_op::RMDIR => "file_rmdir",
-                    file_op::MKDIR => "file_mkdir",
-                    file_op::LINK => "file_link",
-                    file_op::SYMLINK => "file_symlink",
-                    file_op::TRUNCATE => "file_truncate",
-                    file_op::CHDIR | file_op::FCHDIR => "chdir",
-                    file_op::SCANDIR => "file_open",
-                    _ => "file_op",
-                };
-                self.common(ring, h, event_type, pos);
-                let l = &mut self.line;
-                l.str("op", file_op::name(op).unwrap_or("unknown"));
-                if op == file_op::SCANDIR {
-                    l.str("access", "read");
-                }
-                match op {
-                    file_op::SYMLINK => {
-                        l.bytes("target", path);
-                        l.bytes("path", path2.unwrap_or(b""));
-                        if let Some(a) = &abs2 {
-                            l.bytes("abs_path", a);
-                        }
-                    }
-                    file_op::FCHDIR => {
-                        l.int("fd", d1);
-                        if let Some(c) = self.spans.get(&span).and_then(|s| s.dirs.cwd.clone()) {
-                            self.line.bytes("abs_path", &c);
-                        }
-                    }
-                    _ => {
-                        l.bytes("path", path);
-                        if let Some(a) = &abs {
-                            l.bytes("abs_path", a);
-                        }
-                        if let Some(p2) = path2 {
-                            l.bytes("new_path", p2);
-                            if let Some(a) = &abs2 {
-                                l.bytes("abs_new_path", a);
-                            }
-                        }
-                    }
-                }
-                let l = &mut self.line;
-                if op != file_op::FCHDIR {
-                    if d1 != AT_FDCWD {
-                        l.int("dirfd", d1);
-                    }
-                    if path2.is_some() && d2 != AT_FDCWD {
-                        l.int("dirfd2", d2);
-                    }
-                }
-                if e.flags.get() != 0 {
-                    l.int("flags", e.flags.get());
-                }
-                match op {
-                    file_op::MKDIR => l.int("mode", e.mode.get()),
-                    file_op::TRUNCATE => l.int("length_low32", e.mode.get()),
-                    _ => {}
-                }
-                l.int("result", r);
-                if let Some(er) = errno_of(r as i64, e.errno.get()) {
-                    l.int("errno", er);
-                }
-                self.emit(out)
+                self.file_op(ring, pos, e, path, path2, out)
             }
             AnyEvent::Net(e, mut vars) => {
-                let op = e.op.get();
-                let event_type = match op {
-                    net_op::CONNECT => "net_connect",
-                    net_op::BIND => "net_bind",
-                    net_op::ACCEPT | net_op::ACCEPT4 => "net_accept",
-                    _ => "net_send",
-                };
-                self.common(ring, h, event_type, pos);
-                let l = &mut self.line;
-                l.str("op", net_op::name(op).unwrap_or("unknown"));
-                l.int("fd", e.fd.get());
-                addr_fields(l, e.family.get(), &e.addr, e.port.get(), vars.next());
-                l.int("result", e.result.get());
-                if e.result.get() < 0 {
-                    l.int("errno", e.errno.get());
-                }
+                self.common(ring, h, render::net_type(e.op.get()), pos);
+                render::net(&mut self.line, e, vars.next());
                 self.emit(out)
             }
             AnyEvent::Dns(e, mut vars) => {
@@ -678,38 +326,116 @@ impl Decoder {
                 let service = vars.next().unwrap_or(b"");
                 let raw = vars.next().unwrap_or(b"");
                 self.common(ring, h, "dns_lookup", pos);
-                let l = &mut self.line;
-                l.bytes("name", name);
-                if !service.is_empty() {
-                    l.bytes("service", service);
-                }
-                l.int("result", e.result.get());
-                if e.errno.get() != 0 {
-                    l.int("errno", e.errno.get());
-                }
-                let addrs: Vec<String> = raw
-                    .chunks_exact(size_of::<DnsAddr>())
-                    .filter_map(|c| DnsAddr::read_from_bytes(c).ok())
-                    .map(|a| addr_text(a.family.get(), &a.addr))
-                    .collect();
-                l.str_array("addrs", &addrs);
-                l.int("naddrs", e.naddrs.get());
+                let r = render::DnsResult {
+                    result: e.result.get(),
+                    errno: e.errno.get(),
+                    naddrs: e.naddrs.get(),
+                };
+                render::dns(&mut self.line, &r, name, service, raw);
                 self.emit(out)
             }
         }
     }
 
-    fn argv(&mut self, key: &str, args: &[&[u8]]) {
-        if self.opts.redact {
-            let mut owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
-            if redact::argv(&mut owned) {
-                self.line
-                    .bytes_array(key, owned.iter().map(|v| v.as_slice()));
-                self.line.bool("redacted", true);
-                return;
+    fn process_start(
+        &mut self,
+        ring: &Ring,
+        pos: u64,
+        e: &ProcessStart,
+        vars: Vars<'_>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let h = &e.ev;
+        let sv = e.split_vars(vars);
+        let argv: Vec<&[u8]> = sv.argv.collect();
+        let parent = (e.parent_image != [0; 16]).then_some(e.parent_image);
+        self.procs.start(
+            h.span,
+            h.pid.get(),
+            parent,
+            sv.shim_session_id,
+            sv.shim_parent_span,
+            sv.cwd,
+        );
+        self.stats.processes += u64::from(self.writes(pos));
+        self.common(ring, h, "process_start", pos);
+        let forked = e.start_flags.get() & start_flags::FORKED != 0;
+        let redact = self.opts.redact;
+        render::process_start(
+            &mut self.line,
+            e.ppid.get(),
+            sv.exe,
+            &argv,
+            sv.cwd,
+            forked,
+            redact,
+        );
+        self.emit(out)
+    }
+
+    fn process_exit(
+        &mut self,
+        ring: &Ring,
+        pos: u64,
+        e: &ProcessExit,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        // A parent's report of a killed child names the child by pid only.
+        let mut h = e.ev;
+        if h.span == [0; 16] {
+            match self.procs.span_of_pid(h.pid.get()) {
+                Some(s) => h.span = s,
+                None => return Ok(()),
             }
         }
-        self.line.bytes_array(key, args.iter().copied());
+        self.common(ring, &h, "process_exit", pos);
+        render::process_exit(&mut self.line, e);
+        self.emit(out)?;
+        self.procs.ended(&h.span);
+        Ok(())
+    }
+
+    fn file_op(
+        &mut self,
+        ring: &Ring,
+        pos: u64,
+        e: &FileOp,
+        path: &[u8],
+        path2: Option<&[u8]>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let h = &e.ev;
+        let span = h.span;
+        let op = e.op.get();
+        let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
+        let abs = if op == file_op::SYMLINK || op == file_op::FCHDIR {
+            None
+        } else {
+            self.procs.resolve(span, d1, path)
+        };
+        let abs2 = path2.and_then(|p| self.procs.resolve(span, d2, p));
+        if e.result.get() >= 0 {
+            match op {
+                file_op::CHDIR => self.procs.chdir(span, Chdir::To(abs.as_deref())),
+                file_op::FCHDIR => self.procs.chdir(span, Chdir::Fd(d1)),
+                _ => {}
+            }
+        }
+        let cwd_after = if op == file_op::FCHDIR {
+            self.procs.cwd(span).map(<[u8]>::to_vec)
+        } else {
+            None
+        };
+        self.common(ring, h, render::file_op_type(op), pos);
+        let paths = render::FileOpPaths {
+            path,
+            path2,
+            abs: abs.as_deref(),
+            abs2: abs2.as_deref(),
+            cwd_after: cwd_after.as_deref(),
+        };
+        render::file_op(&mut self.line, e, &paths);
+        self.emit(out)
     }
 
     fn exec_line(
@@ -719,90 +445,25 @@ impl Decoder {
         errno: Option<i32>,
         out: &mut impl Write,
     ) -> io::Result<()> {
-        self.common(ring, &p.hdr, "exec", p.pos);
-        let l = &mut self.line;
-        l.str("op", proc_op::name(p.op).unwrap_or("unknown"));
         let path = p.vars.first().map(|v| v.as_slice()).unwrap_or(b"");
-        l.bytes("path", path);
-        if path.first() != Some(&b'/') && path.contains(&b'/') {
-            if let Some(a) = self
-                .spans
-                .get(&p.hdr.span)
-                .and_then(|s| s.dirs.resolve(p.fd, path))
-            {
-                self.line.bytes("abs_path", &normalize(&a));
-            }
-        }
+        let abs = if path.first() != Some(&b'/') && path.contains(&b'/') {
+            self.procs.resolve(p.hdr.span, p.fd, path)
+        } else {
+            None
+        };
         let args: Vec<&[u8]> = p.vars.iter().skip(1).map(|v| v.as_slice()).collect();
-        self.argv("argv", &args);
-        let l = &mut self.line;
-        if p.truncated {
-            l.bool("truncated", true);
-        }
-        if matches!(p.op, proc_op::FEXECVE | proc_op::EXECVEAT) && p.fd != AT_FDCWD {
-            l.int("fd", p.fd);
-        }
-        if let Some(e) = errno {
-            l.int("errno", e);
-        }
-        untraced_fields(l, p.untraced);
+        self.common(ring, &p.hdr, "exec", p.pos);
+        let call = render::ExecCall {
+            op: p.op,
+            path,
+            abs_path: abs.as_deref(),
+            args: &args,
+            truncated: p.truncated,
+            fd: p.fd,
+            errno,
+            untraced: p.untraced,
+        };
+        render::exec(&mut self.line, &call, self.opts.redact);
         self.emit(out)
-    }
-}
-
-fn untraced_fields(l: &mut Line, bits: u16) {
-    if bits != 0 {
-        l.bool("untraced", true);
-        l.str("untraced_reason", untraced::name(bits));
-    }
-}
-
-fn wait_status(l: &mut Line, status: i32) {
-    if status == -1 {
-        return;
-    }
-    if libc::WIFEXITED(status) {
-        l.int("exit_code", libc::WEXITSTATUS(status));
-    } else if libc::WIFSIGNALED(status) {
-        l.int("signal", libc::WTERMSIG(status));
-    }
-}
-
-fn addr_text(family: u16, a: &[u8; 16]) -> String {
-    match family as i32 {
-        libc::AF_INET => std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
-        libc::AF_INET6 => std::net::Ipv6Addr::from(*a).to_string(),
-        _ => String::new(),
-    }
-}
-
-fn addr_fields(l: &mut Line, family: u16, a: &[u8; 16], port: u16, path: Option<&[u8]>) {
-    match family as i32 {
-        libc::AF_INET | libc::AF_INET6 => {
-            l.str(
-                "family",
-                if family as i32 == libc::AF_INET {
-                    "inet"
-                } else {
-                    "inet6"
-                },
-            );
-            l.str("addr", &addr_text(family, a));
-            l.int("port", port);
-        }
-        libc::AF_UNIX => {
-            l.str("family", "unix");
-            let p = path.unwrap_or(b"");
-            if p.first() == Some(&0) {
-                // Abstract socket: shown with a leading '@', as ss(8) does.
-                let mut t = b"@".to_vec();
-                t.extend_from_slice(&p[1..]);
-                l.bytes("addr", &t);
-            } else {
-                l.bytes("addr", p);
-            }
-        }
-        0 => l.null("family"),
-        f => l.int("family", f),
     }
 }

@@ -1,10 +1,15 @@
 //! The drain as a library: decode a session ring into `trace.jsonl` lines, in-process.
 //!
-//! - [`decode`]: records to lines, with the process model (spans, working directories,
-//!   absolute paths, execs waiting for their outcome) and redaction.
-//! - [`follow`]: the loop that polls a reader, writes lines and publishes the position.
+//! - [`follow`]: [`follow::Follower`] reads a ring from its oldest record and writes lines
+//!   until told to stop, publishing its position and resuming into a shared file without
+//!   repeating or skipping a line ([`resume`]).
+//! - [`decode`]: records to lines: muting on resume, execs waiting for their outcome, counts.
+//! - [`model`]: the process model (images, their ids, working directories, descriptors,
+//!   absolute paths), apart from [`render`], which writes each event's members.
+//! - [`event`]: the lines as typed, serde-serializable values, and a sink that hands them
+//!   to a callback; [`output`]: stdout or a shared, rotated trace file.
 //! - [`json`]: the line writer; [`paths`]: path resolution; [`redact`]: secrets in argv;
-//!   [`timefmt`]: RFC 3339 timestamps.
+//!   [`timefmt`]: RFC 3339 timestamps; [`rings`]: this user's ring directory and `gc`.
 //!
 //! The `substrate-drain` binary is a thin command line over these modules.
 
@@ -12,9 +17,11 @@ pub mod decode;
 pub mod event;
 pub mod follow;
 pub mod json;
+pub mod model;
 pub mod output;
 pub mod paths;
 pub mod redact;
+pub mod render;
 pub mod resume;
 pub mod rings;
 pub mod timefmt;

@@ -1,0 +1,449 @@
+//! How each event's members are written (the schema is `drain/SCHEMA.md`): pure functions from
+//! a decoded record, and what the process model resolved for it, to members of a [`Line`].
+//! Nothing here keeps state; the decoder calls these in the order the members appear.
+
+use format::records::{
+    exit_how, file_op, net_op, open_op, proc_op, untraced, DnsAddr, FileOp, FileOpen, Fork, Net,
+    ProcessExit, Spawn,
+};
+use format::{ids, Loss};
+use zerocopy::FromBytes;
+
+use crate::json::Line;
+use crate::redact;
+
+const AT_FDCWD: i32 = libc::AT_FDCWD;
+
+/// The id members of an image's lines (`session_id`, `span_id`, `parent_span`,
+/// `parent_image`), rendered once per image.
+#[derive(Default)]
+pub(crate) struct Ids {
+    /// Pre-rendered members (empty when `raw` is set).
+    text: String,
+    /// The values, when a `SHIM_*` value is not UTF-8: then each line writes them itself, so
+    /// that its `escaped` array names the field (rare).
+    raw: Option<Box<IdValues>>,
+}
+
+/// The values behind [`Ids`].
+struct IdValues {
+    session: Option<Vec<u8>>,
+    span: [u8; 16],
+    parent_span: Option<Vec<u8>>,
+    parent_image: Option<[u8; 16]>,
+}
+
+impl IdValues {
+    fn write(&self, l: &mut Line) {
+        match &self.session {
+            Some(s) => l.bytes("session_id", s),
+            None => l.null("session_id"),
+        }
+        l.str("span_id", &ids::span_string(&self.span));
+        match &self.parent_span {
+            Some(p) => l.bytes("parent_span", p),
+            None => l.null("parent_span"),
+        }
+        match &self.parent_image {
+            Some(p) => l.str("parent_image", &ids::span_string(p)),
+            None => l.null("parent_image"),
+        }
+    }
+}
+
+impl Ids {
+    /// `session_id` is `session` verbatim (null when `None`), `parent_span` likewise,
+    /// `parent_image` the span of the image that started this one.
+    pub(crate) fn new(
+        session: Option<&[u8]>,
+        span: &[u8; 16],
+        parent_span: Option<&[u8]>,
+        parent_image: Option<[u8; 16]>,
+    ) -> Ids {
+        let v = IdValues {
+            session: session.map(<[u8]>::to_vec),
+            span: *span,
+            parent_span: parent_span.map(<[u8]>::to_vec),
+            parent_image,
+        };
+        let not_utf8 = |b: &Option<Vec<u8>>| b.as_deref().is_some_and(|b| crate::json::text(b).1);
+        if not_utf8(&v.session) || not_utf8(&v.parent_span) {
+            return Ids {
+                text: String::new(),
+                raw: Some(Box::new(v)),
+            };
+        }
+        let mut l = Line::default();
+        l.begin();
+        v.write(&mut l);
+        let line = l.end();
+        // `{members}\n` without the braces: no `escaped` array, as every value is UTF-8.
+        Ids {
+            text: line[1..line.len() - 2].to_string(),
+            raw: None,
+        }
+    }
+
+    pub(crate) fn write(&self, l: &mut Line) {
+        match &self.raw {
+            None => l.raw(&self.text),
+            Some(v) => v.write(l),
+        }
+    }
+}
+
+/// `argv` (redacted when asked; then `redacted: true` follows).
+pub fn argv(l: &mut Line, key: &str, args: &[&[u8]], redact: bool) {
+    if redact {
+        let mut owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        if redact::argv(&mut owned) {
+            l.bytes_array(key, owned.iter().map(|v| v.as_slice()));
+            l.bool("redacted", true);
+            return;
+        }
+    }
+    l.bytes_array(key, args.iter().copied());
+}
+
+/// `process_start` members after the common ones.
+pub fn process_start(
+    l: &mut Line,
+    ppid: u32,
+    exe: &[u8],
+    args: &[&[u8]],
+    cwd: &[u8],
+    forked: bool,
+    redact: bool,
+) {
+    l.int("ppid", ppid);
+    l.bytes("exe", exe);
+    argv(l, "argv", args, redact);
+    l.bytes("cwd", cwd);
+    l.str("via", if forked { "fork" } else { "exec" });
+}
+
+/// `process_exit` members.
+pub fn process_exit(l: &mut Line, e: &ProcessExit) {
+    let how = e.how.get();
+    l.str(
+        "how",
+        match how {
+            exit_how::EXIT => "exit",
+            exit_how::UNDERSCORE_EXIT => "_exit",
+            exit_how::UNDERSCORE_EXIT_C99 => "_Exit",
+            exit_how::RETURN => "return",
+            exit_how::SIGNALED => "signal",
+            _ => "unknown",
+        },
+    );
+    if how == exit_how::SIGNALED {
+        l.int("signal", e.status.get());
+    } else {
+        l.int("exit_code", e.status.get() & 0xff);
+    }
+}
+
+/// An `exec` call, written once its outcome is known.
+pub struct ExecCall<'a> {
+    /// [`proc_op`].
+    pub op: u16,
+    /// Path as given.
+    pub path: &'a [u8],
+    /// The path made absolute (only for relative paths with a `/`).
+    pub abs_path: Option<&'a [u8]>,
+    /// Arguments.
+    pub args: &'a [&'a [u8]],
+    /// A variable field was cut.
+    pub truncated: bool,
+    /// The descriptor of `fexecve`/`execveat`.
+    pub fd: i32,
+    /// `errno` of a failed call.
+    pub errno: Option<i32>,
+    /// [`untraced`] bits.
+    pub untraced: u16,
+}
+
+/// `exec` members.
+pub fn exec(l: &mut Line, c: &ExecCall<'_>, redact: bool) {
+    l.str("op", proc_op::name(c.op).unwrap_or("unknown"));
+    l.bytes("path", c.path);
+    if let Some(a) = c.abs_path {
+        l.bytes("abs_path", a);
+    }
+    argv(l, "argv", c.args, redact);
+    if c.truncated {
+        l.bool("truncated", true);
+    }
+    if matches!(c.op, proc_op::FEXECVE | proc_op::EXECVEAT) && c.fd != AT_FDCWD {
+        l.int("fd", c.fd);
+    }
+    if let Some(e) = c.errno {
+        l.int("errno", e);
+    }
+    untraced_fields(l, c.untraced);
+}
+
+/// `spawn` members.
+pub fn spawn(l: &mut Line, e: &Spawn, path: &[u8], args: &[&[u8]], redact: bool) {
+    l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+    l.bytes("path", path);
+    argv(l, "argv", args, redact);
+    if e.child_pid.get() > 0 {
+        l.int("child_pid", e.child_pid.get());
+    }
+    if e.errno.get() != 0 {
+        l.int("errno", e.errno.get());
+    }
+    if e.op.get() == proc_op::SYSTEM && e.child_pid.get() > 0 {
+        wait_status(l, e.status.get());
+    }
+    untraced_fields(l, e.untraced.get());
+}
+
+/// `fork` members.
+pub fn fork(l: &mut Line, e: &Fork) {
+    l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+    if e.child_pid.get() >= 0 {
+        l.int("child_pid", e.child_pid.get());
+    } else {
+        l.int("errno", e.errno.get());
+    }
+}
+
+/// `file_open` members.
+pub fn file_open(l: &mut Line, e: &FileOpen, path: &[u8], abs: Option<&[u8]>) {
+    let flags = e.flags.get();
+    let dirfd = e.dirfd.get();
+    l.str("op", open_op::name(e.op.get()).unwrap_or("unknown"));
+    l.bytes("path", path);
+    if let Some(a) = abs {
+        l.bytes("abs_path", a);
+    }
+    if dirfd != AT_FDCWD {
+        l.int("dirfd", dirfd);
+    }
+    l.int("flags", flags);
+    l.str(
+        "access",
+        match flags & libc::O_ACCMODE {
+            libc::O_RDONLY => "read",
+            libc::O_WRONLY => "write",
+            _ => "read_write",
+        },
+    );
+    if e.has_mode.get() != 0 {
+        l.int("mode", e.mode.get());
+    }
+    if e.fd.get() >= 0 {
+        l.int("fd", e.fd.get());
+    } else {
+        l.int("errno", e.errno.get());
+    }
+}
+
+/// The event type of a [`FileOp`] record.
+pub fn file_op_type(op: u16) -> &'static str {
+    match op {
+        file_op::RENAME => "file_rename",
+        file_op::UNLINK => "file_unlink",
+        file_op::RMDIR => "file_rmdir",
+        file_op::MKDIR => "file_mkdir",
+        file_op::LINK => "file_link",
+        file_op::SYMLINK => "file_symlink",
+        file_op::TRUNCATE => "file_truncate",
+        file_op::CHDIR | file_op::FCHDIR => "chdir",
+        file_op::SCANDIR => "file_open",
+        _ => "file_op",
+    }
+}
+
+/// What the process model resolved for a [`FileOp`].
+pub struct FileOpPaths<'a> {
+    /// The first path as given.
+    pub path: &'a [u8],
+    /// The second path (rename, link, symlink's link name).
+    pub path2: Option<&'a [u8]>,
+    /// The first path made absolute.
+    pub abs: Option<&'a [u8]>,
+    /// The second path made absolute.
+    pub abs2: Option<&'a [u8]>,
+    /// `fchdir`: the working directory after the call.
+    pub cwd_after: Option<&'a [u8]>,
+}
+
+/// Members of `file_rename`, `file_unlink`, `chdir`, … (a [`FileOp`] record).
+pub fn file_op(l: &mut Line, e: &FileOp, p: &FileOpPaths<'_>) {
+    let op = e.op.get();
+    let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
+    l.str("op", file_op::name(op).unwrap_or("unknown"));
+    if op == file_op::SCANDIR {
+        l.str("access", "read");
+    }
+    match op {
+        file_op::SYMLINK => {
+            l.bytes("target", p.path);
+            l.bytes("path", p.path2.unwrap_or(b""));
+            if let Some(a) = p.abs2 {
+                l.bytes("abs_path", a);
+            }
+        }
+        file_op::FCHDIR => {
+            l.int("fd", d1);
+            if let Some(c) = p.cwd_after {
+                l.bytes("abs_path", c);
+            }
+        }
+        _ => {
+            l.bytes("path", p.path);
+            if let Some(a) = p.abs {
+                l.bytes("abs_path", a);
+            }
+            if let Some(p2) = p.path2 {
+                l.bytes("new_path", p2);
+                if let Some(a) = p.abs2 {
+                    l.bytes("abs_new_path", a);
+                }
+            }
+        }
+    }
+    if op != file_op::FCHDIR {
+        if d1 != AT_FDCWD {
+            l.int("dirfd", d1);
+        }
+        if p.path2.is_some() && d2 != AT_FDCWD {
+            l.int("dirfd2", d2);
+        }
+    }
+    if e.flags.get() != 0 {
+        l.int("flags", e.flags.get());
+    }
+    match op {
+        file_op::MKDIR => l.int("mode", e.mode.get()),
+        file_op::TRUNCATE => l.int("length_low32", e.mode.get()),
+        _ => {}
+    }
+    let r = e.result.get();
+    l.int("result", r);
+    if r < 0 {
+        l.int("errno", e.errno.get());
+    }
+}
+
+/// The event type of a [`Net`] record.
+pub fn net_type(op: u16) -> &'static str {
+    match op {
+        net_op::CONNECT => "net_connect",
+        net_op::BIND => "net_bind",
+        net_op::ACCEPT | net_op::ACCEPT4 => "net_accept",
+        _ => "net_send",
+    }
+}
+
+/// `net_*` members; `unix_path` is the socket path of an `AF_UNIX` address.
+pub fn net(l: &mut Line, e: &Net, unix_path: Option<&[u8]>) {
+    l.str("op", net_op::name(e.op.get()).unwrap_or("unknown"));
+    l.int("fd", e.fd.get());
+    addr_fields(l, e.family.get(), &e.addr, e.port.get(), unix_path);
+    l.int("result", e.result.get());
+    if e.result.get() < 0 {
+        l.int("errno", e.errno.get());
+    }
+}
+
+/// The fixed part of a `dns_lookup` record.
+pub struct DnsResult {
+    /// `getaddrinfo`'s return value.
+    pub result: i32,
+    /// `errno` when set.
+    pub errno: i32,
+    /// Addresses found (some may not be in `raw`).
+    pub naddrs: u32,
+}
+
+/// `dns_lookup` members; `raw` holds the [`DnsAddr`] entries.
+pub fn dns(l: &mut Line, r: &DnsResult, name: &[u8], service: &[u8], raw: &[u8]) {
+    let (result, errno, naddrs) = (r.result, r.errno, r.naddrs);
+    l.bytes("name", name);
+    if !service.is_empty() {
+        l.bytes("service", service);
+    }
+    l.int("result", result);
+    if errno != 0 {
+        l.int("errno", errno);
+    }
+    let addrs: Vec<String> = raw
+        .chunks_exact(size_of::<DnsAddr>())
+        .filter_map(|c| DnsAddr::read_from_bytes(c).ok())
+        .map(|a| addr_text(a.family.get(), &a.addr))
+        .collect();
+    l.str_array("addrs", &addrs);
+    l.int("naddrs", naddrs);
+}
+
+/// `lost` members after `pos` and `ring_id`.
+pub fn lost(l: &mut Line, loss: &Loss) {
+    l.int("count", loss.records);
+    l.str("reason", loss.reason.name());
+    l.bool("exact", loss.exact);
+    l.int("bytes", loss.bytes);
+    if let Some(k) = loss.kind {
+        l.int("kind", k);
+    }
+}
+
+fn untraced_fields(l: &mut Line, bits: u16) {
+    if bits != 0 {
+        l.bool("untraced", true);
+        l.str("untraced_reason", untraced::name(bits));
+    }
+}
+
+fn wait_status(l: &mut Line, status: i32) {
+    if status == -1 {
+        return;
+    }
+    if libc::WIFEXITED(status) {
+        l.int("exit_code", libc::WEXITSTATUS(status));
+    } else if libc::WIFSIGNALED(status) {
+        l.int("signal", libc::WTERMSIG(status));
+    }
+}
+
+fn addr_text(family: u16, a: &[u8; 16]) -> String {
+    match family as i32 {
+        libc::AF_INET => std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
+        libc::AF_INET6 => std::net::Ipv6Addr::from(*a).to_string(),
+        _ => String::new(),
+    }
+}
+
+fn addr_fields(l: &mut Line, family: u16, a: &[u8; 16], port: u16, path: Option<&[u8]>) {
+    match family as i32 {
+        libc::AF_INET | libc::AF_INET6 => {
+            l.str(
+                "family",
+                if family as i32 == libc::AF_INET {
+                    "inet"
+                } else {
+                    "inet6"
+                },
+            );
+            l.str("addr", &addr_text(family, a));
+            l.int("port", port);
+        }
+        libc::AF_UNIX => {
+            l.str("family", "unix");
+            let p = path.unwrap_or(b"");
+            if p.first() == Some(&0) {
+                // Abstract socket: shown with a leading '@', as ss(8) does.
+                let mut t = b"@".to_vec();
+                t.extend_from_slice(&p[1..]);
+                l.bytes("addr", &t);
+            } else {
+                l.bytes("addr", p);
+            }
+        }
+        0 => l.null("family"),
+        f => l.int("family", f),
+    }
+}
