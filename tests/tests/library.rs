@@ -52,9 +52,11 @@ fn follow_in_process(dir: &Path, cmd: &[&str]) -> (Vec<Event>, drain::decode::St
     )
     .unwrap();
     let stats = f.stats().clone();
-    drop(f);
-    drop(sink);
-    assert!(status.unwrap().success());
+    let status = match status {
+        Some(s) => s,
+        None => child.wait().unwrap(),
+    };
+    assert!(status.success());
     (events, stats)
 }
 
