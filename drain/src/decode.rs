@@ -54,7 +54,33 @@ struct PendingExec {
     since: Instant,
 }
 
-/// Turns records into lines.
+/// Turns records into lines. [`crate::follow::Follower`] drives it; used alone, it takes the
+/// reader's items one by one.
+///
+/// ```
+/// use format::{Reader, ReaderOptions, Ring, Writer};
+/// use format::records::{EventHeader, ProcessExit};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let ring = Ring::create(&dir.path().join("r.ring"), &Default::default()).unwrap();
+/// let exit = ProcessExit {
+///     ev: EventHeader { span: [7; 16], pid: 42.into(), tid: 42.into(), ..Default::default() },
+///     how: format::records::exit_how::EXIT.into(),
+///     ..Default::default()
+/// };
+/// Writer::attach(&ring).unwrap().write_event(&exit, std::iter::empty()).unwrap();
+///
+/// let mut dec = drain::decode::Decoder::new(&ring, drain::decode::Options { redact: true });
+/// let mut reader = Reader::new(&ring, ReaderOptions::default());
+/// let mut out = Vec::new();
+/// let item = reader.poll();
+/// dec.item(&ring, &item, &mut out).unwrap();
+/// dec.flush_pending(&ring, None, &mut out).unwrap();
+/// let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+/// assert_eq!(line["event_type"], "process_exit");
+/// assert_eq!(line["pid"], 42);
+/// assert_eq!(dec.stats.events, 1);
+/// ```
 pub struct Decoder {
     opts: Options,
     ring_session: [u8; 16],

@@ -33,7 +33,16 @@ extern "C" fn on_signal(sig: i32) {
     SIGNALLED.store(sig, Relaxed);
 }
 
-/// Catch SIGINT, SIGTERM, SIGHUP (and SIGQUIT) into [`SIGNALLED`].
+/// Catch SIGINT, SIGTERM, SIGHUP (and SIGQUIT) into [`SIGNALLED`] (for a program whose
+/// follow should end on them; a library user may handle signals its own way and set
+/// [`SIGNALLED`] itself).
+///
+/// ```
+/// use std::sync::atomic::Ordering::Relaxed;
+/// drain::follow::catch_signals();
+/// unsafe { libc::raise(libc::SIGTERM) };
+/// assert_eq!(drain::follow::SIGNALLED.swap(0, Relaxed), libc::SIGTERM);
+/// ```
 pub fn catch_signals() {
     for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: installing an async-signal-safe handler (one atomic store).
@@ -67,19 +76,21 @@ pub struct Until<'a> {
 /// process model, and whether the read position is published to the ring (so that a drain
 /// started later resumes there).
 ///
-/// ```no_run
-/// use std::time::Duration;
+/// ```
 /// use drain::follow::{Follower, Until};
 /// use drain::output::{Output, Target};
 ///
-/// let ring = format::Ring::open("session.ring".as_ref()).unwrap();
-/// let mut out = Output::open(Target::File("trace.jsonl".into())).unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// let ring = format::Ring::create(&dir.path().join("s.ring"), &Default::default()).unwrap();
+/// // ... the session's processes write into it (LD_PRELOAD, SUBSTRATE_RING) ...
+/// let trace = dir.path().join("trace.jsonl");
+/// let mut out = Output::open(Target::File(trace.clone())).unwrap();
 /// let mut f = Follower::new(&ring, drain::decode::Options { redact: true });
-/// // Lines this ring already has in trace.jsonl are not written again.
-/// f.resume_into("trace.jsonl".as_ref()).unwrap();
-/// // Decode what is there now, then stop.
+/// // Lines this ring already has in the file are not written again.
+/// assert!(!f.resume_into(&trace).unwrap());
+/// // Decode what is there now, then stop (`Until { follow: true, .. }` keeps going).
 /// f.run(&mut out, Until::caught_up()).unwrap();
-/// println!("{} events", f.stats().events);
+/// assert_eq!(f.stats().events, 0);
 /// ```
 pub struct Follower<'r> {
     reader: Reader<'r>,

@@ -5,10 +5,10 @@
 //!   repeating or skipping a line ([`resume`]).
 //! - [`decode`]: records to lines: muting on resume, execs waiting for their outcome, counts.
 //! - [`model`]: the process model (images, their ids, working directories, descriptors,
-//!   absolute paths), apart from [`render`], which writes each event's members.
+//!   absolute paths), apart from `render`, which writes each event's members.
 //! - [`event`]: the lines as typed, serde-serializable values, and a sink that hands them
 //!   to a callback; [`output`]: stdout or a shared, rotated trace file.
-//! - [`json`]: the line writer; [`paths`]: path resolution; [`redact`]: secrets in argv;
+//! - `json`: the line writer; [`paths`]: path resolution; [`redact`]: secrets in argv;
 //!   [`timefmt`]: RFC 3339 timestamps; [`rings`]: this user's ring directory and `gc`.
 //!
 //! The `substrate-drain` binary is a thin command line over these modules.
@@ -16,12 +16,12 @@
 pub mod decode;
 pub mod event;
 pub mod follow;
-pub mod json;
+mod json;
 pub mod model;
 pub mod output;
 pub mod paths;
 pub mod redact;
-pub mod render;
+mod render;
 pub mod resume;
 pub mod rings;
 pub mod timefmt;
@@ -32,6 +32,12 @@ use format::RingError;
 
 /// The session id to use: `explicit`, else the UUID of `SHIM_SESSION_ID` (bare or `ses_` +
 /// UUID), else a new UUIDv7.
+///
+/// ```
+/// let id = drain::session_id(Some("01a2375b-bfea-76d9-9481-122b5368583e")).unwrap();
+/// assert_eq!(format::ids::uuid_string(&id), "01a2375b-bfea-76d9-9481-122b5368583e");
+/// assert!(drain::session_id(Some("not a uuid")).is_err());
+/// ```
 pub fn session_id(explicit: Option<&str>) -> Result<[u8; 16], String> {
     if let Some(s) = explicit {
         return format::ids::parse_uuid(s.as_bytes()).ok_or_else(|| format!("`{s}` is not a UUID"));
@@ -43,6 +49,13 @@ pub fn session_id(explicit: Option<&str>) -> Result<[u8; 16], String> {
 }
 
 /// One line for a ring that cannot be used.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("missing.ring");
+/// let Err(e) = format::Ring::open_read_only(&path) else { unreachable!() };
+/// assert!(drain::ring_error(&path, &e).starts_with(path.to_str().unwrap()));
+/// ```
 pub fn ring_error(path: &Path, e: &RingError) -> String {
     format!("{}: {e}", path.display())
 }

@@ -64,6 +64,22 @@ impl Target {
 
 /// An append-only line output. Call [`Output::line`] with each complete line (newline
 /// included) and [`Output::flush`] when a batch should reach the file.
+///
+/// ```
+/// use drain::output::{Output, Target};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("trace.jsonl");
+/// std::fs::write(&path, "{\"theirs\":1}\n").unwrap();
+/// let mut out = Output::open(Target::File(path.clone())).unwrap();
+/// out.line(b"{\"ours\":1}\n").unwrap();
+/// // Rotated: the next batch goes to a new file at the path.
+/// std::fs::rename(&path, dir.path().join("trace.jsonl.1")).unwrap();
+/// out.flush().unwrap();
+/// out.line(b"{\"ours\":2}\n").unwrap();
+/// out.flush().unwrap();
+/// assert_eq!(out.reopened(), 1);
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"ours\":1}\n{\"ours\":2}\n");
+/// ```
 pub struct Output {
     target: Target,
     file: Option<File>,

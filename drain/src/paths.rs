@@ -10,6 +10,15 @@ use std::collections::HashMap;
 const MAX_FDS: usize = 4096;
 
 /// What is known about one process image's directories.
+///
+/// ```
+/// let mut d = drain::paths::Dirs { cwd: Some(b"/src".to_vec()), ..Default::default() };
+/// assert_eq!(d.resolve(libc::AT_FDCWD, b"a/../b.c").unwrap(), b"/src/b.c");
+/// d.opened(5, Some(b"/tmp"));
+/// assert_eq!(d.resolve(5, b"x").unwrap(), b"/tmp/x");
+/// assert_eq!(d.resolve(6, b"x"), None, "an unknown descriptor");
+/// assert_eq!(drain::paths::normalize(b"/a/./b/../c"), b"/a/c");
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Dirs {
     /// Working directory, if known.

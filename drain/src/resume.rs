@@ -59,6 +59,20 @@ impl Written {
 
 /// Read the end of `path` for lines of the ring `ring_id` at or after `from`. A missing file
 /// holds nothing.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let ring = format::Ring::create(&dir.path().join("r.ring"), &Default::default()).unwrap();
+/// let id = drain::resume::ring_id(&ring);
+/// let path = dir.path().join("trace.jsonl");
+/// let ours = format!("{{\"event_type\":\"exec\",\"pos\":64,\"ring_id\":\"{id}\"}}\n");
+/// let other = "{\"event_type\":\"exec\",\"pos\":128,\"ring_id\":\"0\"}\n";
+/// std::fs::write(&path, format!("{ours}{other}")).unwrap();
+/// let mut w = drain::resume::scan(&path, &id, 0).unwrap();
+/// assert!(w.seen);
+/// assert!(w.take(64, false));
+/// assert!(!w.take(128, false), "another ring's line");
+/// ```
 pub fn scan(path: &Path, ring_id: &str, from: u64) -> io::Result<Written> {
     let mut f = match File::open(path) {
         Ok(f) => f,

@@ -56,6 +56,12 @@ pub fn private_ring_dir() -> Result<PathBuf, String> {
 }
 
 /// A new, unused ring path in [`private_ring_dir`].
+///
+/// ```
+/// let p = drain::rings::private_ring_path().unwrap();
+/// assert!(p.starts_with(drain::rings::private_ring_dir().unwrap()));
+/// assert!(p.to_str().unwrap().ends_with(".ring") && !p.exists());
+/// ```
 pub fn private_ring_path() -> Result<PathBuf, String> {
     let dir = private_ring_dir()?;
     let mut r = [0u8; 8];
@@ -96,6 +102,16 @@ pub fn is_stale(path: &Path) -> bool {
 }
 
 /// Remove the stale rings of `dir` (see the module docs).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// // Created by this live process: not stale.
+/// let live = dir.path().join("substrate-1-a.ring");
+/// let _ring = format::Ring::create(&live, &Default::default()).unwrap();
+/// assert!(!drain::rings::is_stale(&live));
+/// assert!(drain::rings::collect(dir.path()).is_empty());
+/// assert!(live.exists());
+/// ```
 pub fn collect(dir: &Path) -> Vec<Collected> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return vec![];

@@ -2,6 +2,14 @@
 //! date library: days since the epoch to a civil date (Howard Hinnant's algorithm).
 
 /// Formats timestamps, reusing the date of the previous call when the day is the same.
+///
+/// ```
+/// let mut c = drain::timefmt::TsCache::default();
+/// let mut s = String::new();
+/// c.push(&mut s, 1_796_205_600_000_000_001);
+/// assert_eq!(s, "2026-12-02T10:00:00.000000001Z");
+/// assert_eq!(drain::timefmt::rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
+/// ```
 #[derive(Default)]
 pub struct TsCache {
     day: Option<i64>,
