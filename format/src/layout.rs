@@ -236,7 +236,36 @@ pub const fn slot_ctl_pid(w: u64) -> u32 {
     (w >> 32) as u32
 }
 
-// A block descriptor (overwrite mode) is one word: see `crate::protocol::CUM_MASK`.
+/// Block descriptor word (overwrite mode, one per block in the block table): `lap tag
+/// (23 bits) << 41 | inexact (1 bit) << 40 | cumulative records mod 2^40`. The lap tag is
+/// `(block position / capacity + 1) mod 2^23`, so 0 means never written. Cumulative counts are
+/// compared modulo 2^40.
+pub mod desc {
+    /// Mask of the cumulative record count.
+    pub const CUM_MASK: u64 = (1 << 40) - 1;
+    /// The block's own count is a lower bound.
+    pub const INEXACT: u64 = 1 << 40;
+    /// Shift of the lap tag.
+    pub const LAP_SHIFT: u32 = 41;
+    /// Mask of the lap tag (after the shift).
+    pub const LAP_MASK: u64 = (1 << 23) - 1;
+}
+
+/// The [`ctl::CONSUMER_RECORDS`] word for `records` below position `pos` (version 2):
+/// `1 << 63 | (pos / 8 mod 2^23) << 40 | records mod 2^40`.
+pub const fn consumer_records_word(pos: u64, records: u64) -> u64 {
+    1 << 63 | ((pos / 8) & desc::LAP_MASK) << 40 | (records & desc::CUM_MASK)
+}
+
+/// The record count a [`ctl::CONSUMER_RECORDS`] word gives for position `pos`, if it was
+/// published for that position.
+pub const fn consumer_records(word: u64, pos: u64) -> Option<u64> {
+    if word & !desc::CUM_MASK == consumer_records_word(pos, 0) {
+        Some(word & desc::CUM_MASK)
+    } else {
+        None
+    }
+}
 
 /// Record header word 0: `len_flags (u32) | kind (u16) << 32 | writer slot (u16) << 48`.
 /// Word 1 (offset 8) is the record's absolute stream position.
@@ -245,7 +274,8 @@ pub mod rec {
     pub const BUSY: u32 = 1 << 31;
     /// The record carries no event: padding, or abandoned and marked so by a reclaiming writer.
     pub const DISCARD: u32 = 1 << 30;
-    /// Mask of the length bits (total record length including the header, a multiple of 8).
+    /// Mask of the length bits: the exact record length, header included (the record
+    /// occupies it rounded up to a multiple of [`super::RECORD_ALIGN`]).
     pub const LEN_MASK: u32 = (1 << 24) - 1;
     /// Offset of word 1, the position.
     pub const POS: u64 = 8;

@@ -40,17 +40,13 @@ use crate::mem::Mem;
 /// Positions never come near this in 2^62 bytes of writing; a larger one was forged.
 pub const MAX_POS: u64 = 1 << 62;
 
-/// Block descriptor word: `lap tag (23 bits) << 41 | inexact (1 bit) << 40 | cumulative
-/// records mod 2^40`. The lap tag is `(block position / capacity + 1) mod 2^23`, so 0 means
-/// never written. Cumulative counts are compared modulo 2^40.
-pub const CUM_MASK: u64 = (1 << 40) - 1;
-/// See [`CUM_MASK`]: the block's count is a lower bound.
-pub const DESC_INEXACT: u64 = 1 << 40;
-const DESC_LAP_SHIFT: u32 = 41;
+pub use layout::desc::CUM_MASK;
+use layout::desc::{INEXACT as DESC_INEXACT, LAP_SHIFT as DESC_LAP_SHIFT};
+pub use layout::{consumer_records, consumer_records_word};
 
-/// The lap tag of the block at `pos`.
+/// The lap tag of the block at `pos` (see [`layout::desc`]).
 fn lap_tag(g: &Geometry, pos: u64) -> u64 {
-    (pos / g.capacity + 1) & ((1 << 23) - 1)
+    (pos / g.capacity + 1) & layout::desc::LAP_MASK
 }
 
 /// Record kind of padding records (carry no event, always with [`rec::DISCARD`]).
@@ -227,8 +223,7 @@ impl<M: Mem> Producer<M> {
 
     /// Count one dropped record for `reason` (rare path; one RMW on the drop line).
     pub fn count_drop(&self, reason: DropReason) {
-        // Relaxed: a statistic; readers only need the eventual value.
-        self.mem.add(self.geo.ctl(reason.counter()), 1, Relaxed);
+        count_drop(&self.mem, &self.geo, reason);
     }
 
     #[inline]
@@ -541,28 +536,9 @@ pub fn reservations_in_flight<M: Mem>(
             return false;
         }
         // Some thread of the slot's process is in the window, unless the process is gone
-        // (killed there: the count stays behind). A slot in flux counts as alive.
-        read_slot(mem, g, i).is_none_or(|s| {
-            let state = layout::slot_ctl_state(s.ctl);
-            let start = if state == slot_state::ACTIVE {
-                s.start_time
-            } else {
-                0
-            };
-            live.alive(layout::slot_ctl_pid(s.ctl), start)
-        })
+        // (killed there: the count stays behind).
+        slot_alive(read_slot(mem, g, i), live)
     })
-}
-
-/// The [`ctl::CONSUMER_RECORDS`] word for `records` below position `pos`.
-pub fn consumer_records_word(pos: u64, records: u64) -> u64 {
-    1 << 63 | ((pos / 8) & ((1 << 23) - 1)) << 40 | (records & CUM_MASK)
-}
-
-/// The record count a [`ctl::CONSUMER_RECORDS`] word gives for position `pos`, if it was
-/// published for that position.
-pub fn consumer_records(word: u64, pos: u64) -> Option<u64> {
-    (word & !CUM_MASK == consumer_records_word(pos, 0)).then_some(word & CUM_MASK)
 }
 
 /// The cumulative record count (mod 2^40) through the block at `b` (records in every block
@@ -606,6 +582,33 @@ pub fn read_slot<M: Mem>(mem: &M, g: &Geometry, i: u16) -> Option<SlotSnapshot> 
     None
 }
 
+/// The one rule for whether the process behind a writer slot may still write (RING.md §5):
+/// - a slot being claimed or released right now (`None` from [`read_slot`]): yes;
+/// - a slot never used (control word 0): no;
+/// - an ACTIVE slot: its pid is alive with the start time it recorded (a reused pid is not
+///   mistaken for it);
+/// - a CLAIMING slot (start time not written yet), a FREE or a DEAD one (its last owner): its
+///   pid is alive. Conservative: a pid reused since only delays what waits for it.
+pub fn slot_alive(s: Option<SlotSnapshot>, live: &dyn Liveness) -> bool {
+    let Some(s) = s else {
+        return true;
+    };
+    if s.ctl == 0 {
+        return false;
+    }
+    let pid = layout::slot_ctl_pid(s.ctl);
+    match layout::slot_ctl_state(s.ctl) {
+        slot_state::ACTIVE => live.alive(pid, s.start_time),
+        _ => live.alive(pid, 0),
+    }
+}
+
+/// Bump the drop counter of `reason` (the one place drops are counted).
+pub fn count_drop<M: Mem>(mem: &M, g: &Geometry, reason: DropReason) {
+    // Relaxed: a statistic; readers only need the eventual value.
+    mem.add(g.ctl(reason.counter()), 1, Relaxed);
+}
+
 /// Whether the writer of a BUSY record at position `pos`, naming slot `i`, can no longer
 /// finish it. `mark` lets a read-write caller record a dead slot as [`slot_state::DEAD`].
 pub fn owner_gone<M: Mem>(
@@ -622,17 +625,12 @@ pub fn owner_gone<M: Mem>(
     let Some(s) = read_slot(mem, g, i) else {
         return false;
     };
-    let pid = layout::slot_ctl_pid(s.ctl);
     match layout::slot_ctl_state(s.ctl) {
+        // A released slot's process writes no more: its unfinished records are abandoned.
         slot_state::FREE | slot_state::DEAD => true,
         slot_state::ACTIVE if s.attach_pos > pos => true, // an earlier owner's record
-        state => {
-            let start = if state == slot_state::ACTIVE {
-                s.start_time
-            } else {
-                0
-            };
-            if live.alive(pid, start) {
+        _ => {
+            if slot_alive(Some(s), live) {
                 return false;
             }
             if mark {

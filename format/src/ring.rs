@@ -488,8 +488,7 @@ impl Ring {
     /// Count one record dropped for `reason` by a process that has no writer (it could not
     /// attach: [`DropReason::NoSlot`]).
     pub fn count_drop(&self, reason: DropReason) {
-        // Relaxed: a statistic; readers only need the eventual value.
-        self.mem.add(self.geo.ctl(reason.counter()), 1, Relaxed);
+        protocol::count_drop(&self.mem, &self.geo, reason);
     }
 
     /// The largest record length (header included) this ring takes.
@@ -581,10 +580,7 @@ impl Ring {
                 if s.ctl == 0 {
                     return None;
                 }
-                let alive = matches!(
-                    state,
-                    layout::slot_state::ACTIVE | layout::slot_state::CLAIMING
-                ) && live.alive(pid, s.start_time);
+                let alive = protocol::slot_alive(Some(s), live);
                 let mut span = [0u8; 16];
                 self.mem
                     .read_bytes(self.geo.slot_off(i as u16) + slot::SPAN, &mut span);
@@ -613,12 +609,7 @@ impl Ring {
     /// Whether any attached writer is alive.
     pub fn any_writer_alive(&self, live: &dyn Liveness) -> bool {
         (0..self.geo.slots).any(|i| {
-            protocol::read_slot(&self.mem, &self.geo, i as u16).is_none_or(|s| {
-                matches!(
-                    layout::slot_ctl_state(s.ctl),
-                    layout::slot_state::ACTIVE | layout::slot_state::CLAIMING
-                ) && live.alive(layout::slot_ctl_pid(s.ctl), s.start_time)
-            })
+            protocol::slot_alive(protocol::read_slot(&self.mem, &self.geo, i as u16), live)
         })
     }
 
