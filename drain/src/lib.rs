@@ -25,6 +25,7 @@ mod render;
 pub mod resume;
 pub mod rings;
 pub mod timefmt;
+pub mod views;
 
 use std::path::Path;
 

@@ -9,10 +9,10 @@ mod stat;
 
 use drain::follow::Follower;
 use drain::output::{Output, Target};
-use drain::{decode, follow, ring_error, session_id};
+use drain::{decode, follow, ring_error, session_id, views};
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,6 +62,13 @@ struct DecodeArgs {
     no_redact: bool,
 }
 
+/// Export formats.
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// Chrome trace-event JSON, for Perfetto UI and chrome://tracing.
+    Chrome,
+}
+
 /// What a full ring does.
 #[derive(Clone, Copy, ValueEnum)]
 enum ModeArg {
@@ -97,6 +104,56 @@ enum Cmd {
     Stat {
         /// The ring file.
         ring: PathBuf,
+    },
+    /// Counts, files, failures, endpoints and lost records of a trace, in a screenful.
+    ///
+    /// Example: `substrate-drain summary trace.jsonl` (or a ring; `--json` for machines).
+    Summary {
+        /// A trace file (trace.jsonl) or a ring.
+        input: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// How many entries of each list to show.
+        #[arg(long, default_value = "10", value_name = "N")]
+        top: usize,
+    },
+    /// The process tree: one line per program run, with duration and exit status.
+    ///
+    /// Example: `substrate-drain tree trace.jsonl`
+    Tree {
+        /// A trace file (trace.jsonl) or a ring.
+        input: PathBuf,
+        /// Cut lines to this many columns.
+        #[arg(long, default_value = "120", value_name = "COLUMNS")]
+        width: usize,
+    },
+    /// One human line per event, strace-like, flags and modes decoded.
+    ///
+    /// Example: `substrate-drain show --events file --exclude-path /proc trace.jsonl`
+    Show {
+        /// A trace file (trace.jsonl) or a ring.
+        input: PathBuf,
+        /// Only these classes of events (comma-separated): process, file, net, dns, lost.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(views::show::CLASSES))]
+        events: Vec<String>,
+        /// Leave out events whose path starts with PREFIX (repeatable), e.g. /proc.
+        #[arg(long, value_name = "PREFIX")]
+        exclude_path: Vec<String>,
+    },
+    /// Convert a trace for other tools.
+    ///
+    /// Example: `substrate-drain export --format chrome -o trace.json trace.jsonl`, then open
+    /// trace.json in https://ui.perfetto.dev or chrome://tracing.
+    Export {
+        /// A trace file (trace.jsonl) or a ring.
+        input: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Where (`-`: standard output).
+        #[arg(short, long, value_name = "FILE", default_value = "-")]
+        output: OsString,
     },
     /// Remove this user's rings of sessions that are over.
     ///
@@ -154,8 +211,114 @@ fn main() -> ExitCode {
         Some(Cmd::Stat { ring }) => stat::run(&ring),
         Some(Cmd::Decode(a)) => decode_cmd(a),
         Some(Cmd::Gc { dir }) => gc(dir),
+        Some(Cmd::Summary { input, json, top }) => summary(&input, json, top),
+        Some(Cmd::Tree { input, width }) => tree(&input, width),
+        Some(Cmd::Show {
+            input,
+            events,
+            exclude_path,
+        }) => show(&input, events, exclude_path),
+        Some(Cmd::Export {
+            input,
+            format: ExportFormat::Chrome,
+            output,
+        }) => export_chrome(&input, &output),
         None => decode_cmd(cli.decode),
     }
+}
+
+/// Quiet success when the reader of standard output went away (`| head`).
+fn written(r: io::Result<()>, what: &str) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(format!("writing {what}: {e}")),
+    }
+}
+
+fn summary(input: &std::path::Path, json: bool, top: usize) -> ExitCode {
+    let mut b = views::summary::Builder::default();
+    let r = match views::for_each_event(input, |ev| b.add(&ev)) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let s = b.finish(r.skipped);
+    let text = if json {
+        serde_json::to_string_pretty(&s).unwrap_or_default() + "\n"
+    } else {
+        views::summary::text(&s, top)
+    };
+    written(io::stdout().write_all(text.as_bytes()), "standard output")
+}
+
+fn tree(input: &std::path::Path, width: usize) -> ExitCode {
+    let mut b = views::tree::Builder::default();
+    if let Err(e) = views::for_each_event(input, |ev| b.add(&ev)) {
+        return fail(e);
+    }
+    let (roots, children) = b.finish();
+    let text = views::tree::text(&roots, &children, width);
+    written(io::stdout().write_all(text.as_bytes()), "standard output")
+}
+
+fn show(input: &std::path::Path, classes: Vec<String>, exclude_paths: Vec<String>) -> ExitCode {
+    let filter = views::show::Filter {
+        classes,
+        exclude_paths,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut programs = std::collections::HashMap::new();
+    let mut t0 = None;
+    let mut err = None;
+    let r = views::for_each_event(input, |ev| {
+        if err.is_some() {
+            return;
+        }
+        let span = ev.span_id.clone().unwrap_or_default();
+        if ev.event_type == "process_start" {
+            programs.insert(span.clone(), views::program(&ev));
+        }
+        let t0 = *t0.get_or_insert(ev.ts_unix_ns);
+        if filter.keeps(&ev) {
+            let prog = programs.get(&span).map_or("?", String::as_str);
+            if let Err(e) = writeln!(out, "{}", views::show::line(&ev, t0, prog)) {
+                err = Some(e);
+            }
+        }
+    });
+    if let Err(e) = r {
+        return fail(e);
+    }
+    written(err.map_or_else(|| out.flush(), Err), "standard output")
+}
+
+fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode {
+    let target = Target::parse(output);
+    let out: Box<dyn Write> = match &target {
+        Target::Stdout => Box::new(io::BufWriter::new(io::stdout().lock())),
+        Target::File(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(io::BufWriter::new(f)),
+            Err(e) => return fail(format!("{}: {e}", p.display())),
+        },
+    };
+    let mut w = match views::chrome::Writer::new(out) {
+        Ok(w) => w,
+        Err(e) => return fail(format!("writing {}: {e}", target.display())),
+    };
+    let mut err = None;
+    let r = views::for_each_event(input, |ev| {
+        if err.is_none() {
+            err = w.add(&ev).err();
+        }
+    });
+    if let Err(e) = r {
+        return fail(e);
+    }
+    let r = match err {
+        Some(e) => Err(e),
+        None => w.finish().map(|_| ()),
+    };
+    written(r, &target.display())
 }
 
 fn gc(dir: Option<PathBuf>) -> ExitCode {
@@ -214,7 +377,9 @@ fn create(a: CreateArgs) -> ExitCode {
 }
 
 /// The subcommands, for "did you mean" when a bare RING is neither a file nor one of them.
-const SUBCOMMANDS: [&str; 5] = ["record", "decode", "create", "stat", "gc"];
+const SUBCOMMANDS: [&str; 9] = [
+    "record", "decode", "create", "stat", "gc", "summary", "tree", "show", "export",
+];
 
 /// `name` is a misspelt subcommand rather than a ring path: no such file, no `/` or `.`, and
 /// within two edits of a subcommand.

@@ -1,0 +1,124 @@
+//! Reading a trace: `summary`, `tree`, `show` and `export --format chrome` over a
+//! `trace.jsonl` file or a ring, as typed [`Event`]s.
+//!
+//! Input is either a ring (decoded in-process, as `decode` would) or a trace file of JSON
+//! lines. A trace file may be shared with `substrate` and other sessions: lines that are not
+//! telemetry lines (`component` other than `telemetry`, or not JSON) are skipped and counted,
+//! never an error. Events are streamed one at a time; only per-process state is kept.
+
+pub mod chrome;
+pub mod show;
+pub mod summary;
+pub mod tree;
+
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use crate::event::{Event, EventSink};
+use crate::follow::{Follower, Until};
+
+/// What reading an input found besides its events.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Input {
+    /// Events handed on.
+    pub events: u64,
+    /// Lines skipped: not JSON, or not a telemetry line.
+    pub skipped: u64,
+}
+
+/// Whether `path` is a ring file (by its magic).
+fn is_ring(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == format::layout::MAGIC
+}
+
+/// Hand every event of `path` (a ring or a trace file) to `f`, in order.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let t = dir.path().join("t.jsonl");
+/// std::fs::write(&t, "{\"component\":\"substrate\"}\nnot json\n").unwrap();
+/// let mut n = 0;
+/// let input = drain::views::for_each_event(&t, |_| n += 1).unwrap();
+/// assert_eq!((n, input.skipped), (0, 2));
+/// ```
+pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> Result<Input, String> {
+    let mut input = Input::default();
+    if is_ring(path) {
+        let ring = format::Ring::open_read_only(path).map_err(|e| crate::ring_error(path, &e))?;
+        let mut sink = EventSink::new(|e| {
+            input.events += 1;
+            f(e)
+        });
+        let mut follower = Follower::new(&ring, crate::decode::Options { redact: true });
+        follower
+            .run(&mut sink, Until::caught_up())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(input);
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let mut rd = BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match rd.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+        match serde_json::from_slice::<Event>(&line) {
+            Ok(ev) if ev.component == "telemetry" => {
+                input.events += 1;
+                f(ev)
+            }
+            _ => input.skipped += 1,
+        }
+    }
+    Ok(input)
+}
+
+/// The program of an image, from its `process_start`: argv\[0\]'s last path component, else
+/// the executable's.
+pub fn program(ev: &Event) -> String {
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    ev.argv
+        .as_ref()
+        .and_then(|a| a.first())
+        .filter(|a| !a.is_empty())
+        .map(|a| base(a))
+        .or_else(|| ev.exe.as_deref().map(base))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `s` cut to `max` characters, with `…` when cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+/// A duration in ns for people: `850us`, `12.3ms`, `4.56s`, `2m03s`.
+pub fn duration(ns: i64) -> String {
+    let ns = ns.max(0) as f64;
+    if ns < 1e6 {
+        format!("{:.0}us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.1}ms", ns / 1e6)
+    } else if ns < 60e9 {
+        format!("{:.2}s", ns / 1e9)
+    } else {
+        let s = (ns / 1e9) as u64;
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}

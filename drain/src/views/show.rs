@@ -1,0 +1,234 @@
+//! `substrate-drain show`: one human line per event, strace-like, with open flags and modes
+//! decoded (`O_WRONLY|O_CREAT|O_TRUNC`, `0644`), and filters by event class and path prefix.
+
+use crate::event::Event;
+
+/// Event classes for `--events`.
+pub const CLASSES: [&str; 5] = ["process", "file", "net", "dns", "lost"];
+
+/// The class of an event type: `process`, `file`, `net`, `dns` or `lost`.
+pub fn class(event_type: &str) -> &'static str {
+    match event_type {
+        "dns_lookup" => "dns",
+        "lost" => "lost",
+        t if t.starts_with("net_") => "net",
+        t if t.starts_with("file_") || t == "chdir" => "file",
+        _ => "process",
+    }
+}
+
+/// Which events to show.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// Classes to keep (empty: all).
+    pub classes: Vec<String>,
+    /// Path prefixes to leave out (an event whose `path` or `abs_path` starts with one).
+    pub exclude_paths: Vec<String>,
+}
+
+impl Filter {
+    /// Whether `ev` passes.
+    ///
+    /// ```
+    /// use drain::views::show::Filter;
+    /// let f = Filter { classes: vec!["file".into()], exclude_paths: vec!["/proc".into()] };
+    /// let ev = drain::event::Event::parse(r#"{"ts":"","ts_unix_ns":0,"event_type":"file_open",
+    ///   "session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":1,
+    ///   "tid":1,"pos":0,"ring_id":"r","path":"/proc/self/maps"}"#).unwrap();
+    /// assert!(!f.keeps(&ev));
+    /// ```
+    pub fn keeps(&self, ev: &Event) -> bool {
+        if !self.classes.is_empty() && !self.classes.iter().any(|c| c == class(&ev.event_type)) {
+            return false;
+        }
+        let excluded = |p: &Option<String>| {
+            p.as_deref()
+                .is_some_and(|p| self.exclude_paths.iter().any(|x| p.starts_with(x.as_str())))
+        };
+        !(excluded(&ev.path) || excluded(&ev.abs_path))
+    }
+}
+
+/// `open(2)` flags by name: the access mode, then each flag set.
+///
+/// ```
+/// let f = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+/// assert_eq!(drain::views::show::open_flags(f as i64), "O_WRONLY|O_CREAT|O_TRUNC");
+/// ```
+pub fn open_flags(flags: i64) -> String {
+    let f = flags as i32;
+    let mut parts = vec![match f & libc::O_ACCMODE {
+        libc::O_RDONLY => "O_RDONLY",
+        libc::O_WRONLY => "O_WRONLY",
+        _ => "O_RDWR",
+    }
+    .to_string()];
+    let names: [(i32, &str); 14] = [
+        (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
+        (libc::O_NOCTTY, "O_NOCTTY"),
+        (libc::O_TRUNC, "O_TRUNC"),
+        (libc::O_APPEND, "O_APPEND"),
+        (libc::O_NONBLOCK, "O_NONBLOCK"),
+        (libc::O_DSYNC, "O_DSYNC"),
+        (libc::O_DIRECT, "O_DIRECT"),
+        (libc::O_LARGEFILE, "O_LARGEFILE"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+        (libc::O_NOATIME, "O_NOATIME"),
+        (libc::O_CLOEXEC, "O_CLOEXEC"),
+        (libc::O_PATH, "O_PATH"),
+    ];
+    let mut rest = f & !libc::O_ACCMODE;
+    if rest & libc::O_TMPFILE == libc::O_TMPFILE {
+        parts.push("O_TMPFILE".into());
+        rest &= !libc::O_TMPFILE;
+    }
+    for (bit, name) in names {
+        if rest & bit == bit && bit != 0 {
+            parts.push(name.into());
+            rest &= !bit;
+        }
+    }
+    if rest & libc::O_SYNC == libc::O_SYNC {
+        parts.push("O_SYNC".into());
+        rest &= !libc::O_SYNC;
+    }
+    if rest != 0 {
+        parts.push(format!("{rest:#o}"));
+    }
+    parts.join("|")
+}
+
+fn q(s: &Option<String>) -> String {
+    format!("{:?}", s.as_deref().unwrap_or(""))
+}
+
+fn result(ev: &Event, ok: String) -> String {
+    match ev.errno {
+        Some(e) => format!("= -1 {} ({e})", errno_name(e)),
+        None => ok,
+    }
+}
+
+fn errno_name(e: i64) -> String {
+    // SAFETY: strerror returns a pointer to a static or thread-local string for any value.
+    let s = unsafe { std::ffi::CStr::from_ptr(libc::strerror(e as i32)) };
+    s.to_string_lossy().into_owned()
+}
+
+/// The line for `ev`; `t0` is the trace's first timestamp (ns) and `program` the image's.
+pub fn line(ev: &Event, t0: i64, program: &str) -> String {
+    let rel = (ev.ts_unix_ns - t0) as f64 / 1e6;
+    let who = match ev.pid {
+        Some(p) => format!("{p:>7} {program:<12}"),
+        None => format!("{:>7} {:<12}", "-", "-"),
+    };
+    let what = match ev.event_type.as_str() {
+        "process_start" => format!(
+            "start {} cwd={}",
+            ev.argv
+                .as_ref()
+                .map(|a| format!("{a:?}"))
+                .unwrap_or_default(),
+            q(&ev.cwd)
+        ),
+        "process_exit" => match (ev.signal, ev.exit_code) {
+            (Some(s), _) => format!("exit killed by signal {s}"),
+            (_, c) => format!("exit {}", c.unwrap_or(0)),
+        },
+        "exec" | "spawn" => {
+            let untraced = if ev.untraced == Some(true) {
+                format!(
+                    " [untraced: {}]",
+                    ev.untraced_reason.as_deref().unwrap_or("")
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "{}({}, {}){untraced} {}",
+                ev.op.as_deref().unwrap_or(&ev.event_type),
+                q(&ev.path),
+                ev.argv
+                    .as_ref()
+                    .map(|a| format!("{a:?}"))
+                    .unwrap_or_default(),
+                result(ev, String::new())
+            )
+        }
+        "fork" => format!(
+            "{}() {}",
+            ev.op.as_deref().unwrap_or("fork"),
+            result(ev, format!("= {}", ev.child_pid.unwrap_or(0)))
+        ),
+        "file_open" => {
+            let mode = ev.mode.map(|m| format!(", {m:04o}")).unwrap_or_default();
+            format!(
+                "{}({}, {}{mode}) {}",
+                ev.op.as_deref().unwrap_or("open"),
+                q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+                open_flags(ev.flags.unwrap_or(0)),
+                result(ev, format!("= {}", ev.fd.unwrap_or(-1)))
+            )
+        }
+        "file_rename" | "file_link" => format!(
+            "{}({}, {}) {}",
+            ev.op.as_deref().unwrap_or("rename"),
+            q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+            q(&ev.abs_new_path.clone().or_else(|| ev.new_path.clone())),
+            result(ev, "= 0".into())
+        ),
+        "file_symlink" => format!(
+            "symlink({}, {}) {}",
+            q(&ev.target),
+            q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+            result(ev, "= 0".into())
+        ),
+        t if t.starts_with("file_") || t == "chdir" => {
+            let mode = ev.mode.map(|m| format!(", {m:04o}")).unwrap_or_default();
+            format!(
+                "{}({}{mode}) {}",
+                ev.op.as_deref().unwrap_or(t),
+                q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+                result(ev, format!("= {}", ev.result.unwrap_or(0)))
+            )
+        }
+        t if t.starts_with("net_") => {
+            let family = ev
+                .family
+                .as_ref()
+                .and_then(|f| f.as_str().map(String::from))
+                .unwrap_or_default();
+            let addr = match (&ev.addr, ev.port) {
+                (Some(a), Some(p)) => format!("{a}:{p}"),
+                (Some(a), None) => a.clone(),
+                _ => String::new(),
+            };
+            format!(
+                "{}(fd {}, {family} {addr}) {}",
+                ev.op.as_deref().unwrap_or(t),
+                ev.fd.unwrap_or(-1),
+                result(ev, format!("= {}", ev.result.unwrap_or(0)))
+            )
+        }
+        "dns_lookup" => format!(
+            "getaddrinfo({}) = {} {:?}",
+            q(&ev.name),
+            ev.result.unwrap_or(0),
+            ev.addrs.clone().unwrap_or_default()
+        ),
+        "lost" => format!(
+            "LOST {} record(s): {}{}",
+            ev.count.unwrap_or(0),
+            ev.reason.as_deref().unwrap_or("?"),
+            if ev.exact == Some(false) {
+                " (at least)"
+            } else {
+                ""
+            }
+        ),
+        t => t.to_string(),
+    };
+    format!("{rel:>10.3}ms {who} {what}")
+}

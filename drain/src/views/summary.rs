@@ -1,0 +1,212 @@
+//! `substrate-drain summary`: what a trace did, in a screenful (or `--json`).
+//!
+//! Counts by event type and by program; files written, created, deleted and read (top N with
+//! counts); failed opens and execs; network endpoints and DNS names; processes that exited
+//! non-zero or were killed; untraced children and lost records; the root's wall time.
+//! Files count successful calls only; a file "created" is one opened with `O_CREAT` (it may
+//! have existed: the trace cannot tell).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::event::Event;
+
+/// Everything `summary` reports.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Telemetry lines read.
+    pub events: u64,
+    /// Lines skipped (not telemetry).
+    pub skipped: u64,
+    /// Lines per event type.
+    pub by_type: BTreeMap<String, u64>,
+    /// Lines per program.
+    pub by_program: BTreeMap<String, u64>,
+    /// Process images started.
+    pub processes: u64,
+    /// Files opened for writing, with how often.
+    pub files_written: BTreeMap<String, u64>,
+    /// Files opened with `O_CREAT`.
+    pub files_created: BTreeMap<String, u64>,
+    /// Files unlinked or removed.
+    pub files_deleted: BTreeMap<String, u64>,
+    /// Files opened for reading.
+    pub files_read: BTreeMap<String, u64>,
+    /// Failed opens: `path (errno N)` with how often.
+    pub failed_opens: BTreeMap<String, u64>,
+    /// Failed execs: `path (errno N)` with how often.
+    pub failed_execs: BTreeMap<String, u64>,
+    /// `addr:port` (or a socket path) connected to.
+    pub endpoints: BTreeMap<String, u64>,
+    /// Names looked up.
+    pub dns_names: BTreeMap<String, u64>,
+    /// Images that exited non-zero or were killed: `program (pid N): exit N | signal N`.
+    pub failed_processes: Vec<String>,
+    /// Children that were not traced (static, setuid, …).
+    pub untraced: u64,
+    /// Records lost (from `lost` lines).
+    pub lost: u64,
+    /// Wall time of the root process image, ns (start to exit), when both are in the trace.
+    pub root_wall_ns: Option<i64>,
+}
+
+const O_WRONLY: i64 = libc::O_WRONLY as i64;
+const O_RDWR: i64 = libc::O_RDWR as i64;
+const O_CREAT: i64 = libc::O_CREAT as i64;
+
+fn bump(m: &mut BTreeMap<String, u64>, k: String) {
+    *m.entry(k).or_default() += 1;
+}
+
+/// Builds a [`Summary`] from events, one at a time.
+#[derive(Default)]
+pub struct Builder {
+    s: Summary,
+    programs: HashMap<String, String>,
+    root: Option<(String, i64)>,
+}
+
+impl Builder {
+    /// Account one event.
+    pub fn add(&mut self, ev: &Event) {
+        let s = &mut self.s;
+        s.events += 1;
+        bump(&mut s.by_type, ev.event_type.clone());
+        let span = ev.span_id.clone().unwrap_or_default();
+        if ev.event_type == "process_start" {
+            self.programs.insert(span.clone(), super::program(ev));
+            s.processes += 1;
+            if ev.parent_image.is_none() && self.root.is_none() {
+                self.root = Some((span.clone(), ev.ts_unix_ns));
+            }
+        }
+        if ev.event_type != "lost" {
+            let prog = self
+                .programs
+                .get(&span)
+                .cloned()
+                .unwrap_or_else(|| "?".into());
+            bump(&mut s.by_program, prog);
+        }
+        let path = || {
+            ev.abs_path
+                .clone()
+                .or_else(|| ev.path.clone())
+                .unwrap_or_default()
+        };
+        match ev.event_type.as_str() {
+            "file_open" => {
+                if let Some(e) = ev.errno {
+                    bump(&mut s.failed_opens, format!("{} (errno {e})", path()));
+                } else {
+                    let flags = ev.flags.unwrap_or(0);
+                    if flags & (O_WRONLY | O_RDWR) != 0 {
+                        bump(&mut s.files_written, path());
+                    } else {
+                        bump(&mut s.files_read, path());
+                    }
+                    if flags & O_CREAT != 0 {
+                        bump(&mut s.files_created, path());
+                    }
+                }
+            }
+            "file_unlink" | "file_rmdir" if ev.errno.is_none() => {
+                bump(&mut s.files_deleted, path());
+            }
+            "exec" | "spawn" => {
+                if let Some(e) = ev.errno {
+                    let p = ev.path.clone().unwrap_or_default();
+                    bump(&mut s.failed_execs, format!("{p} (errno {e})"));
+                }
+                s.untraced += u64::from(ev.untraced == Some(true));
+            }
+            "net_connect" => {
+                let ep = match (&ev.addr, ev.port) {
+                    (Some(a), Some(p)) if a.contains(':') => format!("[{a}]:{p}"),
+                    (Some(a), Some(p)) => format!("{a}:{p}"),
+                    (Some(a), None) => a.clone(),
+                    _ => "?".into(),
+                };
+                bump(&mut s.endpoints, ep);
+            }
+            "dns_lookup" => bump(&mut s.dns_names, ev.name.clone().unwrap_or_default()),
+            "process_exit" => {
+                let prog = self
+                    .programs
+                    .get(&span)
+                    .cloned()
+                    .unwrap_or_else(|| "?".into());
+                let pid = ev.pid.unwrap_or(0);
+                if let Some(sig) = ev.signal {
+                    s.failed_processes
+                        .push(format!("{prog} (pid {pid}): signal {sig}"));
+                } else if let Some(c) = ev.exit_code.filter(|c| *c != 0) {
+                    s.failed_processes
+                        .push(format!("{prog} (pid {pid}): exit {c}"));
+                }
+                if let Some((root, start)) = &self.root {
+                    if *root == span {
+                        s.root_wall_ns = Some(ev.ts_unix_ns - start);
+                    }
+                }
+            }
+            "lost" => s.lost += ev.count.unwrap_or(0),
+            _ => {}
+        }
+    }
+
+    /// The summary, with `skipped` lines noted.
+    pub fn finish(mut self, skipped: u64) -> Summary {
+        self.s.skipped = skipped;
+        self.s
+    }
+}
+
+fn top(m: &BTreeMap<String, u64>, n: usize) -> Vec<(&String, &u64)> {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.truncate(n);
+    v
+}
+
+/// The summary as text for a terminal, lists cut to `n` entries.
+pub fn text(s: &Summary, n: usize) -> String {
+    let mut o = String::new();
+    let wall = s.root_wall_ns.map_or("unknown".into(), super::duration);
+    let _ = writeln!(
+        o,
+        "{} events, {} processes, {} untraced, {} lost; root wall time {wall}",
+        s.events, s.processes, s.untraced, s.lost
+    );
+    if s.skipped > 0 {
+        let _ = writeln!(o, "({} lines that are not telemetry skipped)", s.skipped);
+    }
+    let mut section = |title: &str, m: &BTreeMap<String, u64>| {
+        if m.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "\n{title} ({}):", m.len());
+        for (k, v) in top(m, n) {
+            let _ = writeln!(o, "  {v:>7}  {}", super::shorten(k, 100));
+        }
+    };
+    section("events by type", &s.by_type);
+    section("events by program", &s.by_program);
+    section("files written", &s.files_written);
+    section("files created (O_CREAT)", &s.files_created);
+    section("files deleted", &s.files_deleted);
+    section("files read", &s.files_read);
+    section("failed opens", &s.failed_opens);
+    section("failed execs", &s.failed_execs);
+    section("network endpoints", &s.endpoints);
+    section("DNS names", &s.dns_names);
+    if !s.failed_processes.is_empty() {
+        let _ = writeln!(o, "\nprocesses that failed ({}):", s.failed_processes.len());
+        for p in s.failed_processes.iter().take(n) {
+            let _ = writeln!(o, "  {p}");
+        }
+    }
+    o
+}

@@ -1,0 +1,159 @@
+//! `substrate-drain tree`: the process tree, one line per process image, children under their
+//! parent image (`parent_image`), in start order: program and arguments (shortened), pid,
+//! duration, exit status, counts of file and network events, and the children that were not
+//! traced.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::event::Event;
+
+/// One process image.
+#[derive(Debug, Default, Clone)]
+pub struct Node {
+    /// Its span.
+    pub span: String,
+    /// The image that started it.
+    pub parent: Option<String>,
+    /// Pid.
+    pub pid: i64,
+    /// Program (argv\[0\] base name).
+    pub program: String,
+    /// Arguments, joined.
+    pub args: String,
+    /// Start and exit times, ns since the epoch.
+    pub start: Option<i64>,
+    /// See [`Node::start`].
+    pub end: Option<i64>,
+    /// `exit N`, `signal N`, or `running` (no exit in the trace).
+    pub status: Option<String>,
+    /// File events.
+    pub files: u64,
+    /// Network and DNS events.
+    pub net: u64,
+    /// Children that will not be traced: `path (reason)`.
+    pub untraced: Vec<String>,
+    /// Order of appearance.
+    seq: usize,
+}
+
+/// Builds the tree from events.
+#[derive(Default)]
+pub struct Builder {
+    nodes: HashMap<String, Node>,
+}
+
+impl Builder {
+    /// Account one event.
+    pub fn add(&mut self, ev: &Event) {
+        let Some(span) = ev.span_id.clone() else {
+            return; // lost
+        };
+        let seq = self.nodes.len();
+        let n = self.nodes.entry(span.clone()).or_insert_with(|| Node {
+            span,
+            seq,
+            pid: ev.pid.unwrap_or(0),
+            program: "?".into(),
+            ..Default::default()
+        });
+        let t = ev.event_type.as_str();
+        match t {
+            "process_start" => {
+                n.parent = ev.parent_image.clone();
+                n.pid = ev.pid.unwrap_or(0);
+                n.program = super::program(ev);
+                n.args = ev.argv.as_ref().map(|a| a.join(" ")).unwrap_or_default();
+                n.start = Some(ev.ts_unix_ns);
+            }
+            "process_exit" => {
+                n.end = Some(ev.ts_unix_ns);
+                n.status = Some(match (ev.signal, ev.exit_code) {
+                    (Some(s), _) => format!("signal {s}"),
+                    (None, Some(c)) => format!("exit {c}"),
+                    _ => "exit ?".into(),
+                });
+            }
+            "exec" | "spawn" if ev.untraced == Some(true) => n.untraced.push(format!(
+                "{} ({})",
+                ev.path.clone().unwrap_or_default(),
+                ev.untraced_reason.clone().unwrap_or_default()
+            )),
+            _ if t.starts_with("file_") || t == "chdir" => n.files += 1,
+            _ if t.starts_with("net_") || t == "dns_lookup" => n.net += 1,
+            _ => {}
+        }
+        n.start.get_or_insert(ev.ts_unix_ns);
+    }
+
+    /// The images and their children (each list in start order), roots first.
+    pub fn finish(self) -> (Vec<Node>, HashMap<String, Vec<Node>>) {
+        let mut all: Vec<Node> = self.nodes.into_values().collect();
+        all.sort_by_key(|n| (n.start.unwrap_or(i64::MAX), n.seq));
+        let known: std::collections::HashSet<String> = all.iter().map(|n| n.span.clone()).collect();
+        let mut roots = vec![];
+        let mut children: HashMap<String, Vec<Node>> = HashMap::new();
+        for n in all {
+            match n.parent.clone().filter(|p| known.contains(p)) {
+                Some(p) => children.entry(p).or_default().push(n),
+                None => roots.push(n),
+            }
+        }
+        (roots, children)
+    }
+}
+
+fn line(o: &mut String, prefix: &str, n: &Node, width: usize) {
+    let dur = match (n.start, n.end) {
+        (Some(s), Some(e)) => super::duration(e - s),
+        _ => "-".into(),
+    };
+    let status = n.status.clone().unwrap_or_else(|| "running".into());
+    let mut counts = String::new();
+    if n.files > 0 {
+        let _ = write!(counts, "  files {}", n.files);
+    }
+    if n.net > 0 {
+        let _ = write!(counts, "  net {}", n.net);
+    }
+    let args = if n.args.is_empty() {
+        n.program.clone()
+    } else {
+        n.args.clone()
+    };
+    let _ = writeln!(
+        o,
+        "{prefix}{}  [{}] {dur} {status}{counts}",
+        super::shorten(&args, width.saturating_sub(prefix.chars().count()).max(20)),
+        n.pid
+    );
+}
+
+/// The tree as text, arguments cut to fit `width` columns.
+pub fn text(roots: &[Node], children: &HashMap<String, Vec<Node>>, width: usize) -> String {
+    let mut o = String::new();
+    // Iterative, so that a deep tree cannot overflow the stack: (node, indent, last flags).
+    let mut stack: Vec<(&Node, String, String)> = roots
+        .iter()
+        .rev()
+        .map(|n| (n, String::new(), String::new()))
+        .collect();
+    while let Some((n, head, cont)) = stack.pop() {
+        line(&mut o, &head, n, width);
+        for u in &n.untraced {
+            let _ = writeln!(o, "{cont}   (untraced child: {u})");
+        }
+        if let Some(kids) = children.get(&n.span) {
+            for (i, k) in kids.iter().enumerate().rev() {
+                let last = i + 1 == kids.len();
+                let (h, c) = if last {
+                    ("└─ ", "   ")
+                } else {
+                    ("├─ ", "│  ")
+                };
+                stack.push((k, format!("{cont}{h}"), format!("{cont}{c}")));
+            }
+        }
+    }
+    o
+}
