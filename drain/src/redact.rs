@@ -27,9 +27,9 @@
 //! `sudo` or anything else) is tokenized like a shell would (see `shell`): quotes, escapes,
 //! separators, redirections, here-documents, comments, `$(…)` and backticks (whose commands are
 //! walked too), and every simple command in it gets the rules above word by word. Any other
-//! argument holding blanks (`ssh host 'cmd …'`, `python -c '…'`, a commit message) gets the
-//! one-word rules as a whole and is then tokenized and walked the same way: conservative, it
-//! may mask a word after `--token` in prose.
+//! argument holding blanks, quotes or operators (`ssh host 'cmd …'`, `python -c '…'`, a commit
+//! message) gets the one-word rules as a whole and is then tokenized and walked the same way:
+//! conservative, it may mask a word after `--token` in prose.
 //!
 //! Not caught: secrets in positions no rule names (`tool s3cr3t`, `-p` for tools not listed,
 //! JSON bodies, `user:pass` without a scheme), secrets split or built at run time (`"ab""cd"`
@@ -39,9 +39,9 @@
 //! Invariants: it never panics and never reads out of bounds, whatever the bytes (not UTF-8,
 //! unbalanced quotes, deep nesting); an item differs from the original only in the masked
 //! spans; the work is linear in the input (nesting and tokenized bytes are bounded, past which
-//! the text in question is masked whole); an argv with no item holding `=`, `:`, a blank, a
-//! leading `-` or `aws_secret_access_key`/`aws_session_token` costs one scan of its bytes
-//! for token shapes and no allocation.
+//! the text in question is masked whole); an argv whose items hold no `=`, `:`, blank, quote or
+//! shell operator, start with no `-` and are not `aws_secret_access_key`/`aws_session_token`
+//! (the common case) costs one scan of its bytes for token shapes and no allocation.
 
 mod command;
 mod rules;
@@ -51,7 +51,7 @@ mod shell;
 mod tests;
 mod text;
 
-use text::{Edit, Text};
+use text::Edit;
 
 /// The replacement text.
 pub const MASK: &str = "[REDACTED]";
@@ -70,12 +70,7 @@ pub fn argv(args: &mut [Vec<u8>]) -> bool {
             .saturating_mul(BUDGET_PER_BYTE)
             .saturating_add(BUDGET_FLOOR);
         let mut r = command::Redactor::new(budget);
-        let words: Vec<Text<'_>> = args
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Text::item(i, a))
-            .collect();
-        r.command(&words, 0);
+        r.argv(args);
         edits = r.edits;
     }
     for (item, a) in args.iter().enumerate() {
@@ -91,11 +86,19 @@ pub fn argv(args: &mut [Vec<u8>]) -> bool {
     !edits.is_empty() && apply(args, edits)
 }
 
+/// Bytes that can make an item start or hold a secret for a rule other than the token shapes:
+/// shell syntax, `=` and `:`.
+const TRIGGERS: [bool; 256] = {
+    let mut set = text::byte_set(text::SHELL_SYNTAX);
+    set[b'=' as usize] = true;
+    set[b':' as usize] = true;
+    set
+};
+
 /// Whether an item can start or be a secret for a rule other than the token shapes.
 fn worth_the_rules(a: &[u8]) -> bool {
     a.first() == Some(&b'-')
-        || a.iter()
-            .any(|&c| matches!(c, b'=' | b':' | b' ' | b'\t' | b'\n' | b'\r'))
+        || a.iter().any(|&c| TRIGGERS[usize::from(c)])
         || a.eq_ignore_ascii_case(b"aws_secret_access_key")
         || a.eq_ignore_ascii_case(b"aws_session_token")
 }

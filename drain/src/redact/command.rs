@@ -6,9 +6,9 @@
 //! - if the word before asked for it, it is the secret (`--token X`, `mysql … -p`-less forms such
 //!   as `sshpass -p X`, `aws_secret_access_key X`, the value words after `Authorization:`), the
 //!   credentials of `curl -u user:X`, or a `-c` script;
-//! - else the one-word rules apply to it (see `rules`); if it holds blanks it is also tokenized
-//!   as a script and its commands walked (conservatively: the text of `git commit -m "…"` is
-//!   looked at like a command line);
+//! - else the one-word rules apply to it (see `rules`); if it holds blanks, quotes or shell
+//!   operators it is also tokenized as a script and its commands walked (conservatively: the
+//!   text of `git commit -m "…"` is looked at like a command line);
 //! - the script argument of `sh`/`bash`/`dash`/`zsh`/`ksh`/`fish -c` and `su -c` (wherever the
 //!   shell's name is in the command: after `env`, `sudo`, `docker exec …`) is tokenized and
 //!   walked, without the one-word rules on the whole script (so `MY_TOKEN=x; ls` loses `x` only);
@@ -21,7 +21,7 @@
 
 use super::rules::{self, Header};
 use super::shell::{self, Sink, MAX_DEPTH};
-use super::text::{Edit, Text};
+use super::text::{is_shell_syntax, Edit, Text};
 
 /// Collects the edits that redact argv.
 pub(crate) struct Redactor {
@@ -35,6 +35,14 @@ impl Redactor {
         Redactor {
             edits: Vec::new(),
             budget,
+        }
+    }
+
+    /// Walk argv, a command of its own.
+    pub fn argv(&mut self, args: &[Vec<u8>]) {
+        let mut c = Command::default();
+        for (i, a) in args.iter().enumerate() {
+            c.word(self, &Text::item(i, a), 0);
         }
     }
 
@@ -152,6 +160,11 @@ impl Command {
         let b: &[u8] = &w.bytes;
         if self.is_script(b) {
             r.script(w, depth + 1);
+            // A script that is only a tool's name (`sh -c -x mysql -pX`, a mistake): the words
+            // after it are that tool's, to be safe.
+            if let Some(t) = tool(b).filter(|&t| t != Tool::Shell) {
+                self.tool = t;
+            }
             return;
         }
         if let Some(t) = tool(b) {
@@ -159,7 +172,7 @@ impl Command {
             self.wants_script = false;
             self.operands = false;
         }
-        if w.has_literal_blank() {
+        if w.has_shell_syntax() {
             r.loose(w, depth + 1);
         } else {
             r.rules(w);
@@ -221,7 +234,7 @@ impl Command {
                 false
             }
             // After `-c`, a word that cannot be an option is the script.
-            _ if self.wants_script && b.iter().any(|&c| rules::is_blank(c) || c == b';') => {
+            _ if self.wants_script && b.iter().any(|&c| is_shell_syntax(c)) => {
                 self.operands = true;
                 true
             }
@@ -245,7 +258,7 @@ impl Command {
             || b.eq_ignore_ascii_case(b"aws_session_token")
         {
             self.pending = Pending::Secret;
-        } else if let Some(kind) = rules::header_alone(b) {
+        } else if let Some(kind) = rules::header_without_value(b) {
             self.pending = Pending::Header(kind, false);
         } else {
             self.tool_option(r, w);

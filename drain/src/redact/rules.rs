@@ -124,30 +124,35 @@ fn assignment_value(w: &[u8], out: &mut impl FnMut(usize, usize)) {
 /// A secret header at the start of the word, after a `-H` stuck to it, or after its first `=`
 /// (`--header=…`, `http.extraHeader=…`).
 fn headers(w: &[u8], out: &mut impl FnMut(usize, usize)) {
-    header_at(w, 0, out);
-    if w.starts_with(b"-H") {
-        header_at(w, 2, out);
-    }
-    if let Some(eq) = find(w, b'=') {
-        header_at(w, eq + 1, out);
+    for (kind, value) in header_names(w) {
+        header_value(w, value, kind, out);
     }
 }
 
-fn header_at(w: &[u8], at: usize, out: &mut impl FnMut(usize, usize)) {
-    let rest = w.get(at..).unwrap_or_default();
+/// The secret headers named in `w` (see [`headers`]): their kind and where their value starts.
+fn header_names(w: &[u8]) -> impl Iterator<Item = (Header, usize)> + '_ {
+    let dash_h = w.starts_with(b"-H").then_some(2);
+    let eq = find(w, b'=').map(|k| k + 1);
+    [Some(0), dash_h, eq]
+        .into_iter()
+        .flatten()
+        .filter_map(|at| header_at(w, at))
+}
+
+/// A secret header name and its colon at `at`: its kind and where its value starts.
+fn header_at(w: &[u8], at: usize) -> Option<(Header, usize)> {
+    let rest = w.get(at..)?;
     let name_len = rest
         .iter()
         .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         .count();
     let starts_alnum = rest.first().is_some_and(u8::is_ascii_alphanumeric);
     if !starts_alnum || rest.get(name_len) != Some(&b':') {
-        return;
+        return None;
     }
-    let Some(kind) = secret_header(&rest[..name_len]) else {
-        return;
-    };
+    let kind = secret_header(&rest[..name_len])?;
     let value = at + name_len + 1 + blanks(rest.get(name_len + 1..).unwrap_or_default());
-    header_value(w, value, kind, out);
+    Some((kind, value))
 }
 
 /// The secret part of a header value that starts at `from` and runs to the end of `w`.
@@ -303,22 +308,12 @@ pub(crate) fn secret_header(name: &[u8]) -> Option<Header> {
     }
 }
 
-/// A word that is only a secret header's name and colon (`Authorization:`), whose value is in
-/// the following words.
-pub(crate) fn header_alone(w: &[u8]) -> Option<Header> {
-    match w {
-        [name @ .., b':'] if name.first().is_some_and(u8::is_ascii_alphanumeric) => {
-            let ok = name
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-            if ok {
-                secret_header(name)
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
+/// A secret header named in `w` with nothing after its colon (`Authorization:`,
+/// `--header=Cookie:`): its value is in the following words.
+pub(crate) fn header_without_value(w: &[u8]) -> Option<Header> {
+    header_names(w)
+        .find(|&(_, value)| value >= w.len())
+        .map(|(kind, _)| kind)
 }
 
 pub(crate) fn is_auth_scheme(w: &[u8]) -> bool {

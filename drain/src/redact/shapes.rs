@@ -2,13 +2,15 @@
 //! inside a word, inside quotes, comments or here-documents.
 //!
 //! A shape starts where the byte before it (if any) is not an ASCII letter or digit, so that
-//! `task-…` is not taken for `sk-…`. The distinctive prefix (`ghp_`, `AKIA`, `xoxb-`…) is kept
+//! `task-…` is not taken for `sk-…` (`aws_secret_access_key` is looked for anywhere). The distinctive prefix (`ghp_`, `AKIA`, `xoxb-`…) is kept
 //! and what follows it is masked; a JWT is masked whole; a private key block keeps its `BEGIN`
 //! and `END` lines and loses its body.
 //!
 //! Every span reported is made of letters, digits and `_ - . / +` only (so it never holds a
 //! quote or a backslash), except a key body, which is reported whole only when it holds no quote
 //! character (else its base64 runs are reported one by one). One pass, no allocation.
+
+use super::text::byte_set;
 
 /// A prefix and the shape of the secret after it.
 struct Prefixed {
@@ -70,12 +72,28 @@ const PREFIXED: [Prefixed; 25] = [
     p(b"hf_", alnum, 30),
 ];
 
+const AWS_SECRET: &[u8] = b"aws_secret_access_key";
+
+/// The bytes a shape can start with: every other byte is passed over at once.
+const STARTS: [bool; 256] = byte_set(b"-Aaeghnrsx");
+
 /// Report the spans of `s` that are well-known secrets.
 pub(crate) fn scan(s: &[u8], out: &mut impl FnMut(usize, usize)) {
     let mut i = 0;
     while i < s.len() {
+        if !STARTS[usize::from(s[i])] {
+            i += 1;
+            continue;
+        }
         let boundary = i == 0 || !s[i - 1].is_ascii_alphanumeric();
-        let next = if boundary { at(s, i, out) } else { None };
+        let next = if boundary {
+            at(s, i, out)
+        } else if starts_ci(&s[i..], AWS_SECRET) {
+            // Distinctive enough to be looked for anywhere (`printf '…\naws_secret_access_key=…'`).
+            aws_secret(s, i, out)
+        } else {
+            None
+        };
         i = next.unwrap_or(i + 1).max(i + 1);
     }
 }
@@ -86,7 +104,7 @@ fn at(s: &[u8], i: usize, out: &mut impl FnMut(usize, usize)) -> Option<usize> {
     let special = match rest.first()? {
         b'-' => private_key(s, i, out),
         b'e' => jwt(s, i, out),
-        b'a' | b'A' if starts_ci(rest, b"aws_secret_access_key") => aws_secret(s, i, out),
+        b'a' | b'A' if starts_ci(rest, AWS_SECRET) => aws_secret(s, i, out),
         _ => None,
     };
     special.or_else(|| prefixed(s, i, out))
@@ -133,7 +151,7 @@ fn b64url_part(s: &[u8], i: usize, min: usize) -> Option<usize> {
 
 /// `aws_secret_access_key`, then blanks, quotes, `=` or `:`, then the key.
 fn aws_secret(s: &[u8], i: usize, out: &mut impl FnMut(usize, usize)) -> Option<usize> {
-    let mut j = i + b"aws_secret_access_key".len();
+    let mut j = i + AWS_SECRET.len();
     let mut skipped = 0;
     while let Some(&c) = s.get(j) {
         if skipped == 8 || !matches!(c, b' ' | b'\t' | b'"' | b'\'' | b'=' | b':') {
@@ -303,6 +321,16 @@ mod tests {
             spans("'-----BEGIN EC PRIVATE KEY-----' 'MIIEabcdefgh' '-----END EC PRIVATE KEY-----'"),
             ["MIIEabcdefgh"]
         );
+    }
+
+    #[test]
+    fn every_prefix_starts_with_a_start_byte() {
+        for p in &PREFIXED {
+            assert!(STARTS[usize::from(p.prefix[0])]);
+        }
+        for b in [b'-', b'e', b'a', b'A'] {
+            assert!(STARTS[usize::from(b)]);
+        }
     }
 
     #[test]

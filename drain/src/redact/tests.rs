@@ -171,6 +171,10 @@ fn headers_as_words_of_their_own() {
         red(&["x", "Cookie:", "a=1;", "b"]),
         ["x", "Cookie:", "a=[REDACTED];", "b"]
     );
+    assert_eq!(
+        script("wget --header=Authorization: Basic abc -HX-Api-Key: k u"),
+        "wget --header=Authorization: Basic [REDACTED] -HX-Api-Key: [REDACTED] u"
+    );
 }
 
 #[test]

@@ -61,14 +61,16 @@ impl<'a> Text<'a> {
         self.bytes.len()
     }
 
-    /// Whether the text holds a blank that is not part of an expansion: tokenizing it again
-    /// would find more than this one word.
-    pub fn has_literal_blank(&self) -> bool {
+    /// Whether the text holds, outside its expansions, a blank, a quote or an operator:
+    /// something that tokenizing it (again) would split, remove or turn into an expansion.
+    /// Backslashes and `$` are not counted (`a\\` and `a$` tokenize to themselves), so that
+    /// tokenizing a word again and again always ends.
+    pub fn has_shell_syntax(&self) -> bool {
         let mut x = self.expansions.iter().peekable();
         self.bytes.iter().enumerate().any(|(i, &c)| {
             while x.next_if(|&&(_, e)| e <= i).is_some() {}
             let in_expansion = x.peek().is_some_and(|&&(s, _)| s <= i);
-            matches!(c, b' ' | b'\t' | b'\n' | b'\r') && !in_expansion
+            is_shell_syntax(c) && !in_expansion
         })
     }
 
@@ -180,6 +182,26 @@ impl<'a> Text<'a> {
         }
         (covered < b).then_some((a, b))
     }
+}
+
+/// Blanks, quotes and operators (see [`Text::has_shell_syntax`]).
+pub(crate) const SHELL_SYNTAX: &[u8] = b" \t\n\r'\"`;|&<>()";
+
+const IS_SHELL_SYNTAX: [bool; 256] = byte_set(SHELL_SYNTAX);
+
+pub(crate) fn is_shell_syntax(c: u8) -> bool {
+    IS_SHELL_SYNTAX[usize::from(c)]
+}
+
+/// A table of the bytes of `bytes`, for tests that cost one load.
+pub(crate) const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut k = 0;
+    while k < bytes.len() {
+        set[bytes[k] as usize] = true;
+        k += 1;
+    }
+    set
 }
 
 #[cfg(test)]
