@@ -44,6 +44,7 @@
 //! (the common case) costs one scan of its bytes for token shapes and no allocation.
 
 mod command;
+mod data;
 mod rules;
 mod shapes;
 mod shell;

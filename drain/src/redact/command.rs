@@ -21,7 +21,7 @@
 
 use super::rules::{self, Header};
 use super::shell::{self, Sink, MAX_DEPTH};
-use super::text::{is_shell_syntax, Edit, Text};
+use super::text::{Edit, Text};
 
 /// Collects the edits that redact argv.
 pub(crate) struct Redactor {
@@ -160,24 +160,28 @@ impl Command {
         let b: &[u8] = &w.bytes;
         if self.is_script(b) {
             r.script(w, depth + 1);
-            // A script that is only a tool's name (`sh -c -x mysql -pX`, a mistake): the words
-            // after it are that tool's, to be safe.
-            if let Some(t) = tool(b).filter(|&t| t != Tool::Shell) {
-                self.tool = t;
-            }
+            // To be safe if the word was not the script after all (`sh -c -x mysql -pX`, an
+            // error), it still says what it would say about the next words.
+            self.enter_tool(b);
+            self.triggers(r, w);
             return;
         }
-        if let Some(t) = tool(b) {
-            self.tool = t;
-            self.wants_script = false;
-            self.operands = false;
-        }
+        self.enter_tool(b);
         if w.has_shell_syntax() {
             r.loose(w, depth + 1);
         } else {
             r.rules(w);
         }
         self.triggers(r, w);
+    }
+
+    /// The words after one naming a tool are that tool's options.
+    fn enter_tool(&mut self, b: &[u8]) {
+        if let Some(t) = tool(b) {
+            self.tool = t;
+            self.wants_script = false;
+            self.operands = false;
+        }
     }
 
     /// Handle the word the previous one asked for; true if nothing else is to be done with it.
@@ -197,8 +201,14 @@ impl Command {
             }
             Pending::Header(kind, scheme_seen) => {
                 let kind = if scheme_seen { Header::Plain } else { kind };
+                // Closing punctuation is the data's around the value (`"token": "x"},`).
+                let end = b.len()
+                    - b.iter()
+                        .rev()
+                        .take_while(|c| b"}])>,;\"'".contains(c))
+                        .count();
                 let edits = &mut r.edits;
-                rules::header_value(b, 0, kind, &mut |a, e| w.mask(a, e, edits));
+                rules::header_value(&b[..end], 0, kind, &mut |a, e| w.mask(a, e, edits));
                 true
             }
             Pending::UserPass => {
@@ -233,16 +243,19 @@ impl Command {
                 self.pending = Pending::OptionArg;
                 false
             }
-            // After `-c`, a word that cannot be an option is the script.
-            _ if self.wants_script && b.iter().any(|&c| is_shell_syntax(c)) => {
-                self.operands = true;
-                true
-            }
-            [b'-', b'-', ..] | [b'+', _, ..] => false,
-            [b'-', opts @ ..] if !opts.is_empty() => {
-                self.wants_script |= opts.contains(&b'c');
+            // Long options (`--norc`), and short ones (`-ec`, `+x`): letters only.
+            [b'-', b'-', name @ ..]
+                if name.iter().all(|c| c.is_ascii_lowercase() || *c == b'-') =>
+            {
                 false
             }
+            [b'-' | b'+', opts @ ..]
+                if !opts.is_empty() && opts.iter().all(u8::is_ascii_alphabetic) =>
+            {
+                self.wants_script |= b[0] == b'-' && opts.contains(&b'c');
+                false
+            }
+            // The first operand, or a word that cannot be an option (`-j4`, `--x=y`, `-x y`).
             _ => {
                 self.operands = true;
                 self.wants_script

@@ -5,6 +5,8 @@
 //! Every rule is a single pass over the word (or a bounded number of passes), allocates
 //! nothing, and reports spans that lie inside the word.
 
+use super::data;
+
 /// Flag names whose value is a secret: the name after its dashes is one of these, or ends with
 /// `-` and one of these (`_` counts as `-`, case does not count).
 const FLAG_SECRETS: [&[u8]; 12] = [
@@ -44,26 +46,26 @@ const VAR_NAMES: [&[u8]; 5] = [b"TOKEN", b"SECRET", b"APIKEY", b"SSHPASS", b"PAS
 
 /// Header names (after `_`→`-`, lower case) whose whole value is a secret, besides the ones
 /// with a scheme (`Authorization`) and the cookies: exactly one of these…
-const HEADER_NAMES: [&[u8]; 4] = [b"apikey", b"api-key", b"token", b"private-token"];
+const HEADER_NAMES: [&[u8]; 8] = [
+    b"apikey",
+    b"api-key",
+    b"token",
+    b"private-token",
+    b"password",
+    b"passwd",
+    b"passphrase",
+    b"secret",
+];
 
 /// …or ending with one of these.
 const HEADER_SUFFIXES: [&[u8]; 5] = [b"-token", b"-key", b"-secret", b"-password", b"-apikey"];
 
-/// URL query parameters whose value is a secret: ending with one of these…
-const QUERY_SUFFIXES: [&[u8]; 9] = [
-    b"token",
-    b"secret",
-    b"password",
-    b"passwd",
-    b"apikey",
-    b"api_key",
-    b"api-key",
-    b"signature",
-    b"credential",
-];
+/// URL query parameters whose value is a secret, besides the secret keys of `data`: ending
+/// with one of these…
+const QUERY_SUFFIXES: [&[u8]; 2] = [b"signature", b"credential"];
 
 /// …or exactly one of these.
-const QUERY_NAMES: [&[u8]; 4] = [b"key", b"sig", b"pass", b"pwd"];
+const QUERY_NAMES: [&[u8]; 3] = [b"key", b"sig", b"pwd"];
 
 /// Words that are the scheme of an `Authorization` value, kept in front of the credentials.
 const AUTH_SCHEMES: [&[u8]; 9] = [
@@ -92,12 +94,16 @@ pub(crate) enum Header {
 }
 
 /// Spans of `w` that are secret by the one-word rules: a secret flag's `=value`, a secret
-/// variable's `=value`, a secret header's value, a URL's password and secret query values.
+/// variable's `=value`, a secret header's value, a URL's password and secret query values,
+/// and secret values of data in the word (see `data`).
 pub(crate) fn word(w: &[u8], out: &mut impl FnMut(usize, usize)) {
     flag_value(w, out);
     assignment_value(w, out);
     headers(w, out);
     urls(w, out);
+    data::quoted_values(w, out);
+    data::form_values(w, out);
+    data::property_value(w, out);
 }
 
 /// `--password=VALUE`, `-token=VALUE`.
@@ -270,7 +276,11 @@ pub(crate) fn is_secret_flag(w: &[u8]) -> bool {
         [b'-', rest @ ..] => rest,
         _ => return false,
     };
+    let name_chars = name
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
     if name.is_empty()
+        || !name_chars
         || FLAG_SWITCH_PREFIXES
             .iter()
             .any(|p| starts_with_norm(name, p))
@@ -321,7 +331,8 @@ pub(crate) fn is_auth_scheme(w: &[u8]) -> bool {
 }
 
 fn is_secret_query(name: &[u8]) -> bool {
-    QUERY_SUFFIXES.iter().any(|s| ends_with_ci(name, s))
+    data::is_secret_key(name)
+        || QUERY_SUFFIXES.iter().any(|s| ends_with_ci(name, s))
         || QUERY_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
@@ -415,6 +426,7 @@ mod tests {
             "--",
             "-",
             "--password-stdin",
+            "-la ; --password",
         ] {
             assert!(!is_secret_flag(f.as_bytes()), "{f}");
         }
