@@ -10,13 +10,18 @@
 //!   `--no-password`, `--password-stdin`);
 //! - the value of `NAME=X` when `NAME` ends in `_TOKEN`, `_SECRET`, `_KEY`, `_PASSWORD`,
 //!   `_PASSWD`, `_PASS`, `_PWD`, `PASSWORD`, or is `TOKEN`, `SECRET`, `APIKEY`, `SSHPASS`:
-//!   as an argument (`env X=…`, `make X=…`) or a shell assignment (`X=… cmd`, `export X=…`);
+//!   as an argument (`env X=…`, `make X=…`, `--env=X=…`) or a shell assignment (`X=… cmd`,
+//!   `export X=…`); and of dotted or `-D` properties whose last part is a secret key
+//!   (`-Ddb.password=X`, `--set auth.token=X`);
 //! - header values: `Authorization:` and `Proxy-Authorization:` (after a `Bearer`, `Basic`,
 //!   `token`… scheme word, which is kept), the values of `Cookie:` pairs and of the first
 //!   `Set-Cookie:` pair, and all of `X-Api-Key:`, `Private-Token:`, `*-Token:`, `*-Key:`,
-//!   `*-Secret:` headers; in one word, after `-H` or after `=`, or as words of their own;
+//!   `*-Secret:`, `password:`, `secret:` values; in one word, after `-H` or after `=`, or as
+//!   words of their own;
 //! - the password of a URL (`scheme://user:X@host`, `redis://:X@host`) and the values of its
 //!   secret query parameters (`?access_token=X`, `&api_key=X`, `X-Amz-Signature=X`…);
+//! - the values of secret keys in data (see `data`): JSON or dict strings
+//!   (`{"password": "X"}`) and form bodies (`user=me&token=X`);
 //! - tool options: `mysql*`/`mariadb*` `-pX`; `sshpass`/`mongo*` `-p X`; `redis-cli -a X`;
 //!   `curl -u user:X`; the word after `aws_secret_access_key` or `aws_session_token`;
 //! - well-known token shapes anywhere in an argument (see `shapes`): GitHub, GitLab, Slack,
@@ -26,22 +31,25 @@
 //! The script of `sh -c` (also `bash`, `dash`, `zsh`, `ksh`, `fish`, `su -c`, after `env`,
 //! `sudo` or anything else) is tokenized like a shell would (see `shell`): quotes, escapes,
 //! separators, redirections, here-documents, comments, `$(…)` and backticks (whose commands are
-//! walked too), and every simple command in it gets the rules above word by word. Any other
-//! argument holding blanks, quotes or operators (`ssh host 'cmd …'`, `python -c '…'`, a commit
-//! message) gets the one-word rules as a whole and is then tokenized and walked the same way:
-//! conservative, it may mask a word after `--token` in prose.
+//! walked too), and every simple command in it gets the rules above word by word, a flag and
+//! its value being two words (see `command`). Any other argument holding blanks, quotes or
+//! operators (`ssh host 'cmd …'`, `python -c '…'`, a commit message) gets the one-word rules as
+//! a whole and is then tokenized and walked the same way: conservative, it may mask a word after
+//! `--token` in prose.
 //!
 //! Not caught: secrets in positions no rule names (`tool s3cr3t`, `-p` for tools not listed,
-//! JSON bodies, `user:pass` without a scheme), secrets split or built at run time (`"ab""cd"`
-//! is caught, `$A$B` is not), values that are only expansions (`--token "$T"` is kept: the
-//! secret is not in the command line), and environment variables, which are never recorded.
+//! `user:pass` without a scheme, JSON values that are not strings), secrets built at run time
+//! (`"ab""cd"` is caught, `$A$B` is not), values that are only expansions (`--token "$T"` is
+//! kept: the secret is not in the command line), and environment variables, which are never
+//! recorded.
 //!
 //! Invariants: it never panics and never reads out of bounds, whatever the bytes (not UTF-8,
 //! unbalanced quotes, deep nesting); an item differs from the original only in the masked
-//! spans; the work is linear in the input (nesting and tokenized bytes are bounded, past which
-//! the text in question is masked whole); an argv whose items hold no `=`, `:`, blank, quote or
-//! shell operator, start with no `-` and are not `aws_secret_access_key`/`aws_session_token`
-//! (the common case) costs one scan of its bytes for token shapes and no allocation.
+//! spans (see `text`); the work is linear in the input (nesting and tokenized bytes are
+//! bounded, past which the text in question is masked whole); an argv whose items hold no `=`,
+//! `:`, blank, quote or shell operator, start with no `-` and are not
+//! `aws_secret_access_key`/`aws_session_token` (the common case) costs one scan of its bytes
+//! for token shapes and no allocation.
 
 mod command;
 mod data;

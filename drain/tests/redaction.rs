@@ -542,6 +542,10 @@ proptest! {
         argv(&mut v);
         prop_assert_eq!(String::from_utf8_lossy(&v[2]), p.want.as_str());
         no_secret_left(&v[2], &p.secrets)?;
+        // Redacting again changes nothing.
+        let once = v.clone();
+        prop_assert!(!argv(&mut v));
+        prop_assert_eq!(&v, &once);
         // Not a script but holding blanks: at least as much is masked.
         let mut v = vec![b"ssh".to_vec(), b"h".to_vec(), p.input.clone().into_bytes()];
         argv(&mut v);
@@ -552,6 +556,9 @@ proptest! {
     fn arbitrary_bytes_never_panic(args in proptest::collection::vec(any::<Vec<u8>>(), 0..6)) {
         let mut v = args.clone();
         argv(&mut v);
+        let once = v.clone();
+        argv(&mut v);
+        prop_assert_eq!(&v, &once, "redacting again changes nothing");
         let mut v = [vec![b"sh".to_vec(), b"-c".to_vec()], args].concat();
         argv(&mut v);
     }
@@ -565,6 +572,9 @@ proptest! {
     ) {
         let mut v = vec![b"bash".to_vec(), b"-c".to_vec(), s.clone()];
         argv(&mut v);
+        let once = v.clone();
+        argv(&mut v);
+        prop_assert_eq!(&v, &once, "redacting again changes nothing");
         let mut v = vec![b"mysql".to_vec(), s.clone(), s];
         argv(&mut v);
     }

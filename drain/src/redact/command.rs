@@ -3,18 +3,20 @@
 //!
 //! A command is a list of words: a whole argv, or one simple command of a shell script. For each
 //! word, in order:
-//! - if the word before asked for it, it is the secret (`--token X`, `mysql … -p`-less forms such
-//!   as `sshpass -p X`, `aws_secret_access_key X`, the value words after `Authorization:`), the
-//!   credentials of `curl -u user:X`, or a `-c` script;
+//! - if the word before asked for it, it is all secret (after `--token`, `sshpass -p`,
+//!   `aws_secret_access_key`), or a header value (after `Authorization:` and its `Bearer`), or
+//!   `user:SECRET` (after `curl -u`), or a `-c` script;
+//! - else if it is the script operand of a shell (`sh`, `bash`, `dash`, `zsh`, `ksh`, `fish`…
+//!   with `-c` among its options, wherever the shell's name is in the command: after `env`,
+//!   `sudo`, `docker exec …`), it is tokenized and its commands walked, without the one-word
+//!   rules on the whole script (so `MY_TOKEN=x; ls` loses `x` only);
 //! - else the one-word rules apply to it (see `rules`); if it holds blanks, quotes or shell
-//!   operators it is also tokenized as a script and its commands walked (conservatively: the
-//!   text of `git commit -m "…"` is looked at like a command line);
-//! - the script argument of `sh`/`bash`/`dash`/`zsh`/`ksh`/`fish -c` and `su -c` (wherever the
-//!   shell's name is in the command: after `env`, `sudo`, `docker exec …`) is tokenized and
-//!   walked, without the one-word rules on the whole script (so `MY_TOKEN=x; ls` loses `x` only);
-//! - tool rules apply from the word naming the tool on: `-pX` after `mysql*`/`mariadb*`,
+//!   operators it is also tokenized and its commands walked (conservatively: the text of
+//!   `git commit -m "…"` is looked at like a command line);
+//! - then it may ask for the next word (a secret flag without `=`, a header name alone), and
+//!   tool rules apply from the word naming the tool on: `-pX` after `mysql*`/`mariadb*`,
 //!   `-p X`/`-pX` after `sshpass`/`mongo*`, `-a X`/`-aX` after `redis-cli`, `-u`/`--user` after
-//!   `curl`.
+//!   `curl`, `-c` after `su`.
 //!
 //! The walk is bounded: nesting by [`MAX_DEPTH`], the bytes tokenized by a budget proportional
 //! to the input. Past either bound the text is masked whole.
@@ -201,11 +203,12 @@ impl Command {
             }
             Pending::Header(kind, scheme_seen) => {
                 let kind = if scheme_seen { Header::Plain } else { kind };
-                // Closing punctuation is the data's around the value (`"token": "x"},`).
+                // Closing punctuation is the data's around the value (`"token": "x"},`); not
+                // `]`, which ends the mask (masking again must change nothing).
                 let end = b.len()
                     - b.iter()
                         .rev()
-                        .take_while(|c| b"}])>,;\"'".contains(c))
+                        .take_while(|c| b"}),;\"'".contains(c))
                         .count();
                 let edits = &mut r.edits;
                 rules::header_value(&b[..end], 0, kind, &mut |a, e| w.mask(a, e, edits));

@@ -12,9 +12,9 @@
 //! Invariants:
 //! - it never fails: unbalanced quotes or parentheses run to the end of the text, bytes that
 //!   are not UTF-8 are ordinary bytes;
-//! - every byte of a word is pushed with the range of the source it came from (see
-//!   [`Text`](super::text::Text)), and the bytes the source marks as expansions stay
-//!   expansions, so that an expansion parsed at an outer level is not parsed again;
+//! - every byte of a word is pushed with the range of the source it came from (see [`Text`]),
+//!   and the bytes the source marks as expansions stay expansions, so that an expansion parsed
+//!   at an outer level is not parsed again;
 //! - nesting is bounded by [`MAX_DEPTH`]: deeper substitutions are delivered as loose text at
 //!   that depth (the sink masks them whole), so the stack stays small whatever the input;
 //! - every step consumes at least one byte.

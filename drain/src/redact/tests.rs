@@ -226,4 +226,11 @@ fn deep_nesting_is_masked_whole_past_the_bound() {
 fn already_masked_input_is_not_changed() {
     let mut v = vec![b"--token=[REDACTED]".to_vec()];
     assert!(!argv(&mut v));
+    for s in [
+        "Authorization: token [REDACTED]",
+        "x --token=\"[REDACTED]\"'' && curl -d '{\"token\": \"[REDACTED]\"}'",
+        "echo ghp_[REDACTED] sk-[REDACTED] [REDACTED]",
+    ] {
+        assert_eq!(script(s), s);
+    }
 }
