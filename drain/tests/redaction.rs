@@ -563,6 +563,21 @@ proptest! {
         argv(&mut v);
     }
 
+    /// Shell syntax around words that no rule can match: nothing is masked (no bound is hit,
+    /// tokenizing again always ends).
+    #[test]
+    fn shell_syntax_alone_is_never_masked(
+        s in proptest::collection::vec(
+            proptest::sample::select(b" \t\n\r'\"\\$()`;&|<>#{}ab".to_vec()),
+            0..300,
+        )
+    ) {
+        let mut v = vec![b"bash".to_vec(), b"-c".to_vec(), s.clone()];
+        prop_assert!(!argv(&mut v), "{:?}", String::from_utf8_lossy(&s));
+        let mut v = vec![b"ab".to_vec(), s.clone()];
+        prop_assert!(!argv(&mut v), "{:?}", String::from_utf8_lossy(&s));
+    }
+
     #[test]
     fn shell_like_bytes_never_panic(
         s in proptest::collection::vec(

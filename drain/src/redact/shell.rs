@@ -1,9 +1,10 @@
 //! A shell tokenizer for redaction: it splits a script (the argument of `sh -c`, or any argument
-//! holding blanks) into simple commands and their words, and hands them to a [`Sink`].
+//! holding blanks, quotes or operators) into simple commands and their words, and hands them to
+//! a [`Sink`].
 //!
-//! It follows POSIX sh and bash closely enough to find words: single quotes, double quotes,
-//! `$'…'`, backslash escapes and line continuations; the separators `;` `&` `|` `&&` `||`
-//! newline `(` `)`; redirections (`>f`, `2>&1`, `<<<w`, `&>f`), whose targets are delivered as
+//! It follows POSIX sh and bash closely enough to find words (blanks are space, tab and carriage
+//! return): single quotes, double quotes, `$'…'`, backslash escapes and line continuations; the
+//! separators `;` `&` `|` `&&` `||` newline `(` `)`; redirections (`>f`, `2>&1`, `<<<w`, `&>f`), whose targets are delivered as
 //! commands of their own and whose descriptor digits are dropped; here-documents, whose lines are
 //! delivered as loose text; comments, also loose text; and expansions: `$NAME`, `${…}`,
 //! `$((…))`, and the command substitutions `$(…)`, `` `…` ``, `<(…)`, `>(…)`, which are parsed as
@@ -128,7 +129,9 @@ impl Lexer<'_, '_> {
                     self.i += 1;
                     break;
                 }
-                b' ' | b'\t' => {
+                // A carriage return too (CRLF scripts), unlike a shell: the value before it is
+                // the same, and a word holding one is then always split (see `Text`).
+                b' ' | b'\t' | b'\r' => {
                     self.end_word(&mut c, sink, depth);
                     self.i += 1;
                 }

@@ -200,6 +200,15 @@ fn unbalanced_input_is_redacted_conservatively() {
 }
 
 #[test]
+fn carriage_returns_end_words() {
+    assert_eq!(
+        script("x --token abc\r\ny\r\n"),
+        "x --token [REDACTED]\r\ny\r\n"
+    );
+    assert_eq!(script("echo 'a\rb' c\r"), "echo 'a\rb' c\r");
+}
+
+#[test]
 fn non_utf8_bytes_are_kept() {
     let mut v = vec![
         b"sh".to_vec(),
