@@ -25,7 +25,8 @@ pub struct Node {
     pub start: Option<i64>,
     /// See [`Node::start`].
     pub end: Option<i64>,
-    /// `exit N`, `signal N`, or `running` (no exit in the trace).
+    /// `exit N`, `signal N`, `exec` (its pid went on as another image), or `running` (no
+    /// end in the trace).
     pub status: Option<String>,
     /// File events.
     pub files: u64,
@@ -46,18 +47,30 @@ pub struct Builder {
 impl Builder {
     /// Account one event.
     pub fn add(&mut self, ev: &Event) {
-        let Some(span) = ev.span_id.clone() else {
+        if ev.span_id.is_none() {
             return; // lost
-        };
-        let seq = self.nodes.len();
-        let n = self.nodes.entry(span.clone()).or_insert_with(|| Node {
-            span,
-            seq,
-            pid: ev.pid.unwrap_or(0),
-            program: "?".into(),
-            ..Default::default()
-        });
+        }
         let t = ev.event_type.as_str();
+        if t == "process_start" {
+            // The image that exec'd this one ended there (same pid, replaced).
+            if let Some(p) = ev.parent_image.as_ref().and_then(|p| self.nodes.get_mut(p)) {
+                if p.pid == ev.pid.unwrap_or(0) && p.end.is_none() {
+                    p.end = Some(ev.ts_unix_ns);
+                    p.status = Some("exec".into());
+                }
+            }
+        }
+        let seq = self.nodes.len();
+        let n = self
+            .nodes
+            .entry(ev.span_id.clone().unwrap_or_default())
+            .or_insert_with(|| Node {
+                span: ev.span_id.clone().unwrap_or_default(),
+                seq,
+                pid: ev.pid.unwrap_or(0),
+                program: "?".into(),
+                ..Default::default()
+            });
         match t {
             "process_start" => {
                 n.parent = ev.parent_image.clone();
