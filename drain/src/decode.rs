@@ -291,6 +291,11 @@ impl Decoder {
         if h.flags.get() & ev_flags::TRUNCATED != 0 {
             l.bool("truncated", true);
         }
+        for (bit, key) in ev_flags::UNREADABLE {
+            if h.flags.get() & bit != 0 {
+                l.bool(key, true);
+            }
+        }
     }
 
     fn muted(&mut self, pos: u64) -> bool {
@@ -570,7 +575,8 @@ impl Decoder {
                 let op = e.op.get();
                 let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
                 let r = e.result.get();
-                let st = self.spans.get(&span);
+                let unread = h.flags.get() & ev_flags::PATH_UNREADABLE != 0;
+                let st = self.spans.get(&span).filter(|_| !unread);
                 let abs = if op == file_op::SYMLINK || op == file_op::FCHDIR {
                     None
                 } else {
