@@ -3,9 +3,13 @@
 //! `errno`, same way of ending. The trace records each failed call without the memory it could
 //! not read (an empty path, no argv, no address), flagged `path_unreadable`, `argv_unreadable`,
 //! `envp_unreadable` or `addr_unreadable`.
+//!
+//! And a `SUBSTRATE_RING` that names a FIFO, a character device, a directory or a terminal
+//! leaves the library inert: the program starts at once and runs as without it, and a terminal
+//! does not become the controlling terminal of a session leader.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -303,4 +307,70 @@ fn calls_given_pointers_the_kernel_refuses_behave_as_plain_and_are_recorded_with
         assert_eq!(l["errno"], *errno, "{call}: {l}");
         assert_eq!(l[*flag], true, "{call}: {l}");
     }
+}
+
+/// Run `bin devtty` plain and with `SUBSTRATE_RING=ring`, each as a session leader without a
+/// controlling terminal (as under `setsid`); both must end at once, the same way.
+fn same_as_plain_with_ring(bin: &Path, dir: &Path, ring: &Path, what: &str) {
+    let run_one = |with_ring: bool| {
+        let mut c = clean(bin, dir);
+        c.arg("devtty");
+        if with_ring {
+            traced(&mut c, ring);
+        }
+        // SAFETY: setsid is async-signal-safe, as required between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            })
+        };
+        let t = std::time::Instant::now();
+        let o = output_within(&mut c, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{what}: the program did not start"));
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{what}: slow start {:?}",
+            t.elapsed()
+        );
+        o
+    };
+    let plain = run_one(false);
+    let tr = run_one(true);
+    assert!(plain.status.success(), "{what}: {plain:?}");
+    assert_eq!(outcome(&plain), outcome(&tr), "{what}");
+    // No controlling terminal after start: /dev/tty is ENXIO, as plain.
+    assert_eq!(
+        String::from_utf8_lossy(&tr.stdout),
+        "call=devtty ret=-1 errno=6\n",
+        "{what}"
+    );
+}
+
+#[test]
+fn a_ring_that_is_a_fifo_a_device_a_directory_or_a_terminal_leaves_the_program_as_plain() {
+    let s = setup();
+    let fifo = s.dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    same_as_plain_with_ring(&s.bin, s.dir.path(), &fifo, "fifo");
+    same_as_plain_with_ring(&s.bin, s.dir.path(), Path::new("/dev/null"), "/dev/null");
+    same_as_plain_with_ring(&s.bin, s.dir.path(), s.dir.path(), "directory");
+
+    // A pseudo-terminal, its master held open by the test while the program runs.
+    // SAFETY: libc pty calls on a descriptor this test owns; ptsname_r writes into `name`.
+    let (master, slave) = unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(m >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let name = std::ffi::CStr::from_ptr(name.as_ptr());
+        (m, PathBuf::from(name.to_str().unwrap()))
+    };
+    same_as_plain_with_ring(&s.bin, s.dir.path(), &slave, "terminal");
+    // SAFETY: our descriptor.
+    unsafe { libc::close(master) };
 }
