@@ -53,7 +53,10 @@ fn wait_for_lines(path: &Path) {
 fn wait_for_text(path: &Path, text: &str) {
     let t = Instant::now();
     while !std::fs::read_to_string(path).is_ok_and(|s| s.contains(text)) {
-        assert!(t.elapsed() < Duration::from_secs(20), "{text:?} did not appear");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{text:?} did not appear"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
