@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use drain::event::{Event, EventSink};
-use drain::follow::{Follower, Until};
-use format::{ids, CreateOptions, Mode, ProcLiveness, Ring};
+use drain::follow::{Follower, Progress, Until};
+use format::{ids, CreateOptions, Mode, Ring};
 
 fn main() {
     let cmd: Vec<String> = std::env::args().skip(1).collect();
@@ -68,11 +68,11 @@ fn main() {
         println!("{:>7} {:<14} {what}", ev.pid.unwrap_or(0), ev.event_type);
     });
     let mut status = None;
-    let mut done = |ring: &Ring, caught_up: bool| {
+    let mut done = |p: &mut Progress<'_>| {
         if status.is_none() {
             status = child.try_wait().expect("wait for the command");
         }
-        status.is_some() && caught_up && !ring.any_writer_alive(&ProcLiveness)
+        status.is_some() && p.caught_up() && !p.traced_processes_alive()
     };
     let mut follower = Follower::new(&ring, drain::decode::Options { redact: true });
     let until = Until {

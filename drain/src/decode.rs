@@ -43,6 +43,9 @@ pub struct Stats {
     pub unfinished: Option<Loss>,
 }
 
+/// See [`Decoder::unstarted_children_alive`].
+pub const MAX_UNSTARTED: usize = 4096;
+
 struct PendingExec {
     pos: u64,
     hdr: EventHeader,
@@ -50,7 +53,6 @@ struct PendingExec {
     untraced: u16,
     fd: i32,
     vars: Vec<Vec<u8>>,
-    truncated: bool,
     since: Instant,
 }
 
@@ -96,6 +98,8 @@ pub struct Decoder {
     written: Written,
     /// `"ring_id":"…"`, on every line.
     ring_id: String,
+    /// Children announced by `fork`/`spawn` lines whose `process_start` was not read yet.
+    unstarted: std::collections::HashSet<u32>,
     /// Counts so far.
     pub stats: Stats,
 }
@@ -113,6 +117,7 @@ impl Decoder {
             cur_pos: 0,
             mute_below: 0,
             written: Written::default(),
+            unstarted: Default::default(),
             ring_id: format!("\"ring_id\":\"{}\"", resume::ring_id(ring)),
             stats: Stats::default(),
         }
@@ -134,6 +139,22 @@ impl Decoder {
     /// Whether the line of the record at `pos` will be written (not muted by a resume).
     pub fn writes(&self, pos: u64) -> bool {
         pos >= self.mute_below
+    }
+
+    /// Whether a child that a `fork` or `spawn` announced, and whose `process_start` was not
+    /// read yet, is alive (`/proc/PID` exists). Children found gone are forgotten.
+    pub fn unstarted_children_alive(&mut self) -> bool {
+        self.unstarted
+            .retain(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        !self.unstarted.is_empty()
+    }
+
+    /// A `fork` or `spawn` line announced child `pid` (at most [`MAX_UNSTARTED`] are kept: a
+    /// forged ring cannot make the liveness check unbounded).
+    fn announced(&mut self, pid: i32) {
+        if pid > 0 && self.unstarted.len() < MAX_UNSTARTED {
+            self.unstarted.insert(pid as u32);
+        }
     }
 
     /// The lowest stream position whose line is not written yet (a waiting `exec`).
@@ -191,6 +212,11 @@ impl Decoder {
         l.raw(&self.ring_id);
         if h.flags.get() & ev_flags::TRUNCATED != 0 {
             l.bool("truncated", true);
+        }
+        for (bit, key) in ev_flags::UNREADABLE {
+            if h.flags.get() & bit != 0 {
+                l.bool(key, true);
+            }
         }
     }
 
@@ -304,13 +330,15 @@ impl Decoder {
                     untraced: e.untraced.get(),
                     fd: e.fd.get(),
                     vars: vars.map(|v| v.to_vec()).collect(),
-                    truncated: h.flags.get() & ev_flags::TRUNCATED != 0,
                     since: Instant::now(),
                 });
                 Ok(())
             }
             AnyEvent::ExecFailed(_) => Ok(()),
             AnyEvent::Spawn(e, vars) => {
+                if e.untraced.get() == 0 {
+                    self.announced(e.child_pid.get());
+                }
                 let vars: Vec<&[u8]> = vars.collect();
                 let path = vars.first().copied().unwrap_or(b"");
                 self.common(ring, h, "spawn", pos);
@@ -319,6 +347,7 @@ impl Decoder {
                 self.emit(out)
             }
             AnyEvent::Fork(e) => {
+                self.announced(e.child_pid.get());
                 self.common(ring, h, "fork", pos);
                 render::fork(&mut self.line, e);
                 self.emit(out)
@@ -375,6 +404,7 @@ impl Decoder {
         let sv = e.split_vars(vars);
         let argv: Vec<&[u8]> = sv.argv.collect();
         let parent = (e.parent_image != [0; 16]).then_some(e.parent_image);
+        self.unstarted.remove(&h.pid.get());
         self.procs.start(
             h.span,
             h.pid.get(),
@@ -434,12 +464,16 @@ impl Decoder {
         let span = h.span;
         let op = e.op.get();
         let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
-        let abs = if op == file_op::SYMLINK || op == file_op::FCHDIR {
+        // A path the kernel refused (EFAULT) is recorded empty: make nothing absolute of it.
+        let unread = h.flags.get() & ev_flags::PATH_UNREADABLE != 0;
+        let abs = if op == file_op::SYMLINK || op == file_op::FCHDIR || unread {
             None
         } else {
             self.procs.resolve(span, d1, path)
         };
-        let abs2 = path2.and_then(|p| self.procs.resolve(span, d2, p));
+        let abs2 = path2
+            .filter(|_| !unread)
+            .and_then(|p| self.procs.resolve(span, d2, p));
         if e.result.get() >= 0 {
             match op {
                 file_op::CHDIR => self.procs.chdir(span, Chdir::To(abs.as_deref())),
@@ -484,7 +518,6 @@ impl Decoder {
             path,
             abs_path: abs.as_deref(),
             args: &args,
-            truncated: p.truncated,
             fd: p.fd,
             errno,
             untraced: p.untraced,

@@ -70,6 +70,18 @@ pub struct Event {
     /// An argv value was replaced by `[REDACTED]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redacted: Option<bool>,
+    /// A path the program passed was not read (the kernel refused it): `path` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_unreadable: Option<bool>,
+    /// An exec/spawn argv was not readable: `argv` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_unreadable: Option<bool>,
+    /// An exec/spawn environment was not readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envp_unreadable: Option<bool>,
+    /// A socket address (or a looked-up name) was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr_unreadable: Option<bool>,
 
     /// Which call (`open`, `execve`, `connect`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]

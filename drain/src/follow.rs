@@ -60,8 +60,35 @@ pub fn catch_signals() {
     }
 }
 
-/// Called with the ring and whether the reader is caught up; true ends a follow.
-pub type DoneFn<'a> = dyn FnMut(&Ring, bool) -> bool + 'a;
+/// Called with where the follow stands; true ends it.
+pub type DoneFn<'a> = dyn FnMut(&mut Progress<'_>) -> bool + 'a;
+
+/// Where a follow stands, for [`Until::done`].
+pub struct Progress<'p> {
+    ring: &'p Ring,
+    dec: &'p mut Decoder,
+    caught_up: bool,
+}
+
+impl Progress<'_> {
+    /// The ring followed.
+    pub fn ring(&self) -> &Ring {
+        self.ring
+    }
+
+    /// Whether everything reserved so far was read.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
+    /// Whether a traced process of the session may still write: a writer slot's process is
+    /// alive, or a child that a `fork` or `spawn` line announced has not written its
+    /// `process_start` yet and is alive (between `fork` and its first record a child holds no
+    /// slot: its parent may have exited already).
+    pub fn traced_processes_alive(&mut self) -> bool {
+        self.ring.any_writer_alive(&format::ProcLiveness) || self.dec.unstarted_children_alive()
+    }
+}
 
 /// When the loop ends.
 pub struct Until<'a> {
@@ -163,9 +190,13 @@ impl<'r> Follower<'r> {
 }
 
 impl Until<'_> {
-    fn is_done(&mut self, ring: &Ring, caught_up: bool) -> bool {
+    fn is_done(&mut self, ring: &Ring, dec: &mut Decoder, caught_up: bool) -> bool {
         match self.done.as_mut() {
-            Some(f) => f(ring, caught_up),
+            Some(f) => f(&mut Progress {
+                ring,
+                dec,
+                caught_up,
+            }),
             None => SIGNALLED.load(Relaxed) != 0,
         }
     }
@@ -216,7 +247,7 @@ fn run(
                     if until.publish {
                         publish(reader, dec);
                     }
-                    if until.follow && until.is_done(ring, false) {
+                    if until.follow && until.is_done(ring, dec, false) {
                         break;
                     }
                 }
@@ -241,7 +272,7 @@ fn run(
                         dec.stats.unfinished = Some(loss);
                         break;
                     }
-                } else if until.is_done(ring, w == Waiting::CaughtUp) {
+                } else if until.is_done(ring, dec, w == Waiting::CaughtUp) {
                     break;
                 }
                 std::thread::sleep(nap);

@@ -452,16 +452,15 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
     }
     let until_done = a.until_done;
     let mut seen_writer = false;
-    let mut done = |ring: &Ring, caught_up: bool| {
+    let mut done = |p: &mut follow::Progress<'_>| {
         if follow::SIGNALLED.load(std::sync::atomic::Ordering::Relaxed) != 0 {
             return true;
         }
-        if !until_done || !caught_up {
+        if !until_done || !p.caught_up() {
             return false;
         }
-        let st = ring.stats();
-        seen_writer |= st.attaches > 0;
-        seen_writer && !ring.any_writer_alive(&format::ProcLiveness)
+        seen_writer |= p.ring().stats().attaches > 0;
+        seen_writer && !p.traced_processes_alive()
     };
     let until = follow::Until {
         follow: a.follow,

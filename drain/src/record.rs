@@ -259,7 +259,7 @@ pub fn run(a: RecordArgs) -> ExitCode {
     // the second, recording stops (what is in the ring is still decoded).
     let mut signals = 0u32;
     let mut last_signal = 0;
-    let mut done = |ring: &Ring, caught_up: bool| {
+    let mut done = |p: &mut follow::Progress<'_>| {
         let sig = follow::SIGNALLED.swap(0, Relaxed);
         if sig != 0 {
             signals += 1;
@@ -284,9 +284,10 @@ pub fn run(a: RecordArgs) -> ExitCode {
         if signals >= 1 || (!a.wait_all && t.elapsed() >= grace) {
             return true;
         }
-        // Everyone gone and everything read; a record still busy past that (its writer
-        // alive but detached, or a forged header) is reported by the last pass.
-        !ring.any_writer_alive(&ProcLiveness) && (caught_up || t.elapsed() >= grace)
+        // Everyone gone (a forked child that has not attached yet counts) and everything
+        // read; a record still busy past that (its writer alive but detached, or a forged
+        // header) is reported by the last pass.
+        (p.caught_up() || t.elapsed() >= grace) && !p.traced_processes_alive()
     };
     let until = follow::Until {
         follow: true,

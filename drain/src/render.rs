@@ -153,8 +153,6 @@ pub struct ExecCall<'a> {
     pub abs_path: Option<&'a [u8]>,
     /// Arguments.
     pub args: &'a [&'a [u8]],
-    /// A variable field was cut.
-    pub truncated: bool,
     /// The descriptor of `fexecve`/`execveat`.
     pub fd: i32,
     /// `errno` of a failed call.
@@ -171,9 +169,6 @@ pub fn exec(l: &mut Line, c: &ExecCall<'_>, redact: bool) {
         l.bytes("abs_path", a);
     }
     argv(l, "argv", c.args, redact);
-    if c.truncated {
-        l.bool("truncated", true);
-    }
     if matches!(c.op, proc_op::FEXECVE | proc_op::EXECVEAT) && c.fd != AT_FDCWD {
         l.int("fd", c.fd);
     }

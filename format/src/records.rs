@@ -70,6 +70,29 @@ pub const KIND_USER: u16 = 0x8000;
 pub mod ev_flags {
     /// Variable fields were cut to fit the largest record.
     pub const TRUNCATED: u16 = 1;
+    /// A path the program passed was not read: the kernel refused it (`EFAULT`), it lies in
+    /// memory that is not readable, or it has no NUL within `PATH_MAX` bytes. Its var field
+    /// is empty (`FileOpen`, `FileOp` — both paths of a two-path call —, `Exec`, `Spawn`).
+    pub const PATH_UNREADABLE: u16 = 2;
+    /// An exec or spawn `argv` (the array or one of its strings; the command of `system` and
+    /// `popen`) was not readable, or a string had no NUL within the kernel's limit: the record
+    /// carries no argv.
+    pub const ARGV_UNREADABLE: u16 = 4;
+    /// An exec or spawn `envp` (the array or one of its strings) was not readable; the
+    /// environment is never recorded, so only this bit says so.
+    pub const ENVP_UNREADABLE: u16 = 8;
+    /// A socket address the program passed was not read (refused by the kernel or not
+    /// readable): the [`super::Net`] record has family 0 and no address. On a [`super::Dns`]
+    /// record: the name or service was not readable, and is empty.
+    pub const ADDR_UNREADABLE: u16 = 16;
+
+    /// The `*_UNREADABLE` bits with the names readers give them (`path_unreadable`, …).
+    pub const UNREADABLE: [(u16, &str); 4] = [
+        (PATH_UNREADABLE, "path_unreadable"),
+        (ARGV_UNREADABLE, "argv_unreadable"),
+        (ENVP_UNREADABLE, "envp_unreadable"),
+        (ADDR_UNREADABLE, "addr_unreadable"),
+    ];
 }
 
 /// Common first part of every event (40 bytes).

@@ -11,14 +11,18 @@
 //! - System calls of its own happen only at process start ([`start`]), in a forked child
 //!   (attaching as a writer) and around exec/spawn (building the child's environment,
 //!   inspecting the target), each of which is a system call already.
+//! - No hook reads memory the program passed before the kernel (or the function) has shown it
+//!   readable: a pointer the kernel refuses (`EFAULT`) is never read, and exec/spawn arguments
+//!   are checked before they are read ([`readable`]).
 //! - With no usable ring (unset, missing, foreign, corrupt) or in secure-execution mode the
 //!   library is inert: every hook goes straight to the real function.
 //!
 //! # Layout
 //! `start` (constructor, exit, destructor), `session` (process-wide state), `emit` (the
 //! recording path), `childenv` (environment of children), `target` (will a child be traced?),
-//! `real` (the real functions), `guard` (per-thread state), `hooks/*` (one file per family of
-//! functions), `c/shim.c` (the variadic entry points).
+//! `readable` (which of the program's pointers may be read), `real` (the real functions),
+//! `guard` (per-thread state), `hooks/*` (one file per family of functions), `c/shim.c` (the
+//! variadic entry points).
 
 pub mod childenv;
 pub mod emit;
@@ -26,6 +30,7 @@ pub mod errno;
 pub mod guard;
 pub mod hooks;
 pub mod proc_info;
+pub mod readable;
 pub mod real;
 pub mod session;
 pub mod start;

@@ -187,8 +187,16 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
     unsafe { on_exit(exit_handler, core::ptr::null_mut()) };
 }
 
-/// Open and map the ring at `path` (bytes without NUL): never through a symlink, close-on-exec
-/// and closed again at once (the mapping is all the library keeps: no descriptor remains).
+/// Open flags of the ring: never through a symlink, close-on-exec; `O_NOCTTY` so that a
+/// terminal named as the ring cannot become the controlling terminal of a session leader, and
+/// `O_NONBLOCK` so that a FIFO (or a device that waits for a carrier) cannot hold the program's
+/// start. The descriptor only ever serves `fstat` and `mmap` of a regular file.
+const RING_OPEN_FLAGS: c_int =
+    libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+
+/// Open and map the ring at `path` (bytes without NUL), closed again at once (the mapping is
+/// all the library keeps: no descriptor remains). Anything but a regular file is refused by
+/// [`Ring::map_fd`] (`NotAFile`) before it is mapped, and the library stays inert.
 fn open_ring(path: &[u8]) -> Option<Ring> {
     let mut p = [0u8; 4200];
     if path.len() >= p.len() {
@@ -196,7 +204,7 @@ fn open_ring(path: &[u8]) -> Option<Ring> {
     }
     p[..path.len()].copy_from_slice(path);
     let c = CStr::from_bytes_until_nul(&p).ok()?;
-    let fd = sys::open(c, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0).ok()? as i32;
+    let fd = sys::open(c, RING_OPEN_FLAGS, 0).ok()? as i32;
     let ring = Ring::map_fd(fd, true);
     sys::close(fd);
     ring.ok()

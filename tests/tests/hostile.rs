@@ -55,7 +55,9 @@ fn wait_for_text(path: &Path, text: &str) {
     while !std::fs::read_to_string(path).is_ok_and(|s| s.contains(text)) {
         assert!(
             t.elapsed() < Duration::from_secs(20),
-            "{text:?} did not appear"
+            "{text:?} did not appear in {}: {:?}",
+            path.display(),
+            std::fs::read_to_string(path)
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use drain::event::{Event, EventSink};
-use drain::follow::{Follower, Until};
-use format::{CreateOptions, ProcLiveness, Ring};
+use drain::follow::{Follower, Progress, Until};
+use format::{CreateOptions, Ring};
 use serde_json::Value;
 use tests::harness::{compile, tools};
 
@@ -34,11 +34,11 @@ fn follow_in_process(dir: &Path, cmd: &[&str]) -> (Vec<Event>, drain::decode::St
     let mut events = vec![];
     let mut sink = EventSink::new(|e| events.push(e));
     let mut status = None;
-    let mut done = |ring: &Ring, caught_up: bool| {
+    let mut done = |p: &mut Progress<'_>| {
         if status.is_none() {
             status = child.try_wait().unwrap();
         }
-        status.is_some() && caught_up && !ring.any_writer_alive(&ProcLiveness)
+        status.is_some() && p.caught_up() && !p.traced_processes_alive()
     };
     let mut f = Follower::new(&ring, drain::decode::Options { redact: true });
     f.run(
@@ -118,9 +118,12 @@ fn typed_events_serialize_back_to_the_lines_of_real_traces() {
         vec![bin.to_str().unwrap(), "exec-fail"],
         vec![bin.to_str().unwrap(), "exec", "system", "X"],
         vec!["python3", "-c", net],
+        // An argv too long for one record: exec and process_start lines are `truncated`.
+        vec!["sh", "-c", "/bin/true $(printf '%080000d' 0)"],
         vec!["sh", "-c", "curl --token=abc123 x 2>/dev/null; kill -9 $$"],
     ];
     let mut types = std::collections::BTreeSet::new();
+    let mut truncated = 0u64;
     for cmd in runs {
         let trace = dir.path().join("t.jsonl");
         let _ = std::fs::remove_file(&trace);
@@ -140,8 +143,10 @@ fn typed_events_serialize_back_to_the_lines_of_real_traces() {
             let ev = Event::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(ev.to_value(), v, "{line}");
             types.insert(ev.event_type.clone());
+            truncated += u64::from(ev.truncated == Some(true));
         }
     }
+    assert!(truncated > 0, "a truncated line was checked");
     for t in [
         "process_start",
         "process_exit",

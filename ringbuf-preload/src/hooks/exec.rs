@@ -5,12 +5,20 @@
 //! given and the exact argv; a failure adds an `exec_failed` record with the `errno`. The
 //! call always goes through a real function that takes an explicit environment (`execve`,
 //! `execvpe`, `fexecve`, `execveat`), with the child environment of [`crate::childenv`].
+//!
+//! Before the library reads the path, `argv` or `envp` (to record them, inspect the target and
+//! build the child's environment), it checks that all of them are readable
+//! ([`readable::exec_args`]). If one is not (a pointer the kernel will refuse with `EFAULT`, a
+//! string without a NUL within the kernel's limit), the library does none of its own work: the
+//! real function gets the program's own arguments and fails exactly as without the library.
+//! The call is still recorded, without what could not be read, and flagged.
 
 use core::ffi::{c_char, c_int};
 
 use format::records::{proc_op, Exec, ExecFailed};
 
 use crate::childenv::{self, Scratch};
+use crate::readable;
 use crate::real::call_real;
 use crate::{emit, errno, guard, session, target};
 
@@ -44,7 +52,8 @@ enum Target {
 /// performs the exec with the environment to use.
 ///
 /// # Safety
-/// Pointers as the exec function's contract requires.
+/// The exec function's arguments as the program passed them (any values: nothing is read
+/// before it is known readable).
 unsafe fn exec(
     op: u16,
     target: Target,
@@ -59,34 +68,51 @@ unsafe fn exec(
     let Some((fx, img)) = session::active() else {
         return call(envp);
     };
-    // SAFETY: envp is NULL or a valid environment (caller's contract).
-    let size = unsafe { childenv::scratch_size(fx, envp, 2 * 4096 + 256) };
-    let mut scratch = Scratch::new(size);
-    let (untraced, path, fd, at_flags) = match target {
+    let (path, fd, at_flags) = match target {
         Target::Path {
             dirfd,
             path,
-            search,
             at_flags,
-        } => {
-            let u = match scratch.as_mut() {
-                // SAFETY: path is a C string (caller's contract).
+            ..
+        } => (path, dirfd, at_flags),
+        Target::Fd(fd) => (core::ptr::null(), fd, 0),
+    };
+    // `fexecve` has no path; `execveat` with AT_EMPTY_PATH may pass NULL.
+    let null_path_ok = matches!(target, Target::Fd(_)) || at_flags & libc::AT_EMPTY_PATH != 0;
+    // SAFETY: exec_args reads nothing before the kernel says it is readable.
+    let args = unsafe { readable::exec_args(path, null_path_ok, argv, envp) };
+    let mut scratch = None;
+    let mut untraced = 0;
+    let mut new_env = envp;
+    if args.readable() {
+        // SAFETY: envp is NULL or a readable environment (checked above).
+        let size = unsafe { childenv::scratch_size(fx, envp, 2 * 4096 + 256) };
+        scratch = Scratch::new(size);
+        untraced = match target {
+            Target::Path {
+                dirfd,
+                path,
+                search,
+                at_flags,
+            } => match scratch.as_mut() {
+                // SAFETY: path is a readable C string (checked above).
                 Some(s) if at_flags & libc::AT_EMPTY_PATH == 0 => unsafe {
                     target::untraced_path(s, dirfd, path, search)
                 },
                 _ if at_flags & libc::AT_EMPTY_PATH != 0 => target::untraced_fd(dirfd),
                 _ => 0,
-            };
-            (u, path, dirfd, at_flags)
-        }
-        Target::Fd(fd) => (target::untraced_fd(fd), core::ptr::null(), fd, 0),
-    };
-    let new_env = scratch
-        .as_mut()
-        // SAFETY: envp as above.
-        .and_then(|s| unsafe { childenv::build(s, fx, img, envp) })
-        .unwrap_or(envp);
-    let ev = Exec {
+            },
+            Target::Fd(fd) => target::untraced_fd(fd),
+        };
+        new_env = scratch
+            .as_mut()
+            // SAFETY: envp as above.
+            .and_then(|s| unsafe { childenv::build(s, fx, img, envp) })
+            .unwrap_or(envp);
+    }
+    // Otherwise the program's own arguments go to the real call, which fails as without the
+    // library (EFAULT, or an error the kernel finds first, such as ENOENT).
+    let mut ev = Exec {
         ev: emit::header(img),
         op: op.into(),
         untraced: untraced.into(),
@@ -94,9 +120,11 @@ unsafe fn exec(
         at_flags: at_flags.into(),
         reserved: 0.into(),
     };
-    // SAFETY: path and argv are valid (caller's contract).
+    ev.ev.flags = args.flags().into();
+    let argv_read = if args.argv { argv } else { core::ptr::null() };
+    // SAFETY: argv_read is NULL or a readable argv (checked above).
     let vars =
-        core::iter::once(unsafe { emit::cstr(path) }).chain(unsafe { emit::CStrs::new(argv) });
+        core::iter::once(args.path.unwrap_or(b"")).chain(unsafe { emit::CStrs::new(argv_read) });
     let pos = emit::event(img, &ev, vars);
     let r = guard::hold(|| call(new_env));
     let e = errno::get();

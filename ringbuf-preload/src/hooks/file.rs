@@ -2,12 +2,19 @@
 //! family, `tmpfile*`, `opendir`), the path
 //! mutations (rename, unlink, mkdir, rmdir, link, symlink, truncate) and `chdir`/`fchdir`,
 //! which let the drain resolve relative paths without a system call here.
+//!
+//! Paths are read after the real call, and only as far as its outcome shows them readable
+//! ([`readable::after`]): a call that failed with `EFAULT` has its path recorded empty and
+//! flagged, whichever argument the kernel refused, and one that failed with an error proving
+//! nothing (a flag check's `EINVAL`) has its path probed first. A path is never read past
+//! `PATH_MAX` bytes, the most the kernel reads.
 
 use core::ffi::{c_char, c_int, c_uint, c_void};
 
-use format::records::{file_op, open_op, FileOp, FileOpen};
+use format::records::{ev_flags, file_op, open_op, FileOp, FileOpen};
 use libc::{mode_t, off64_t, off_t, FILE};
 
+use crate::readable::{self, Arg, Proof};
 use crate::real::call_real;
 use crate::{emit, errno, guard, session};
 
@@ -20,7 +27,8 @@ fn needs_mode(flags: c_int) -> bool {
 /// Call `real`, then record an open of `path` with its outcome.
 ///
 /// # Safety
-/// `path` is NULL or a valid C string.
+/// `path` is the pointer the program passed (any value: it is read only as far as the call's
+/// outcome shows it readable).
 #[inline(always)]
 unsafe fn opened(
     op: u16,
@@ -38,7 +46,9 @@ unsafe fn opened(
     }
     let fd = real();
     let e = errno::get();
-    let ev = FileOpen {
+    // SAFETY: the proof is the outcome of the call `path` was given to.
+    let p = unsafe { readable::path_after(path, readable::after(Arg::Path, fd < 0, e)) };
+    let mut ev = FileOpen {
         ev: emit::header(img),
         op: op.into(),
         has_mode: (mode.is_some() as u16).into(),
@@ -48,8 +58,10 @@ unsafe fn opened(
         fd: fd.into(),
         errno: if fd < 0 { e } else { 0 }.into(),
     };
-    // SAFETY: caller's contract.
-    emit::event(img, &ev, core::iter::once(unsafe { emit::cstr(path) }));
+    if p.is_none() {
+        ev.ev.flags = ev_flags::PATH_UNREADABLE.into();
+    }
+    emit::event(img, &ev, core::iter::once(p.unwrap_or(b"")));
     errno::set(e);
     fd
 }
@@ -163,13 +175,18 @@ pub unsafe extern "C" fn creat64(path: *const c_char, mode: mode_t) -> c_int {
     }
 }
 
+/// The most of an `fopen` mode glibc reads before it opens the file: the access letter and
+/// six flag characters.
+const FOPEN_MODE_READ: usize = 7;
+
 /// The `open` flags an `fopen` mode string implies (`r`, `w`, `a`, then `+`, `x`, `e`).
+/// Reads no more of `mode` than glibc's `fopen` does before its open.
 ///
 /// # Safety
-/// `mode` is NULL or a valid C string.
+/// `mode` is NULL or a C string readable up to its NUL or 7 bytes (glibc reads as much).
 unsafe fn fopen_flags(mode: *const c_char) -> c_int {
     // SAFETY: caller's contract.
-    let m = unsafe { emit::cstr(mode) };
+    let m = unsafe { readable::cstr_max(mode, FOPEN_MODE_READ) };
     let plus = m
         .iter()
         .skip(1)
@@ -431,7 +448,8 @@ impl PathOp {
 /// Call `real`, then record the path operation with its outcome.
 ///
 /// # Safety
-/// The paths are NULL or valid C strings.
+/// The paths are the pointers the program passed (any value: read only as far as the call's
+/// outcome shows them readable).
 #[inline(always)]
 unsafe fn path_op(p: PathOp, real: impl FnOnce() -> c_int) -> c_int {
     let Some((_, img)) = session::active() else {
@@ -442,7 +460,21 @@ unsafe fn path_op(p: PathOp, real: impl FnOnce() -> c_int) -> c_int {
     }
     let r = real();
     let e = errno::get();
-    let ev = FileOp {
+    let mut proof = readable::after(Arg::Path, r < 0, e);
+    if proof == Proof::Read && r < 0 && p.op == file_op::LINK && p.flags & libc::AT_EMPTY_PATH != 0
+    {
+        // Linux 5.x to 6.9 fail linkat(AT_EMPTY_PATH) without CAP_DAC_READ_SEARCH with ENOENT
+        // before looking at either path.
+        proof = Proof::Unknown;
+    }
+    // SAFETY: the proof is the outcome of the call the paths were given to.
+    let (a, b) = unsafe {
+        (
+            readable::path_after(p.path, proof),
+            readable::path_after(p.path2, proof),
+        )
+    };
+    let mut ev = FileOp {
         ev: emit::header(img),
         op: p.op.into(),
         reserved: 0.into(),
@@ -454,10 +486,12 @@ unsafe fn path_op(p: PathOp, real: impl FnOnce() -> c_int) -> c_int {
         errno: if r < 0 { e } else { 0 }.into(),
         reserved2: 0.into(),
     };
-    // SAFETY: caller's contract.
-    let (a, b) = unsafe { (emit::cstr(p.path), emit::cstr(p.path2)) };
+    if a.is_none() || b.is_none() {
+        ev.ev.flags = ev_flags::PATH_UNREADABLE.into();
+    }
     let n = if p.path2.is_null() { 1 } else { 2 };
-    emit::event(img, &ev, [a, b].into_iter().take(n));
+    let vars = [a.unwrap_or(b""), b.unwrap_or(b"")];
+    emit::event(img, &ev, vars.into_iter().take(n));
     errno::set(e);
     r
 }

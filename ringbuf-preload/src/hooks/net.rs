@@ -1,13 +1,19 @@
 //! Network: `connect`, `bind`, `accept`, `accept4`, `sendto`/`sendmsg` with a destination
 //! (unconnected sockets), and `getaddrinfo` (the resolver's own sockets use libc's internal
 //! `__connect`, invisible to a `connect` hook, so names are recorded where they are looked up).
+//!
+//! Addresses are read after the real call, and only as far as its outcome shows them readable
+//! ([`readable::after`]): the kernel looks up the descriptor (`EBADF`, `ENOTSOCK`) and checks the
+//! length (`EINVAL`) before it copies an address in, and says `EFAULT` when it cannot. A refused
+//! address is recorded as family 0 and flagged; one whose outcome proves nothing is probed first.
 
 use core::ffi::{c_char, c_int, c_void};
 
-use format::records::{net_op, Dns, DnsAddr, Net};
+use format::records::{ev_flags, net_op, Dns, DnsAddr, Net};
 use libc::{sockaddr, socklen_t, ssize_t};
 use zerocopy::IntoBytes;
 
+use crate::readable::{self, Arg, Pages, Proof, Str};
 use crate::real::call_real;
 use crate::{emit, errno, guard, session};
 
@@ -18,6 +24,8 @@ struct Addr<'a> {
     port: u16,
     addr: [u8; 16],
     path: &'a [u8],
+    /// The address was not read (refused by the kernel, or not readable).
+    unreadable: bool,
 }
 
 /// Decode `len` bytes at `sa` (NULL or too short: family 0).
@@ -30,6 +38,7 @@ unsafe fn decode<'a>(sa: *const sockaddr, len: socklen_t) -> Addr<'a> {
         port: 0,
         addr: [0; 16],
         path: b"",
+        unreadable: false,
     };
     let len = len as usize;
     if sa.is_null() || len < 2 {
@@ -66,11 +75,36 @@ unsafe fn decode<'a>(sa: *const sockaddr, len: socklen_t) -> Addr<'a> {
     a
 }
 
+/// The address a call that returned was given, decoded as far as the call's outcome (`proof`)
+/// shows it readable. At most [`readable::SOCKADDR_MAX`] bytes are read: the kernel copies no
+/// more (it refuses a longer `len` with `EINVAL`, or cuts a `sendmsg` name to that).
+///
+/// # Safety
+/// `sa` and `len` as the program passed them (any values).
+unsafe fn addr_after<'a>(sa: *const sockaddr, len: socklen_t, proof: Proof) -> Addr<'a> {
+    let n = (len as usize).min(readable::SOCKADDR_MAX);
+    let ok = sa.is_null()
+        || match proof {
+            Proof::Read => true,
+            Proof::Refused => false,
+            Proof::Unknown => Pages::new().range(sa as usize, n),
+        };
+    if ok {
+        // SAFETY: NULL, or `n` bytes the kernel copied or the probe found readable.
+        unsafe { decode(sa, n as socklen_t) }
+    } else {
+        // SAFETY: NULL address.
+        let mut a = unsafe { decode(core::ptr::null(), 0) };
+        a.unreadable = true;
+        a
+    }
+}
+
 fn record(op: u16, fd: c_int, result: i64, e: c_int, a: &Addr<'_>) {
     let Some((_, img)) = session::active() else {
         return;
     };
-    let ev = Net {
+    let mut ev = Net {
         ev: emit::header(img),
         op: op.into(),
         family: a.family.into(),
@@ -82,6 +116,9 @@ fn record(op: u16, fd: c_int, result: i64, e: c_int, a: &Addr<'_>) {
         addr: a.addr,
         reserved2: 0.into(),
     };
+    if a.unreadable {
+        ev.ev.flags = ev_flags::ADDR_UNREADABLE.into();
+    }
     let n = (!a.path.is_empty()) as usize;
     emit::event(img, &ev, core::iter::once(a.path).take(n));
 }
@@ -101,10 +138,9 @@ pub unsafe extern "C" fn connect(fd: c_int, sa: *const sockaddr, len: socklen_t)
     }
     let r = call_real!(connect(fd, sa, len));
     let e = errno::get();
-    // SAFETY: the caller passed len readable bytes.
-    record(net_op::CONNECT, fd, r as i64, e, &unsafe {
-        decode(sa, len)
-    });
+    // SAFETY: the proof is the outcome of the call `sa` was given to.
+    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e)) };
+    record(net_op::CONNECT, fd, r as i64, e, &a);
     errno::set(e);
     r
 }
@@ -121,7 +157,8 @@ pub unsafe extern "C" fn bind(fd: c_int, sa: *const sockaddr, len: socklen_t) ->
     let r = call_real!(bind(fd, sa, len));
     let e = errno::get();
     // SAFETY: as for connect.
-    record(net_op::BIND, fd, r as i64, e, &unsafe { decode(sa, len) });
+    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e)) };
+    record(net_op::BIND, fd, r as i64, e, &a);
     errno::set(e);
     r
 }
@@ -197,27 +234,40 @@ pub unsafe extern "C" fn sendto(
     let r = call_real!(sendto(fd, buf, n, flags, sa, len));
     let e = errno::get();
     // SAFETY: as for connect.
-    record(net_op::SENDTO, fd, r as i64, e, &unsafe { decode(sa, len) });
+    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e)) };
+    record(net_op::SENDTO, fd, r as i64, e, &a);
     errno::set(e);
     r
 }
 
-/// `sendmsg(2)`: recorded when the message names a destination.
+/// `sendmsg(2)`: recorded when the message names a destination. The message is read only
+/// after the call, as far as its outcome shows it readable; one the kernel refused is not
+/// recorded (whether it named a destination cannot be known).
 ///
 /// # Safety
-/// C contract.
+/// C contract (any pointer: read only as far as shown readable).
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
-    // SAFETY: msg is valid per contract (checked for NULL first).
-    let named = !msg.is_null() && unsafe { !(*msg).msg_name.is_null() };
-    if !named || !hooked() {
+    if msg.is_null() || !hooked() {
         return call_real!(sendmsg(fd, msg, flags));
     }
     let r = call_real!(sendmsg(fd, msg, flags));
     let e = errno::get();
-    // SAFETY: msg_name holds msg_namelen bytes.
-    let a = unsafe { decode((*msg).msg_name as *const sockaddr, (*msg).msg_namelen) };
-    record(net_op::SENDMSG, fd, r as i64, e, &a);
+    let proof = readable::after(Arg::Addr, r < 0, e);
+    let header_ok = match proof {
+        Proof::Read => true,
+        Proof::Refused => false,
+        Proof::Unknown => Pages::new().range(msg as usize, size_of::<libc::msghdr>()),
+    };
+    if header_ok {
+        // SAFETY: the header was copied in by the kernel or found readable.
+        let (name, len) = unsafe { ((*msg).msg_name, (*msg).msg_namelen) };
+        if !name.is_null() {
+            // SAFETY: the proof is the outcome of the call the name was given to.
+            let a = unsafe { addr_after(name as *const sockaddr, len, proof) };
+            record(net_op::SENDMSG, fd, r as i64, e, &a);
+        }
+    }
     errno::set(e);
     r
 }
@@ -266,15 +316,31 @@ pub unsafe extern "C" fn getaddrinfo(
             ai = a.ai_next;
         }
     }
-    let ev = Dns {
+    let mut ev = Dns {
         ev: emit::header(img),
         result: r.into(),
         errno: if r == libc::EAI_SYSTEM { e } else { 0 }.into(),
         naddrs: total.into(),
         reserved: 0.into(),
     };
-    // SAFETY: node and service are NULL or C strings.
-    let (n, s) = unsafe { (emit::cstr(node), emit::cstr(service)) };
+    // A success read both names; a failure may have come first (a flag check), so they are
+    // probed then.
+    let name = |p: *const c_char| -> Option<&[u8]> {
+        if r == 0 {
+            // SAFETY: getaddrinfo read it in full (NULL or a C string).
+            return Some(unsafe { emit::cstr(p) });
+        }
+        // SAFETY: any pointer.
+        match unsafe { Pages::new().cstr(p, readable::PATH_MAX) } {
+            Str::Ok(b) | Str::Unterminated(b) => Some(b),
+            Str::Unreadable => None,
+        }
+    };
+    let (n, s) = (name(node), name(service));
+    if n.is_none() || s.is_none() {
+        ev.ev.flags = ev_flags::ADDR_UNREADABLE.into();
+    }
+    let (n, s) = (n.unwrap_or(b""), s.unwrap_or(b""));
     emit::event(img, &ev, [n, s, addrs[..kept].as_bytes()].into_iter());
     errno::set(e);
     r

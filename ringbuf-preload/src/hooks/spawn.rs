@@ -7,36 +7,43 @@
 //! signal dispositions and mask for `system`, same pipe and descriptor handling for `popen`),
 //! through the real `posix_spawn` with the child environment. `pclose` of a stream this
 //! library opened waits for its child; any other stream goes to the real `pclose`.
+//!
+//! As for exec, the path, `argv` and `envp` (the command of `system` and `popen`) are checked
+//! readable before the library reads them; if one is not, the real function gets the program's
+//! own arguments and fails exactly as without the library, and the record says what was not
+//! read ([`crate::readable`]).
 
 use core::ffi::{c_char, c_int};
 use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering::*};
 
-use format::records::{proc_op, Spawn};
+use format::records::{ev_flags, proc_op, Spawn};
 use libc::{pid_t, posix_spawn_file_actions_t, posix_spawnattr_t, FILE};
 
 use super::exec::environ_now;
 use crate::childenv::{self, Scratch};
+use crate::readable::{self, Pages, Str};
 use crate::real::call_real;
 use crate::session::{Fixed, Image};
 use crate::{emit, errno, guard, session, target};
 
 type Argv = *const *const c_char;
 
-/// Record a spawn that returned.
+/// Record a spawn that returned. `flags`: the [`ev_flags`] of arguments not read.
 #[allow(clippy::too_many_arguments)]
 fn record(
     img: &Image,
     op: u16,
     untraced: u16,
+    flags: u16,
     pid: pid_t,
     err: c_int,
     status: c_int,
     path: &[u8],
     argv: emit::CStrs<'_>,
 ) {
-    let ev = Spawn {
+    let mut ev = Spawn {
         ev: emit::header(img),
         op: op.into(),
         untraced: untraced.into(),
@@ -44,6 +51,7 @@ fn record(
         errno: err.into(),
         status: status.into(),
     };
+    ev.ev.flags = flags.into();
     emit::event(img, &ev, core::iter::once(path).chain(argv));
 }
 
@@ -62,7 +70,8 @@ unsafe fn child_env(s: &mut Option<Scratch>, fx: &Fixed, img: &Image, envp: Argv
 /// the environment to use (file actions and attributes are passed on unchanged by the caller).
 ///
 /// # Safety
-/// C contract of `posix_spawn`.
+/// The arguments as the program passed them (any values: nothing is read before it is known
+/// readable).
 unsafe fn spawn(
     op: u16,
     pid: *mut pid_t,
@@ -75,17 +84,26 @@ unsafe fn spawn(
     let Some((fx, img)) = active else {
         return call(pid, envp);
     };
-    // SAFETY: envp valid per contract.
-    let mut scratch = Scratch::new(unsafe { childenv::scratch_size(fx, envp, 2 * 4096 + 256) });
-    let search = op == proc_op::POSIX_SPAWNP;
-    let untraced = scratch
-        .as_mut()
-        // SAFETY: path is a C string.
-        .map_or(0, |s| unsafe {
-            target::untraced_path(s, libc::AT_FDCWD, path, search)
-        });
-    // SAFETY: as above.
-    let env = unsafe { child_env(&mut scratch, fx, img, envp) };
+    // SAFETY: exec_args reads nothing before the kernel says it is readable.
+    let args = unsafe { readable::exec_args(path, false, argv, envp) };
+    let mut scratch = None;
+    let mut untraced = 0;
+    let mut env = envp;
+    if args.readable() {
+        // SAFETY: envp is NULL or a readable environment (checked above).
+        scratch = Scratch::new(unsafe { childenv::scratch_size(fx, envp, 2 * 4096 + 256) });
+        let search = op == proc_op::POSIX_SPAWNP;
+        untraced = scratch
+            .as_mut()
+            // SAFETY: path is a readable C string (checked above).
+            .map_or(0, |s| unsafe {
+                target::untraced_path(s, libc::AT_FDCWD, path, search)
+            });
+        // SAFETY: as above.
+        env = unsafe { child_env(&mut scratch, fx, img, envp) };
+    }
+    // Otherwise the program's own arguments go to the real call, which fails (or crashes in
+    // libc) as without the library.
     let mut child: pid_t = 0;
     let r = guard::hold(|| call(&mut child, env));
     let e = errno::get();
@@ -93,20 +111,35 @@ unsafe fn spawn(
         // SAFETY: the caller's out-parameter.
         unsafe { *pid = child };
     }
-    // SAFETY: path and argv are valid per contract.
+    let argv_read = if args.argv { argv } else { ptr::null() };
     record(
         img,
         op,
         untraced,
+        args.flags(),
         if r == 0 { child } else { -1 },
         r,
         0,
-        unsafe { emit::cstr(path) },
-        unsafe { emit::CStrs::new(argv) },
+        args.path.unwrap_or(b""),
+        // SAFETY: argv_read is NULL or a readable argv (checked above).
+        unsafe { emit::CStrs::new(argv_read) },
     );
     drop(scratch);
     errno::set(e);
     r
+}
+
+/// Whether a `system`/`popen` command may be read (and passed as `sh -c` argv): readable up to
+/// a NUL within the kernel's argv string limit.
+///
+/// # Safety
+/// Any pointer: nothing is read before the kernel says it is readable.
+unsafe fn command_readable(cmd: *const c_char) -> bool {
+    // SAFETY: any pointer.
+    matches!(
+        unsafe { Pages::new().cstr(cmd, readable::ARG_MAX_STRLEN) },
+        Str::Ok(_)
+    )
 }
 
 /// `posix_spawn(3)`.
@@ -220,6 +253,28 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
         // "Is a shell available?": no child worth recording.
         return real_system();
     }
+    // SAFETY: any pointer.
+    if !unsafe { command_readable(cmd) } {
+        // libc's own system, as without the library: the shell cannot get the command.
+        let status = guard::hold(real_system);
+        let e = errno::get();
+        // SAFETY: an empty argv.
+        let no_argv = unsafe { emit::CStrs::new(ptr::null()) };
+        let flags = ev_flags::ARGV_UNREADABLE;
+        record(
+            img,
+            proc_op::SYSTEM,
+            0,
+            flags,
+            -1,
+            e,
+            status,
+            SHELL.to_bytes(),
+            no_argv,
+        );
+        errno::set(e);
+        return status;
+    }
     // SAFETY: plain libc signal calls on local, initialised structures; SAVED is only
     // touched by the first and last concurrent caller (SYSTEM_USERS), as glibc's own
     // implementation does under its lock.
@@ -286,6 +341,7 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
             img,
             proc_op::SYSTEM,
             0,
+            0,
             if r == 0 { pid } else { -1 },
             err,
             status,
@@ -332,6 +388,29 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
         }
     };
     let cloexec = m[1..].contains(&b'e');
+    // SAFETY: any pointer.
+    if !unsafe { command_readable(cmd) } {
+        // libc's own popen, as without the library: the shell cannot get the command.
+        let fp = guard::hold(real_popen);
+        let e = errno::get();
+        let err = if fp.is_null() { e } else { 0 };
+        // SAFETY: an empty argv.
+        let no_argv = unsafe { emit::CStrs::new(ptr::null()) };
+        let flags = ev_flags::ARGV_UNREADABLE;
+        record(
+            img,
+            proc_op::POPEN,
+            0,
+            flags,
+            -1,
+            err,
+            0,
+            SHELL.to_bytes(),
+            no_argv,
+        );
+        errno::set(e);
+        return fp;
+    }
     // SAFETY: libc calls on local storage; descriptors are ours until handed to the stream.
     unsafe {
         let mut fds = [0 as c_int; 2];
@@ -369,6 +448,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
         record(
             img,
             proc_op::POPEN,
+            0,
             0,
             if r == 0 { pid } else { -1 },
             r,
