@@ -140,11 +140,16 @@ impl Processes {
 
     /// The image `span`, known by its span only if its `process_start` was not seen.
     pub fn image(&mut self, span: [u8; 16]) -> &Image {
-        let session = self.ring_session_text();
-        self.images.entry(span).or_insert_with(|| Image {
-            ids: Ids::new(session.as_deref(), &span, None, None),
-            session,
-            ..Default::default()
+        let ring_session = self.ring_session;
+        // Called for every line: nothing is formatted unless the image is new.
+        self.images.entry(span).or_insert_with(|| {
+            let session =
+                (ring_session != [0; 16]).then(|| ids::uuid_string(&ring_session).into_bytes());
+            Image {
+                ids: Ids::new(session.as_deref(), &span, None, None),
+                session,
+                ..Default::default()
+            }
         })
     }
 

@@ -6,10 +6,10 @@
 //! - is written whole lines at a time: lines are gathered in a buffer and each `write(2)`
 //!   carries only complete lines (a line longer than the buffer goes alone), so with
 //!   `O_APPEND` no other appender's bytes can land inside one of ours;
-//! - notices rotation: before each batch it compares the path's device and inode with those
-//!   of the open file, and if the path was renamed away, removed or replaced, it reopens the
-//!   path (creating it) and writes the batch there. Lines written before are in the renamed
-//!   file, so nothing is lost;
+//! - notices rotation: before a batch (at most every [`ROTATION_CHECK`]) it compares the
+//!   path's device and inode with those of the open file, and if the path was renamed away,
+//!   removed or replaced, it reopens the path (creating it) and writes the batch there. Lines
+//!   written before are in the renamed file, so nothing is lost;
 //! - ends a partial last line it finds in the file before its first write (a writer that
 //!   crashed mid-line) with a newline, so that our first line stays whole. The partial line
 //!   itself is left as it is.
@@ -27,6 +27,9 @@ use std::path::{Path, PathBuf};
 
 /// Lines are written in batches of up to this many bytes (whole lines only).
 const BATCH: usize = 1 << 16;
+
+/// How often, at most, the path is checked for a rotation (a `stat` each time).
+pub const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Where to write: `-` is standard output, anything else a file path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub struct Output {
     check_tail: bool,
     /// Times the path was reopened after a rotation.
     reopened: u64,
+    /// When the path was last checked for a rotation.
+    checked: Option<std::time::Instant>,
 }
 
 fn open_append(path: &Path) -> io::Result<(File, (u64, u64))> {
@@ -138,6 +143,7 @@ impl Output {
             id,
             buf: Vec::with_capacity(BATCH),
             reopened: 0,
+            checked: None,
         })
     }
 
@@ -181,10 +187,18 @@ impl Output {
             return so.flush();
         };
         // Rotation: the path no longer names the file we hold.
-        let rotated = match std::fs::metadata(path) {
-            Ok(m) => (m.dev(), m.ino()) != self.id && m.is_file(),
-            Err(_) => true,
-        };
+        let now = std::time::Instant::now();
+        let due = self
+            .checked
+            .is_none_or(|t| now.duration_since(t) >= ROTATION_CHECK);
+        let rotated = due
+            && match std::fs::metadata(path) {
+                Ok(m) => (m.dev(), m.ino()) != self.id && m.is_file(),
+                Err(_) => true,
+            };
+        if due {
+            self.checked = Some(now);
+        }
         if rotated {
             let (f, id) = open_append(path)?;
             self.file = Some(f);
