@@ -76,7 +76,13 @@ impl Builder {
                 n.parent = ev.parent_image.clone();
                 n.pid = ev.pid.unwrap_or(0);
                 n.program = super::program(ev);
-                n.args = ev.argv.as_ref().map(|a| a.join(" ")).unwrap_or_default();
+                // A forked copy runs its parent's program with its parent's argv: say so
+                // rather than repeat the line.
+                n.args = if ev.via.as_deref() == Some("fork") {
+                    format!("{} (fork)", n.program)
+                } else {
+                    ev.argv.as_ref().map(|a| a.join(" ")).unwrap_or_default()
+                };
                 n.start = Some(ev.ts_unix_ns);
             }
             "process_exit" => {
