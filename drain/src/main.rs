@@ -33,6 +33,9 @@ use format::{CreateOptions, Mode, Ring};
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Print the preload library `record` would use, and where it was found, then exit.
+    #[arg(long)]
+    print_preload_path: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
     #[command(flatten)]
@@ -205,6 +208,16 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.print_preload_path {
+        return match record::find_preload(None) {
+            Ok((p, how)) => {
+                println!("{}", p.display());
+                eprintln!("substrate-drain: found {how}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
     match cli.cmd {
         Some(Cmd::Record(a)) => record::run(a),
         Some(Cmd::Create(a)) => create(a),

@@ -421,3 +421,44 @@ fn the_command_line_helps_where_a_new_user_trips() {
     assert_eq!(bare.stdout.len(), sub.stdout.len());
     assert!(!bare.stdout.is_empty());
 }
+
+#[test]
+fn an_installed_or_copied_substrate_drain_finds_its_preload() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let lib = dir.path().join("lib/substrate");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(&tools().drain, bin.join("substrate-drain")).unwrap();
+    std::fs::copy(&tools().preload, lib.join("libringbuf_preload.so")).unwrap();
+    let installed = || {
+        let mut c = Command::new(bin.join("substrate-drain"));
+        c.env_remove("SUBSTRATE_PRELOAD").current_dir(dir.path());
+        c
+    };
+    let o = installed().arg("--print-preload-path").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let found = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        Path::new(found.trim()),
+        std::fs::canonicalize(lib.join("libringbuf_preload.so")).unwrap()
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("../lib/substrate"));
+    let o = installed()
+        .args(["record", "-o", "t.jsonl", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(lines(&[&dir.path().join("t.jsonl")])
+        .iter()
+        .any(|l| l["event_type"] == "process_start"));
+    // Without it: one line naming where it looked.
+    std::fs::remove_file(lib.join("libringbuf_preload.so")).unwrap();
+    let o = installed().arg("--print-preload-path").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not found") && err.contains("lib/substrate"),
+        "{err}"
+    );
+}
