@@ -71,6 +71,13 @@ const BUDGET_PER_BYTE: usize = 32;
 const BUDGET_FLOOR: usize = 1 << 16;
 
 /// Redact `args` in place; true if anything was replaced.
+///
+/// ```
+/// let mut args: Vec<Vec<u8>> = ["sh", "-c", "curl -H 'Authorization: Bearer zz' x; true"]
+///     .iter().map(|a| a.as_bytes().to_vec()).collect();
+/// assert!(drain::redact::argv(&mut args));
+/// assert_eq!(args[2], b"curl -H 'Authorization: Bearer [REDACTED]' x; true");
+/// ```
 pub fn argv(args: &mut [Vec<u8>]) -> bool {
     let mut edits = Vec::new();
     if args.iter().any(|a| worth_the_rules(a)) {

@@ -165,3 +165,41 @@ fn typed_events_serialize_back_to_the_lines_of_real_traces() {
         assert!(types.contains(t), "{t} not covered: {types:?}");
     }
 }
+
+#[test]
+fn the_substrate_session_example_traces_a_command_in_process() {
+    let _ = tools();
+    let st = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "drain",
+            "--example",
+            "substrate_session",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let example = tests::harness::target_dir().join("release/examples/substrate_session");
+    let o = Command::new(example)
+        .args(["sh", "-c", "ls / > /dev/null"])
+        .env("SUBSTRATE_PRELOAD", &tools().preload)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("process_start") && l.contains("ls /")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.contains("process_exit")), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("exit Some(0)") && err.contains("0 lost, 0 dropped"),
+        "{err}"
+    );
+}
