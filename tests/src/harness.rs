@@ -249,6 +249,29 @@ pub fn stat_number(ring: &Path, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `substrate-drain create EXTRA.. RING`, which must succeed.
+pub fn create_ring(ring: &Path, extra: &[&str]) {
+    let o = Command::new(&tools().drain)
+        .arg("create")
+        .args(extra)
+        .arg(ring)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Build (if needed) and locate the release example `name` of the drain crate.
+pub fn drain_example(name: &str) -> PathBuf {
+    let _ = tools();
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-q", "-p", "drain", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(st.success(), "cargo build of example {name} failed");
+    target_dir().join("release/examples").join(name)
+}
+
 /// Overwrite one control word of the ring at `ring` (`format::layout::ctl::*`) with `value`,
 /// as a traced program that maps the ring could. `value` gets the current reservation
 /// position and the capacity, so forgeries can be relative to them.

@@ -8,20 +8,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::harness::{compile, forge_control_word, output_within, record, record_with, tools, Run};
+use tests::harness::{
+    compile, create_ring, forge_control_word, output_within, record, record_with, tools, Run,
+};
 
 fn scenarios(dir: &Path) -> PathBuf {
     compile(dir, "scenarios.c", "scenarios", &["-O2"])
-}
-
-fn create(ring: &Path, extra: &[&str]) {
-    let o = Command::new(&tools().drain)
-        .arg("create")
-        .args(extra)
-        .arg(ring)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// A temporary directory with the scenario program compiled in it and a new ring, `ring`,
@@ -30,7 +22,7 @@ fn fixture(create_args: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let bin = scenarios(dir.path());
     let ring = dir.path().join("ring");
-    create(&ring, create_args);
+    create_ring(&ring, create_args);
     (dir, bin, ring)
 }
 
@@ -213,7 +205,7 @@ fn bad_input_gets_one_clear_line_and_status_2() {
     expect_clear_error(&[d], "a directory");
 
     let ring = d.join("ring");
-    create(&ring, &["--size", "128K"]);
+    create_ring(&ring, &["--size", "128K"]);
     let bytes = std::fs::read(&ring).unwrap();
     std::fs::write(d.join("truncated"), &bytes[..bytes.len() / 2]).unwrap();
     expect_clear_error(&[&d.join("truncated")], "truncated ring");

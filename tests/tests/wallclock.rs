@@ -13,7 +13,7 @@ use std::process::Command;
 
 use format::layout::{self, FileHeader};
 use serde_json::Value;
-use tests::harness::{compile, record, tools};
+use tests::harness::{compile, create_ring, record, tools};
 
 const MS: i128 = 1_000_000;
 const HOUR: i128 = 3_600_000 * MS;
@@ -121,16 +121,6 @@ fn assert_within(what: &str, t: i128, (before, after): (i128, i128)) {
         "{what}: {t} is not within 1 ms of [{before}, {after}] (off by {} ms)",
         if t < before { t - before } else { t - after } / MS
     );
-}
-
-fn create(ring: &Path, extra: &[&str]) {
-    let o = Command::new(&tools().drain)
-        .arg("create")
-        .args(extra)
-        .arg(ring)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// Patch header fields of the ring at `path` (not in use) in place.
@@ -249,7 +239,7 @@ fn a_long_lived_ring_keeps_true_time_after_a_suspend_or_a_clock_step() {
     .enumerate()
     {
         let ring = dir.path().join(format!("ring-{k}"));
-        create(&ring, &["--size", "1M"]);
+        create_ring(&ring, &["--size", "1M"]);
         inject_calibration(&ring, drift);
         let p = run_traced(&ring, &bin, &["20", "200"]);
         let (lines, _) = decode(&ring);
@@ -265,7 +255,7 @@ fn an_old_monotonic_ring_is_still_stamped_monotonic_and_decoded_through_its_cali
     let dir = tempfile::tempdir().unwrap();
     let bin = wallclock(dir.path());
     let ring = dir.path().join("ring");
-    create(&ring, &["--size", "1M"]);
+    create_ring(&ring, &["--size", "1M"]);
     make_monotonic_v2(&ring);
     let drift = 7 * HOUR;
     let (calib_real, calib_mono) = inject_calibration(&ring, drift);
@@ -294,7 +284,7 @@ fn lost_lines_carry_the_wall_clock_time_the_drain_wrote_them() {
     let ring = dir.path().join("ring");
     // A small ring and no drain: most of the opens are dropped (ring full), and the decoder
     // reports them in a `lost` line stamped when it wrote it.
-    create(&ring, &["--size", "128K"]);
+    create_ring(&ring, &["--size", "128K"]);
     inject_calibration(&ring, 3 * DAY);
     run_traced(&ring, &bin, &["3000"]);
     let (lines, window) = decode(&ring);
