@@ -379,42 +379,24 @@ pub struct ProcessExit {
     pub status: I32,
 }
 
+/// Constants shared with C. `c_consts! { TYPE; NAME = value, … }` (entries may carry docs;
+/// values are integer expressions of literals only) makes each entry a `pub const NAME: TYPE`. The files written as one such invocation
+/// (`format/src/c/*.rs`, `ringbuf-preload/src/c/*.rs`) are also included by
+/// `ringbuf-preload/build.rs`, whose own `c_consts!` writes the same entries as `#define`s for
+/// the C shim: one source for both languages.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! c_consts {
+    ($t:ty; $($(#[$m:meta])* $name:ident = $v:expr),* $(,)?) => {
+        $($(#[$m])* pub const $name: $t = $v;)*
+    };
+}
+
 /// The function that started a process (exec, spawn and fork records' `op`).
 pub mod proc_op {
-    /// `execve`.
-    pub const EXECVE: u16 = 1;
-    /// `execv`.
-    pub const EXECV: u16 = 2;
-    /// `execvp`.
-    pub const EXECVP: u16 = 3;
-    /// `execvpe`.
-    pub const EXECVPE: u16 = 4;
-    /// `execl`.
-    pub const EXECL: u16 = 5;
-    /// `execlp`.
-    pub const EXECLP: u16 = 6;
-    /// `execle`.
-    pub const EXECLE: u16 = 7;
-    /// `fexecve`.
-    pub const FEXECVE: u16 = 8;
-    /// `execveat`.
-    pub const EXECVEAT: u16 = 9;
-    /// `posix_spawn`.
-    pub const POSIX_SPAWN: u16 = 20;
-    /// `posix_spawnp`.
-    pub const POSIX_SPAWNP: u16 = 21;
-    /// `system`.
-    pub const SYSTEM: u16 = 22;
-    /// `popen`.
-    pub const POPEN: u16 = 23;
-    /// `fork`.
-    pub const FORK: u16 = 30;
-    /// `vfork` (forwarded as fork).
-    pub const VFORK: u16 = 31;
-    /// `clone` of a process.
-    pub const CLONE: u16 = 32;
-    /// `clone3` of a process.
-    pub const CLONE3: u16 = 33;
+    // The codes are shared with the preload's C shim, which gets them as `#define`s generated
+    // from this file.
+    include!("c/proc_op.rs");
 
     /// The C name of an op code.
     pub fn name(op: u16) -> Option<&'static str> {
