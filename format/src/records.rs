@@ -17,50 +17,178 @@
 use zerocopy::little_endian::{I32, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// Record kinds (header field `kind`). 0 is padding; `0x8000..` are free for tests and tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum Kind {
-    /// A process image started (library loaded): [`ProcessStart`].
-    ProcessStart = 1,
-    /// A process is exiting: [`ProcessExit`].
-    ProcessExit = 2,
-    /// An exec call is about to replace this image: [`Exec`].
-    Exec = 3,
-    /// The exec call returned (it failed): [`ExecFailed`].
-    ExecFailed = 4,
-    /// A process was started without fork+exec in this image (`posix_spawn`, `system`, `popen`): [`Spawn`].
-    Spawn = 5,
-    /// A fork-like call created a child: [`Fork`].
-    Fork = 6,
-    /// A file was opened: [`FileOpen`].
-    FileOpen = 7,
-    /// A path operation (unlink, mkdir, rename, link, chdir, …): [`FileOp`].
-    FileOp = 8,
-    /// A socket call: [`Net`].
-    Net = 9,
-    /// A name lookup: [`Dns`].
-    Dns = 10,
+/// Declares the record kinds from one table: each entry is
+///
+/// ```text
+/// /// doc of the kind
+/// Name(Layout) = number,          no var fields
+/// Name(Layout, Vars) = number,    var fields follow the fixed part
+/// ```
+///
+/// and the macro makes [`Kind`] (its variants, [`Kind::from_u16`], [`Kind::ALL`], …), the
+/// [`Event`] impl of each layout, and [`AnyEvent`] with its variants `Name(&Layout)` or
+/// `Name(&Layout, Vars)`, [`AnyEvent::decode`] and [`AnyEvent::ev`]. It checks at compile time
+/// that each layout begins with its [`EventHeader`] (the writer patches the header in place).
+macro_rules! record_kinds {
+    // A variant's var fields: the decoded `Vars` (present) or nothing (absent).
+    (@vars Vars $v:ident) => { $v };
+    (@some_vars Vars $v:ident) => { Some($v.clone()) };
+    (@some_vars) => { None };
+    (@has_vars Vars) => { true };
+    (@has_vars) => { false };
+    ($(
+        $(#[$doc:meta])*
+        $name:ident($layout:ident $(, $vars:ident)?) = $num:literal,
+    )*) => {
+        /// Record kinds (header field `kind`). 0 is padding; `0x8000..` are free for tests and
+        /// tools. Declared by the table at the top of `records.rs`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        pub enum Kind {
+            $(
+                $(#[$doc])*
+                #[doc = concat!("\n\nLayout: [`", stringify!($layout), "`].")]
+                $name = $num,
+            )*
+        }
+
+        impl Kind {
+            /// Every kind, in table order.
+            pub const ALL: &'static [Kind] = &[$(Kind::$name),*];
+
+            /// The kind a header field names, if any.
+            pub fn from_u16(v: u16) -> Option<Kind> {
+                match v {
+                    $($num => Some(Kind::$name),)*
+                    _ => None,
+                }
+            }
+
+            /// The kind's name (that of its variant).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kind::$name => stringify!($name),)*
+                }
+            }
+
+            /// Size of the kind's fixed part, its [`EventHeader`] included.
+            pub fn fixed_size(self) -> usize {
+                match self {
+                    $(Kind::$name => size_of::<$layout>(),)*
+                }
+            }
+
+            /// Whether records of this kind carry var fields (see the layout's docs).
+            pub fn has_vars(self) -> bool {
+                match self {
+                    $(Kind::$name => record_kinds!(@has_vars $($vars)?),)*
+                }
+            }
+
+            /// Run `v` with this kind's layout type (for code generic over every kind, such as
+            /// tests that write one record of each).
+            pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
+                match self {
+                    $(Kind::$name => v.visit::<$layout>(),)*
+                }
+            }
+        }
+
+        $(
+            impl Event for $layout {
+                const KIND: Kind = Kind::$name;
+                #[inline]
+                fn ev(&self) -> &EventHeader {
+                    &self.ev
+                }
+            }
+            const _: () = assert!(
+                core::mem::offset_of!($layout, ev) == 0,
+                concat!(stringify!($layout), " must begin with its EventHeader"),
+            );
+        )*
+
+        /// A decoded event of any known kind: a variant per [`Kind`], holding the fixed part in
+        /// place and, for kinds that have them, the var fields.
+        #[derive(Debug, Clone)]
+        pub enum AnyEvent<'a> {
+            $(
+                #[doc = concat!("[`", stringify!($layout), "`].")]
+                $name(&'a $layout $(, $vars<'a>)?),
+            )*
+        }
+
+        impl<'a> AnyEvent<'a> {
+            /// Decode a payload of record kind `kind`.
+            pub fn decode(kind: u16, payload: &'a [u8]) -> Result<AnyEvent<'a>, DecodeError> {
+                let k = Kind::from_u16(kind).ok_or(DecodeError::UnknownKind(kind))?;
+                Ok(match k {
+                    $(Kind::$name => {
+                        let (e, _vars) = decode::<$layout>(payload)?;
+                        AnyEvent::$name(e $(, record_kinds!(@vars $vars _vars))?)
+                    })*
+                })
+            }
+
+            /// The event's kind.
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $(AnyEvent::$name(..) => Kind::$name,)*
+                }
+            }
+
+            /// The common header.
+            pub fn ev(&self) -> &'a EventHeader {
+                match self {
+                    $(AnyEvent::$name(e, ..) => &e.ev,)*
+                }
+            }
+
+            /// The var fields, for kinds that have them.
+            pub fn vars(&self) -> Option<Vars<'a>> {
+                match self {
+                    $(AnyEvent::$name(_ $(, record_kinds!(@vars $vars v))?) => {
+                        record_kinds!(@some_vars $($vars v)?)
+                    })*
+                }
+            }
+        }
+    };
 }
 
-impl Kind {
-    /// The kind a header field names, if any.
-    pub fn from_u16(v: u16) -> Option<Kind> {
-        use Kind::*;
-        Some(match v {
-            1 => ProcessStart,
-            2 => ProcessExit,
-            3 => Exec,
-            4 => ExecFailed,
-            5 => Spawn,
-            6 => Fork,
-            7 => FileOpen,
-            8 => FileOp,
-            9 => Net,
-            10 => Dns,
-            _ => return None,
-        })
-    }
+// The record kinds. Adding one: a layout struct below, one entry here, and its rendering in the
+// drain (`drain/src/decode.rs`, which matches on every `AnyEvent` variant). See `RING.md`,
+// "Adding a record kind".
+record_kinds! {
+    /// A process image started (library loaded).
+    ProcessStart(ProcessStart, Vars) = 1,
+    /// A process is exiting.
+    ProcessExit(ProcessExit) = 2,
+    /// An exec call is about to replace this image.
+    Exec(Exec, Vars) = 3,
+    /// The exec call returned (it failed).
+    ExecFailed(ExecFailed) = 4,
+    /// A process was started without fork+exec in this image (`posix_spawn`, `system`,
+    /// `popen`).
+    Spawn(Spawn, Vars) = 5,
+    /// A fork-like call created a child.
+    Fork(Fork) = 6,
+    /// A file was opened.
+    FileOpen(FileOpen, Vars) = 7,
+    /// A path operation (unlink, mkdir, rename, link, chdir, …).
+    FileOp(FileOp, Vars) = 8,
+    /// A socket call.
+    Net(Net, Vars) = 9,
+    /// A name lookup.
+    Dns(Dns, Vars) = 10,
+}
+
+/// Something done with the layout type of a kind chosen at run time: see [`Kind::visit`].
+pub trait KindVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Called with the layout of the kind visited.
+    fn visit<E: Event>(self) -> Self::Output;
 }
 
 /// First kind value free for tests and tools; the reader passes such records through raw.
@@ -251,42 +379,24 @@ pub struct ProcessExit {
     pub status: I32,
 }
 
+/// Constants shared with C. `c_consts! { TYPE; NAME = value, … }` (entries may carry docs;
+/// values are integer expressions of literals only) makes each entry a `pub const NAME: TYPE`. The files written as one such invocation
+/// (`format/src/c/*.rs`, `ringbuf-preload/src/c/*.rs`) are also included by
+/// `ringbuf-preload/build.rs`, whose own `c_consts!` writes the same entries as `#define`s for
+/// the C shim: one source for both languages.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! c_consts {
+    ($t:ty; $($(#[$m:meta])* $name:ident = $v:expr),* $(,)?) => {
+        $($(#[$m])* pub const $name: $t = $v;)*
+    };
+}
+
 /// The function that started a process (exec, spawn and fork records' `op`).
 pub mod proc_op {
-    /// `execve`.
-    pub const EXECVE: u16 = 1;
-    /// `execv`.
-    pub const EXECV: u16 = 2;
-    /// `execvp`.
-    pub const EXECVP: u16 = 3;
-    /// `execvpe`.
-    pub const EXECVPE: u16 = 4;
-    /// `execl`.
-    pub const EXECL: u16 = 5;
-    /// `execlp`.
-    pub const EXECLP: u16 = 6;
-    /// `execle`.
-    pub const EXECLE: u16 = 7;
-    /// `fexecve`.
-    pub const FEXECVE: u16 = 8;
-    /// `execveat`.
-    pub const EXECVEAT: u16 = 9;
-    /// `posix_spawn`.
-    pub const POSIX_SPAWN: u16 = 20;
-    /// `posix_spawnp`.
-    pub const POSIX_SPAWNP: u16 = 21;
-    /// `system`.
-    pub const SYSTEM: u16 = 22;
-    /// `popen`.
-    pub const POPEN: u16 = 23;
-    /// `fork`.
-    pub const FORK: u16 = 30;
-    /// `vfork` (forwarded as fork).
-    pub const VFORK: u16 = 31;
-    /// `clone` of a process.
-    pub const CLONE: u16 = 32;
-    /// `clone3` of a process.
-    pub const CLONE3: u16 = 33;
+    // The codes are shared with the preload's C shim, which gets them as `#define`s generated
+    // from this file.
+    include!("c/proc_op.rs");
 
     /// The C name of an op code.
     pub fn name(op: u16) -> Option<&'static str> {
@@ -616,36 +726,14 @@ pub struct Dns {
     pub reserved: U32,
 }
 
-/// A fixed event layout: its kind and access to its common header.
+/// A fixed event layout: its kind and access to its common header, which is its first field.
+/// Implemented for each layout by the kinds table (`record_kinds!` above).
 pub trait Event: FromBytes + IntoBytes + KnownLayout + Immutable + Sized {
     /// The record kind this layout is written under.
     const KIND: Kind;
     /// The common header.
     fn ev(&self) -> &EventHeader;
 }
-
-macro_rules! events {
-    ($($t:ident),*) => {$(
-        impl Event for $t {
-            const KIND: Kind = Kind::$t;
-            fn ev(&self) -> &EventHeader {
-                &self.ev
-            }
-        }
-    )*};
-}
-events!(
-    ProcessStart,
-    ProcessExit,
-    Exec,
-    ExecFailed,
-    Spawn,
-    Fork,
-    FileOpen,
-    FileOp,
-    Net,
-    Dns
-);
 
 /// Size of a var field's length prefix.
 pub const VAR_PREFIX: usize = 4;
@@ -774,66 +862,6 @@ pub fn decode<E: Event>(payload: &[u8]) -> Result<(&E, Vars<'_>), DecodeError> {
     Ok((fixed, vars))
 }
 
-/// A decoded event of any known kind.
-#[derive(Debug, Clone)]
-pub enum AnyEvent<'a> {
-    /// [`ProcessStart`].
-    ProcessStart(&'a ProcessStart, Vars<'a>),
-    /// [`ProcessExit`].
-    ProcessExit(&'a ProcessExit),
-    /// [`Exec`].
-    Exec(&'a Exec, Vars<'a>),
-    /// [`ExecFailed`].
-    ExecFailed(&'a ExecFailed),
-    /// [`Spawn`].
-    Spawn(&'a Spawn, Vars<'a>),
-    /// [`Fork`].
-    Fork(&'a Fork),
-    /// [`FileOpen`].
-    FileOpen(&'a FileOpen, Vars<'a>),
-    /// [`FileOp`].
-    FileOp(&'a FileOp, Vars<'a>),
-    /// [`Net`].
-    Net(&'a Net, Vars<'a>),
-    /// [`Dns`].
-    Dns(&'a Dns, Vars<'a>),
-}
-
-impl<'a> AnyEvent<'a> {
-    /// Decode a payload of record kind `kind`.
-    pub fn decode(kind: u16, payload: &'a [u8]) -> Result<AnyEvent<'a>, DecodeError> {
-        let k = Kind::from_u16(kind).ok_or(DecodeError::UnknownKind(kind))?;
-        Ok(match k {
-            Kind::ProcessStart => decode(payload).map(|(e, v)| AnyEvent::ProcessStart(e, v))?,
-            Kind::ProcessExit => AnyEvent::ProcessExit(decode(payload)?.0),
-            Kind::Exec => decode(payload).map(|(e, v)| AnyEvent::Exec(e, v))?,
-            Kind::ExecFailed => AnyEvent::ExecFailed(decode(payload)?.0),
-            Kind::Spawn => decode(payload).map(|(e, v)| AnyEvent::Spawn(e, v))?,
-            Kind::Fork => AnyEvent::Fork(decode(payload)?.0),
-            Kind::FileOpen => decode(payload).map(|(e, v)| AnyEvent::FileOpen(e, v))?,
-            Kind::FileOp => decode(payload).map(|(e, v)| AnyEvent::FileOp(e, v))?,
-            Kind::Net => decode(payload).map(|(e, v)| AnyEvent::Net(e, v))?,
-            Kind::Dns => decode(payload).map(|(e, v)| AnyEvent::Dns(e, v))?,
-        })
-    }
-
-    /// The common header.
-    pub fn ev(&self) -> &'a EventHeader {
-        match self {
-            AnyEvent::ProcessStart(e, _) => &e.ev,
-            AnyEvent::ProcessExit(e) => &e.ev,
-            AnyEvent::Exec(e, _) => &e.ev,
-            AnyEvent::ExecFailed(e) => &e.ev,
-            AnyEvent::Spawn(e, _) => &e.ev,
-            AnyEvent::Fork(e) => &e.ev,
-            AnyEvent::FileOpen(e, _) => &e.ev,
-            AnyEvent::FileOp(e, _) => &e.ev,
-            AnyEvent::Net(e, _) => &e.ev,
-            AnyEvent::Dns(e, _) => &e.ev,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -852,6 +880,76 @@ mod tests {
         assert_eq!(size_of::<Net>(), 80);
         assert_eq!(size_of::<DnsAddr>(), 20);
         assert_eq!(size_of::<Dns>(), 56);
+    }
+
+    #[test]
+    fn the_kinds_table_agrees_with_itself() {
+        for (i, &k) in Kind::ALL.iter().enumerate() {
+            assert_eq!(Kind::from_u16(k as u16), Some(k));
+            assert!(Kind::ALL[..i].iter().all(|&o| o as u16 != k as u16));
+            assert!(k as u16 != 0 && (k as u16) < KIND_USER, "{k:?}");
+        }
+        assert_eq!(Kind::from_u16(0), None);
+        assert_eq!(Kind::from_u16(KIND_USER), None);
+        assert_eq!(Kind::Dns.name(), "Dns");
+        assert_eq!(Kind::Net.fixed_size(), size_of::<Net>());
+        assert!(Kind::FileOp.has_vars() && !Kind::Fork.has_vars());
+        assert_eq!(<FileOpen as Event>::KIND, Kind::FileOpen);
+        let e = ProcessExit {
+            ev: EventHeader {
+                var_count: 2.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut b = e.as_bytes().to_vec();
+        assert_eq!(
+            AnyEvent::decode(Kind::ProcessExit as u16, &b).map(|_| ()),
+            Err(DecodeError::BadVar),
+            "a kind without var fields still has its declared ones checked"
+        );
+        b.extend_from_slice(&[0; 2 * VAR_PREFIX]);
+        let any = AnyEvent::decode(Kind::ProcessExit as u16, &b).unwrap();
+        assert!(matches!(any, AnyEvent::ProcessExit(_)));
+        assert_eq!(
+            (any.kind(), any.ev().var_count.get()),
+            (Kind::ProcessExit, 2)
+        );
+        assert!(any.vars().is_none());
+        assert_eq!(
+            AnyEvent::decode(KIND_USER, &b).map(|_| ()),
+            Err(DecodeError::UnknownKind(KIND_USER))
+        );
+    }
+
+    /// `RING.md` §2.2 lists every kind with its number, name, fixed size and var fields.
+    #[test]
+    fn ring_md_lists_the_kinds_of_the_table() {
+        let doc = include_str!("../RING.md");
+        let rows: Vec<Vec<&str>> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix('|'))
+            .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+            .filter(|c| {
+                c.len() >= 4 && c[0].parse::<u16>().is_ok() && c[2].parse::<usize>().is_ok()
+            })
+            .collect();
+        let listed: Vec<(u16, &str, usize, bool)> = rows
+            .iter()
+            .map(|c| {
+                (
+                    c[0].parse().unwrap(),
+                    c[1],
+                    c[2].parse().unwrap(),
+                    !c[3].starts_with('—'),
+                )
+            })
+            .collect();
+        let table: Vec<(u16, &str, usize, bool)> = Kind::ALL
+            .iter()
+            .map(|&k| (k as u16, k.name(), k.fixed_size(), k.has_vars()))
+            .collect();
+        assert_eq!(listed, table);
     }
 
     #[test]

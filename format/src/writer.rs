@@ -256,7 +256,10 @@ impl<'r> Writer<'r> {
         let plan = records::plan_vars(vars.clone(), budget);
         let r = self.claim(E::KIND as u16, fixed_len + plan.bytes)?;
         r.write(0, fixed.as_bytes());
-        // Patch var_count and flags in place (EventHeader offsets 32 and 34).
+        // Patch var_count and flags in place, with one 4-byte write: they are adjacent, and
+        // every layout begins with its header (records.rs checks that at compile time).
+        const VAR_COUNT_AT: usize = core::mem::offset_of!(records::EventHeader, var_count);
+        const { assert!(core::mem::offset_of!(records::EventHeader, flags) == VAR_COUNT_AT + 2) };
         let flags = fixed.ev().flags.get()
             | if plan.truncated {
                 ev_flags::TRUNCATED
@@ -266,7 +269,7 @@ impl<'r> Writer<'r> {
         let mut vc = [0u8; 4];
         vc[..2].copy_from_slice(&(plan.count as u16).to_le_bytes());
         vc[2..].copy_from_slice(&flags.to_le_bytes());
-        r.write(32, &vc);
+        r.write(VAR_COUNT_AT, &vc);
         let mut at = fixed_len;
         let mut left = plan.bytes;
         for v in vars.take(plan.count) {

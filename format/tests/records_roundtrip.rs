@@ -2,14 +2,20 @@
 //! (long paths, empty argv, non-UTF-8 bytes, sizes past the largest record, which must be cut
 //! and flagged, never dropped).
 
-use format::records::{self, ev_flags, AnyEvent, Event};
+use core::mem::offset_of;
+use format::layout::RECORD_HEADER;
+use format::records::{
+    self, ev_flags, AnyEvent, Event, EventHeader, Kind, KindVisitor, VAR_PREFIX,
+};
 use format::{CreateOptions, Item, Reader, ReaderOptions, Ring, Start, Writer};
 use proptest::prelude::*;
 use zerocopy::{FromBytes, IntoBytes};
 
 /// Write `fixed` + `vars` as event `E`, read it back, and check it field for field.
-fn roundtrip<E: Event + std::fmt::Debug>(ring: &Ring, fixed_bytes: &[u8], vars: &[Vec<u8>]) {
-    let fixed = E::read_from_bytes(fixed_bytes).unwrap();
+fn roundtrip<E: Event>(ring: &Ring, fixed_bytes: &[u8], vars: &[Vec<u8>]) {
+    let Ok(fixed) = E::read_from_bytes(fixed_bytes) else {
+        panic!("{} bytes for a {:?}", fixed_bytes.len(), E::KIND)
+    };
     let w = Writer::attach(ring).unwrap();
     w.write_event(&fixed, vars.iter().map(|v| v.as_slice()))
         .expect("written (cut if too large)");
@@ -28,8 +34,9 @@ fn roundtrip<E: Event + std::fmt::Debug>(ring: &Ring, fixed_bytes: &[u8], vars: 
     let got_vars: Vec<&[u8]> = got_vars.collect();
     // Fixed part: identical except var_count and the TRUNCATED flag the writer sets.
     let (g, f) = (got.as_bytes(), fixed.as_bytes());
-    assert_eq!(&g[..32], &f[..32]);
-    assert_eq!(&g[40..], &f[40..]);
+    let (var_count, header) = (offset_of!(EventHeader, var_count), size_of::<EventHeader>());
+    assert_eq!(&g[..var_count], &f[..var_count]);
+    assert_eq!(&g[header..], &f[header..]);
     let truncated = got.ev().flags.get() & ev_flags::TRUNCATED != 0;
     assert_eq!(
         got.ev().flags.get() & !ev_flags::TRUNCATED,
@@ -37,8 +44,8 @@ fn roundtrip<E: Event + std::fmt::Debug>(ring: &Ring, fixed_bytes: &[u8], vars: 
     );
     assert_eq!(got.ev().var_count.get() as usize, got_vars.len());
     // Var fields: a prefix of what was written, only the last one possibly cut.
-    let total: usize = vars.iter().map(|v| v.len() + 4).sum();
-    let fits = size_of::<E>() + total + 16 <= ring.max_record() as usize
+    let total: usize = vars.iter().map(|v| v.len() + VAR_PREFIX).sum();
+    let fits = size_of::<E>() + total + RECORD_HEADER as usize <= ring.max_record() as usize
         && vars.len() <= u16::MAX as usize;
     assert_eq!(truncated, !fits, "TRUNCATED iff it did not fit");
     if fits {
@@ -58,7 +65,29 @@ fn roundtrip<E: Event + std::fmt::Debug>(ring: &Ring, fixed_bytes: &[u8], vars: 
     }
     // And through the any-kind decoder.
     let any = AnyEvent::decode(rec.kind, rec.payload).unwrap();
-    assert_eq!(any.ev().as_bytes()[..32], fixed.ev().as_bytes()[..32]);
+    assert_eq!(any.kind(), E::KIND);
+    assert_eq!(
+        any.ev().as_bytes()[..var_count],
+        fixed.ev().as_bytes()[..var_count]
+    );
+    assert_eq!(
+        any.vars().map(|v| v.count()),
+        Kind::has_vars(E::KIND).then_some(got_vars.len())
+    );
+}
+
+/// [`roundtrip`] for a kind chosen at run time.
+struct RoundTrip<'a> {
+    ring: &'a Ring,
+    fixed: &'a [u8],
+    vars: &'a [Vec<u8>],
+}
+
+impl KindVisitor for RoundTrip<'_> {
+    type Output = ();
+    fn visit<E: Event>(self) {
+        roundtrip::<E>(self.ring, &self.fixed[..size_of::<E>()], self.vars)
+    }
 }
 
 fn var_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
@@ -76,27 +105,16 @@ fn var_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
-    fn every_record_type_round_trips(which in 0usize..10, fixed in prop::collection::vec(any::<u8>(), 128), vars in var_strategy()) {
+    fn every_record_type_round_trips(which in 0..Kind::ALL.len(), fixed in prop::collection::vec(any::<u8>(), 128), vars in var_strategy()) {
         let dir = tempfile::tempdir().unwrap();
         let opts = CreateOptions { capacity: 1 << 20, block_size: 64 << 10, writer_slots: 4, ..Default::default() };
         let ring = Ring::create(&dir.path().join("ring"), &opts).unwrap();
         // Fixed part from random bytes, but with a sane header (var_count is set by the writer).
         let mut fixed = fixed;
-        let ev = EventHeader { flags: 0.into(), ..EventHeader::read_from_bytes(&fixed[..40]).unwrap() };
-        fixed[..40].copy_from_slice(ev.as_bytes());
-        use records::*;
-        match which {
-            0 => roundtrip::<ProcessStart>(&ring, &fixed[..size_of::<ProcessStart>()], &vars),
-            1 => roundtrip::<ProcessExit>(&ring, &fixed[..size_of::<ProcessExit>()], &vars),
-            2 => roundtrip::<Exec>(&ring, &fixed[..size_of::<Exec>()], &vars),
-            3 => roundtrip::<ExecFailed>(&ring, &fixed[..size_of::<ExecFailed>()], &vars),
-            4 => roundtrip::<Spawn>(&ring, &fixed[..size_of::<Spawn>()], &vars),
-            5 => roundtrip::<Fork>(&ring, &fixed[..size_of::<Fork>()], &vars),
-            6 => roundtrip::<FileOpen>(&ring, &fixed[..size_of::<FileOpen>()], &vars),
-            7 => roundtrip::<FileOp>(&ring, &fixed[..size_of::<FileOp>()], &vars),
-            8 => roundtrip::<Net>(&ring, &fixed[..size_of::<Net>()], &vars),
-            _ => roundtrip::<Dns>(&ring, &fixed[..size_of::<Dns>()], &vars),
-        }
+        let header = size_of::<EventHeader>();
+        let ev = EventHeader { flags: 0.into(), ..EventHeader::read_from_bytes(&fixed[..header]).unwrap() };
+        fixed[..header].copy_from_slice(ev.as_bytes());
+        Kind::ALL[which].visit(RoundTrip { ring: &ring, fixed: &fixed, vars: &vars });
     }
 }
 

@@ -16,17 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let kind = u16::from_le_bytes(*kind) % 16;
     if let Ok(ev) = AnyEvent::decode(kind, payload) {
         let _ = ev.ev().pid.get();
-        let vars = match &ev {
-            AnyEvent::ProcessStart(_, v)
-            | AnyEvent::Exec(_, v)
-            | AnyEvent::Spawn(_, v)
-            | AnyEvent::FileOpen(_, v)
-            | AnyEvent::FileOp(_, v)
-            | AnyEvent::Net(_, v)
-            | AnyEvent::Dns(_, v) => Some(v.clone()),
-            _ => None,
-        };
-        if let Some(v) = vars {
+        if let Some(v) = ev.vars() {
             let range = payload.as_ptr_range();
             for field in v {
                 assert!(range.start <= field.as_ptr() && field.as_ptr_range().end <= range.end);

@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use format::{AnyEvent, Item, Reader, ReaderOptions, Ring, Start};
+use format::{AnyEvent, EventHeader, Item, Kind, Reader, ReaderOptions, Ring, Start};
 use tests::harness::{compile, env_knob, tools};
 
 struct Rng(u64);
@@ -212,12 +212,13 @@ fn random_payloads_of_every_kind_decode_or_are_refused_never_read_out_of_bounds(
             *b = rng.next() as u8;
         }
         // Often a plausible var_count and lengths, so that decoding gets past the fixed part.
-        if len > 40 && rng.below(2) == 0 {
-            buf[32] = rng.below(4) as u8;
-            buf[33] = 0;
+        let var_count = std::mem::offset_of!(EventHeader, var_count);
+        if len > size_of::<EventHeader>() && rng.below(2) == 0 {
+            buf[var_count] = rng.below(4) as u8;
+            buf[var_count + 1] = 0;
         }
         let payload = &buf[..len];
-        match AnyEvent::decode(1 + rng.below(10) as u16, payload) {
+        match AnyEvent::decode(Kind::ALL[rng.below(Kind::ALL.len())] as u16, payload) {
             Ok(ev) => {
                 ok += 1;
                 let _ = ev.ev().tid.get();

@@ -66,6 +66,13 @@ unsafe fn opened(
     fd
 }
 
+/// The `sym` codes of [`substrate_open_hook`], shared with the C shim (which gets them as
+/// generated `#define`s).
+pub(crate) mod open_sym {
+    use format::c_consts;
+    include!("../c/open_sym.rs");
+}
+
 /// Entry from the C shim for `open`, `open64`, `openat`, `openat64` (variadic); `mode` is
 /// meaningful only with `O_CREAT` or `O_TMPFILE`.
 ///
@@ -80,22 +87,24 @@ pub unsafe extern "C" fn substrate_open_hook(
     mode: c_uint,
 ) -> c_int {
     let m = needs_mode(flags).then_some(mode);
-    // Kept in step with SYM_* in c/shim.c.
     // SAFETY: forwarded to the real function with the caller's arguments.
     unsafe {
         match sym {
-            1 => opened(open_op::OPEN, libc::AT_FDCWD, path, flags, m, || {
+            open_sym::OPEN => opened(open_op::OPEN, libc::AT_FDCWD, path, flags, m, || {
                 call_real!(open(path, flags, mode))
             }),
-            2 => opened(open_op::OPEN, libc::AT_FDCWD, path, flags, m, || {
+            open_sym::OPEN64 => opened(open_op::OPEN, libc::AT_FDCWD, path, flags, m, || {
                 call_real!(open64(path, flags, mode))
             }),
-            3 => opened(open_op::OPENAT, dirfd, path, flags, m, || {
+            open_sym::OPENAT => opened(open_op::OPENAT, dirfd, path, flags, m, || {
                 call_real!(openat(dirfd, path, flags, mode))
             }),
-            _ => opened(open_op::OPENAT, dirfd, path, flags, m, || {
-                call_real!(openat64(dirfd, path, flags, mode))
-            }),
+            _ => {
+                debug_assert_eq!(sym, open_sym::OPENAT64);
+                opened(open_op::OPENAT, dirfd, path, flags, m, || {
+                    call_real!(openat64(dirfd, path, flags, mode))
+                })
+            }
         }
     }
 }
