@@ -551,10 +551,7 @@ impl Ring {
         let g = &self.geo;
         // Relaxed throughout: a statistics snapshot, each value individually meaningful.
         let ld = |w| self.mem.load(g.ctl(w), Relaxed);
-        let mut drops = [0u64; DropReason::ALL.len()];
-        for r in DropReason::ALL {
-            drops[r as usize] = ld(r.counter());
-        }
+        let drops = protocol::drop_counts(&self.mem, g);
         RingStats {
             reserve_pos: ld(ctl::RESERVE),
             tail: ld(ctl::TAIL),
@@ -608,9 +605,7 @@ impl Ring {
 
     /// Whether any attached writer is alive.
     pub fn any_writer_alive(&self, live: &dyn Liveness) -> bool {
-        (0..self.geo.slots).any(|i| {
-            protocol::slot_alive(protocol::read_slot(&self.mem, &self.geo, i as u16), live)
-        })
+        protocol::any_writer_alive(&self.mem, &self.geo, live)
     }
 
     /// The drain's published position (where a restarted drain resumes).
@@ -623,31 +618,21 @@ impl Ring {
     /// reader counted them (see [`Ring::publish_consumer`]).
     pub fn publish_consumer_counted(&self, pos: u64, records: u64) {
         if self.writable {
-            // Relaxed: paired with the position by its tag, not by ordering.
-            self.mem.store(
-                self.geo.ctl(ctl::CONSUMER_RECORDS),
-                protocol::consumer_records_word(pos, records),
-                Relaxed,
-            );
-            self.publish_consumer(pos);
+            protocol::read::publish_consumer(&self.mem, &self.geo, pos, Some(records));
         }
     }
 
     /// The record count published with the consumer position `pos`
     /// ([`Ring::publish_consumer_counted`]), if it was published for that position.
     pub fn consumer_records(&self, pos: u64) -> Option<u64> {
-        // Relaxed: the tag says whether it belongs to `pos`.
-        let w = self.mem.load(self.geo.ctl(ctl::CONSUMER_RECORDS), Relaxed);
-        protocol::consumer_records(w, pos)
+        protocol::read::published_records(&self.mem, &self.geo, pos)
     }
 
     /// Publish the drain's position: everything below `pos` has been consumed. In discard mode
     /// this frees that space for writers. No-op on a read-only mapping.
     pub fn publish_consumer(&self, pos: u64) {
         if self.writable {
-            // Release: our reads of the bytes below `pos` happen before any writer reuses them
-            // (writers load this with acquire).
-            self.mem.store(self.geo.ctl(ctl::CONSUMER), pos, Release);
+            protocol::read::publish_consumer(&self.mem, &self.geo, pos, None);
         }
     }
 

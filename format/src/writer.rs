@@ -5,29 +5,21 @@
 //! dead slots); recording makes none, takes no lock and allocates nothing: see
 //! [`Writer::write_event`].
 //!
-//! Slot life cycle: `FREE/DEAD --CAS--> CLAIMING(pid) --fields, release--> ACTIVE --detach-->
-//! FREE`. The generation grows at every claim. A process that execs adopts its own slot again
-//! (same pid and start time) with a new generation and attach position, so records its old
-//! image left unfinished read as abandoned.
+//! The protocol is not here: attaching and detaching are [`crate::protocol::slots`], recording
+//! is [`crate::protocol::Producer`]. This is their edge: a ring's mapping, the calling
+//! process's identity, `kill(pid, 0)` for reaping and reclaim, and the record layouts of
+//! [`crate::records`].
 
 use core::sync::atomic::{AtomicBool, Ordering::*};
 
-use crate::layout::{self, ctl, slot, slot_state};
+use crate::layout::{self, slot};
 use crate::mem::{MapMem, Mem};
-use crate::protocol::{Claim, DropReason, Producer};
+use crate::protocol::{slots, Claim, DropReason, Producer};
 use crate::records::{self, ev_flags, Event, VAR_PREFIX};
 use crate::ring::{KillLiveness, Ring};
 use crate::sys;
 
-/// Who is attaching: pid and start time (clock ticks after boot), which together name a
-/// process even when pids are reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriterIdentity {
-    /// Process id.
-    pub pid: u32,
-    /// `/proc/PID/stat` field 22; 0 if unknown.
-    pub start_time: u64,
-}
+pub use crate::protocol::slots::WriterIdentity;
 
 impl WriterIdentity {
     /// The calling process (reads `/proc/self/stat` with raw syscalls, no allocation).
@@ -60,9 +52,6 @@ impl std::fmt::Display for AttachError {
 
 impl std::error::Error for AttachError {}
 
-/// How many slots from its home slot a process looks for the slot it already holds.
-const ADOPT_PROBES: u32 = 64;
-
 /// An attached writer.
 pub struct Writer<'r> {
     ring: &'r Ring,
@@ -84,84 +73,13 @@ impl<'r> Writer<'r> {
         if !ring.writable() {
             return Err(AttachError::ReadOnly);
         }
-        let mem = ring.mem();
-        let g = ring.geometry();
-        let n = g.slots;
-        // Searches start at the process's home slot, `pid % slots`: a process finds the slot it
-        // holds (after exec) in the first probes, and a new one touches one page of the table.
-        let home = id.pid % n;
-        let ctl_of = |i: u32| g.slot_off(i as u16) + slot::CTL;
-        let try_claim = |i: u32, cur: u64| -> Option<u32> {
-            let gen = layout::slot_ctl_generation(cur).wrapping_add(1);
-            let new = layout::slot_ctl(slot_state::CLAIMING, gen, id.pid);
-            // AcqRel: acquire orders us after the previous owner's release (its records are
-            // below the reservation position we read next); release is not needed yet.
-            mem.cas(ctl_of(i), cur, new, AcqRel, Relaxed)
-                .ok()
-                .map(|_| gen)
-        };
-        // Acquire on each control word: see the fields of ACTIVE slots. Probing stops after
-        // ADOPT_PROBES slots: a slot further away is not adopted (it is reaped once this process
-        // exits), which keeps attaching cheap however big the table is.
-        let own = (0..n.min(ADOPT_PROBES)).map(|k| (home + k) % n).find(|&i| {
-            let c = mem.load(ctl_of(i), Acquire);
-            layout::slot_ctl_state(c) == slot_state::ACTIVE
-                && layout::slot_ctl_pid(c) == id.pid
-                && mem.load(g.slot_off(i as u16) + slot::START_TIME, Relaxed) == id.start_time
-        });
-        let mut claimed =
-            own.and_then(|i| try_claim(i, mem.load(ctl_of(i), Acquire)).map(|g| (i, g)));
-        for k in 0..n {
-            if claimed.is_some() {
-                break;
-            }
-            let i = (home + k) % n;
-            let c = mem.load(ctl_of(i), Acquire);
-            if matches!(
-                layout::slot_ctl_state(c),
-                slot_state::FREE | slot_state::DEAD
-            ) {
-                claimed = try_claim(i, c).map(|g| (i, g));
-            }
-        }
-        for k in 0..n {
-            if claimed.is_some() {
-                break;
-            }
-            let i = (home + k) % n;
-            let c = mem.load(ctl_of(i), Acquire);
-            if layout::slot_ctl_state(c) == slot_state::ACTIVE
-                && !sys::pid_exists(layout::slot_ctl_pid(c))
-            {
-                claimed = try_claim(i, c).map(|g| (i, g));
-                if claimed.is_some() {
-                    mem.add(g.ctl(ctl::REAPED), 1, Relaxed);
-                }
-            }
-        }
-        let Some((i, generation)) = claimed else {
-            return Err(AttachError::NoSlot);
-        };
-        let base = g.slot_off(i as u16);
-        mem.store(base + slot::START_TIME, id.start_time, Relaxed);
-        // A count an earlier owner left is of threads that are gone (it died, or this process
-        // exec'd), and it must not hold up reclaim for as long as we live. Relaxed: published
-        // by the release store of ACTIVE below; our own reservations come after it.
-        mem.store(base + slot::INFLIGHT, 0, Relaxed);
-        // Acquire: every reservation made before our claim (by earlier owners of this slot
-        // above all) is below the value we read.
-        let attach_pos = mem.load(g.ctl(ctl::RESERVE), Acquire);
-        mem.store(base + slot::ATTACH_POS, attach_pos, Relaxed);
-        // Release: readers that acquire ACTIVE see start time and attach position.
-        mem.store(
-            base + slot::CTL,
-            layout::slot_ctl(slot_state::ACTIVE, generation, id.pid),
-            Release,
-        );
-        mem.add(g.ctl(ctl::ATTACHES), 1, Relaxed);
+        let (mem, g) = (ring.mem(), ring.geometry());
+        // Reaping asks whether a slot's pid exists at all: `kill(pid, 0)`.
+        let a = slots::attach(&mem, &g, id, &KillLiveness).ok_or(AttachError::NoSlot)?;
+        let (i, generation) = (a.slot, a.generation);
         Ok(Writer {
             ring,
-            prod: Producer::new(mem, g, i as u16),
+            prod: Producer::new(mem, g, i),
             id,
             generation,
             detached: AtomicBool::new(false),
@@ -204,17 +122,8 @@ impl<'r> Writer<'r> {
         if self.detached.swap(true, Relaxed) {
             return;
         }
-        let mem = &self.prod.mem;
-        let g = &self.prod.geo;
-        let c = layout::slot_ctl(slot_state::FREE, self.generation, self.id.pid);
-        let off = g.slot_off(self.prod.slot) + slot::CTL;
-        let cur = layout::slot_ctl(slot_state::ACTIVE, self.generation, self.id.pid);
-        // Release: our records' reservations happen before the next owner's claim (which
-        // acquires). CAS, not store: if the slot was reaped and re-claimed meanwhile (we were
-        // thought dead), it is no longer ours to free.
-        if mem.cas(off, cur, c, Release, Relaxed).is_ok() {
-            mem.add(g.ctl(ctl::DETACHES), 1, Relaxed);
-        }
+        let p = &self.prod;
+        slots::detach(&p.mem, &p.geo, p.slot, self.generation, self.id.pid);
     }
 
     /// Reserve `len` bytes of payload for a record of `kind`, to be written in place.
