@@ -52,6 +52,67 @@ fn push_json_str(buf: &mut String, s: &str) {
     buf.push('"');
 }
 
+/// An integer member value (every integer type the records carry).
+pub trait Int: Copy {
+    /// The value, widened.
+    fn wide(self) -> i128;
+}
+
+macro_rules! ints {
+    ($($t:ty),*) => {$(
+        impl Int for $t {
+            #[inline]
+            fn wide(self) -> i128 {
+                self as i128
+            }
+        }
+    )*};
+}
+ints!(u8, u16, u32, u64, usize, i16, i32, i64, i128);
+
+/// Append the decimal digits of `v` (the formatting machinery of `write!` costs several
+/// times more, and every line has half a dozen integers).
+pub(crate) fn push_int(buf: &mut String, v: i128) {
+    if v < 0 {
+        buf.push('-');
+    }
+    let mut u = v.unsigned_abs();
+    let mut tmp = [0u8; 40];
+    let mut i = tmp.len();
+    // u64 arithmetic for the usual values; i128 division only beyond.
+    while u > u64::MAX as u128 {
+        i -= 1;
+        tmp[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+    }
+    let mut w = u as u64;
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (w % 10) as u8;
+        w /= 10;
+        if w == 0 {
+            break;
+        }
+    }
+    for &d in &tmp[i..] {
+        buf.push(d as char);
+    }
+}
+
+/// Append `v` as exactly `width` digits, zero-padded (`v` < 10^width).
+pub(crate) fn push_padded(buf: &mut String, mut v: u32, width: usize) {
+    let mut tmp = [b'0'; 10];
+    let mut i = width.min(tmp.len());
+    while i > 0 {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    for &d in &tmp[..width.min(10)] {
+        buf.push(d as char);
+    }
+}
+
 /// `bytes` as text: itself when UTF-8 (`false`), else the escaped form (`true`).
 pub fn text(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
     match std::str::from_utf8(bytes) {
@@ -160,9 +221,9 @@ impl Line {
     }
 
     /// `"k": n`.
-    pub fn int(&mut self, k: &str, n: impl std::fmt::Display) {
+    pub fn int(&mut self, k: &str, n: impl Int) {
         self.key(k);
-        let _ = write!(self.buf, "{n}");
+        push_int(&mut self.buf, n.wide());
     }
 
     /// `"k": true/false`.
@@ -193,6 +254,32 @@ impl Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_written_as_display_would() {
+        for v in [
+            0i128,
+            7,
+            -1,
+            10,
+            99,
+            100,
+            i64::MIN as i128,
+            i64::MAX as i128,
+            u64::MAX as i128,
+            u64::MAX as i128 + 1,
+            i128::MIN,
+            i128::MAX,
+        ] {
+            let mut s = String::new();
+            push_int(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        let mut s = String::new();
+        push_padded(&mut s, 7, 2);
+        push_padded(&mut s, 1234, 9);
+        assert_eq!(s, "07000001234");
+    }
 
     #[test]
     fn lines_are_valid_json_and_non_utf8_round_trips() {

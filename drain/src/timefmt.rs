@@ -19,7 +19,6 @@ pub struct TsCache {
 impl TsCache {
     /// Append the RFC 3339 form of `unix_ns` to `out` (no allocation on the same day).
     pub fn push(&mut self, out: &mut String, unix_ns: i128) {
-        use std::fmt::Write;
         let secs = unix_ns.div_euclid(1_000_000_000) as i64;
         let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
         let days = secs.div_euclid(86_400);
@@ -30,13 +29,15 @@ impl TsCache {
             self.day = Some(days);
         }
         out.push_str(&self.date);
-        let _ = write!(
-            out,
-            "{:02}:{:02}:{:02}.{nanos:09}Z",
-            sod / 3600,
-            sod / 60 % 60,
-            sod % 60
-        );
+        use crate::json::push_padded;
+        push_padded(out, (sod / 3600) as u32, 2);
+        out.push(':');
+        push_padded(out, (sod / 60 % 60) as u32, 2);
+        out.push(':');
+        push_padded(out, (sod % 60) as u32, 2);
+        out.push('.');
+        push_padded(out, nanos, 9);
+        out.push('Z');
     }
 }
 
