@@ -152,7 +152,7 @@ pub mod model {
             }
         }
         fn w(&self, off: u64) -> &AtomicU64 {
-            assert!(off % 8 == 0);
+            assert!(off.is_multiple_of(8));
             &self.words[(off / 8) as usize]
         }
     }
@@ -172,7 +172,7 @@ pub mod model {
         }
         fn write_bytes(&self, off: u64, src: &[u8]) {
             assert!(
-                off % 8 == 0 && src.len() % 8 == 0,
+                off.is_multiple_of(8) && src.len().is_multiple_of(8),
                 "model copies whole words"
             );
             for (i, chunk) in src.chunks_exact(8).enumerate() {
@@ -182,7 +182,7 @@ pub mod model {
         }
         fn read_bytes(&self, off: u64, dst: &mut [u8]) {
             assert!(
-                off % 8 == 0 && dst.len() % 8 == 0,
+                off.is_multiple_of(8) && dst.len().is_multiple_of(8),
                 "model copies whole words"
             );
             for (i, chunk) in dst.chunks_exact_mut(8).enumerate() {
