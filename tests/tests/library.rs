@@ -168,22 +168,7 @@ fn typed_events_serialize_back_to_the_lines_of_real_traces() {
 
 #[test]
 fn the_substrate_session_example_traces_a_command_in_process() {
-    let _ = tools();
-    let st = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "-p",
-            "drain",
-            "--example",
-            "substrate_session",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let example = tests::harness::target_dir().join("release/examples/substrate_session");
+    let example = tests::harness::drain_example("substrate_session");
     let o = Command::new(example)
         .args(["sh", "-c", "ls / > /dev/null"])
         .env("SUBSTRATE_PRELOAD", &tools().preload)
