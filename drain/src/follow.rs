@@ -31,7 +31,9 @@ use crate::resume;
 const MIN_NAP: Duration = Duration::from_millis(2);
 const MAX_NAP: Duration = Duration::from_millis(5);
 
-/// A signal number caught by the drain (0: none).
+/// A signal number caught by the drain (0: none). Every access is `Relaxed`: the word is a
+/// flag that publishes no other data, so the loop only needs to see the handler's store
+/// eventually (it polls at least every few milliseconds), in any order with other memory.
 pub static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(sig: i32) {
