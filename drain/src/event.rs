@@ -82,6 +82,12 @@ pub struct Event {
     /// A socket address (or a looked-up name) was not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr_unreadable: Option<bool>,
+    /// `file_utime`: the times the call was given were not read (no `atime`, `mtime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times_unreadable: Option<bool>,
+    /// `file_setxattr`, `file_removexattr`: the attribute name was not read (`name` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_unreadable: Option<bool>,
 
     /// Which call (`open`, `execve`, `connect`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,12 +119,30 @@ pub struct Event {
     /// `read`, `write` or `read_write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<String>,
-    /// Creation mode.
+    /// Creation mode (`file_open`, `file_mkdir`), or the new mode (`file_chmod`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<i64>,
-    /// Low 32 bits of a truncate length.
+    /// `file_truncate`: the new length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<i64>,
+    /// `file_truncate` of an older preload: the low 32 bits of the length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length_low32: Option<i64>,
+    /// `file_chown`: the new owner (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<i64>,
+    /// `file_chown`: the new group (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<i64>,
+    /// `file_utime`: the new access time (RFC 3339, `now`, `omit` or `invalid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atime: Option<String>,
+    /// `file_utime`: the new modification time, as `atime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<String>,
+    /// `file_setxattr`: the size of the value set, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
     /// A descriptor: opened, or the one acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd: Option<i64>,
@@ -176,7 +200,7 @@ pub struct Event {
     /// Network port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
-    /// `dns_lookup`: the name looked up.
+    /// `dns_lookup`: the name looked up; `file_setxattr`, `file_removexattr`: the attribute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `dns_lookup`: the service.

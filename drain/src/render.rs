@@ -3,8 +3,8 @@
 //! Nothing here keeps state; the decoder calls these in the order the members appear.
 
 use format::records::{
-    exit_how, file_op, net_op, open_op, proc_op, untraced, DnsAddr, FileOp, FileOpen, Fork, Net,
-    ProcessExit, Spawn,
+    ev_flags, exit_how, file_op, meta_call, meta_flags, meta_op, net_op, open_op, proc_op,
+    untraced, utime_nsec, DnsAddr, FileMeta, FileOp, FileOpen, Fork, Net, ProcessExit, Spawn,
 };
 use format::{ids, Loss};
 use zerocopy::FromBytes;
@@ -314,7 +314,80 @@ pub fn file_op(l: &mut Line, e: &FileOp, p: &FileOpPaths<'_>) {
     }
     match op {
         file_op::MKDIR => l.int("mode", e.mode.get()),
+        // Written by older preloads only (truncation is a FileMeta record now).
         file_op::TRUNCATE => l.int("length_low32", e.mode.get()),
+        _ => {}
+    }
+    let r = e.result.get();
+    l.int("result", r);
+    if r < 0 {
+        l.int("errno", e.errno.get());
+    }
+}
+
+/// The event type of a [`FileMeta`] record: `file_truncate`, `file_chmod`, `file_chown`,
+/// `file_utime`, `file_setxattr`, `file_removexattr` (`file_meta` for an op this build does
+/// not know).
+pub fn file_meta_type(op: u16) -> &'static str {
+    meta_op::event_type(op).unwrap_or("file_meta")
+}
+
+/// A `utime` time as written: RFC 3339 UTC with nanoseconds (as `ts`), `now` (`UTIME_NOW`,
+/// or a NULL times argument), `omit` (`UTIME_OMIT`: left unchanged) or `invalid` (a
+/// nanosecond count out of range: the call failed with `EINVAL`).
+///
+pub fn utime_text(sec: i64, nsec: i32) -> String {
+    match nsec {
+        utime_nsec::NOW => "now".into(),
+        utime_nsec::OMIT => "omit".into(),
+        0..=999_999_999 => crate::timefmt::rfc3339(sec as i128 * 1_000_000_000 + nsec as i128),
+        _ => "invalid".into(),
+    }
+}
+
+/// Members of `file_truncate`, `file_chmod`, `file_chown`, `file_utime`, `file_setxattr` and
+/// `file_removexattr` (a [`FileMeta`] record): `path` as given (or, for a call on a
+/// descriptor, `fd`), `abs` what the process model resolved it to, `name` the xattr name.
+pub fn file_meta(l: &mut Line, e: &FileMeta, path: &[u8], abs: Option<&[u8]>, name: &[u8]) {
+    let (op, fd) = (e.op.get(), e.fd.get());
+    l.str("op", meta_call::name(e.call.get()).unwrap_or("unknown"));
+    if e.meta_flags.get() & meta_flags::FD != 0 {
+        l.int("fd", fd);
+        if let Some(a) = abs {
+            l.bytes("abs_path", a);
+        }
+    } else {
+        l.bytes("path", path);
+        if let Some(a) = abs {
+            l.bytes("abs_path", a);
+        }
+        if fd != AT_FDCWD {
+            l.int("dirfd", fd);
+        }
+    }
+    if e.flags.get() != 0 {
+        l.int("flags", e.flags.get());
+    }
+    let value = e.value.get();
+    match op {
+        meta_op::TRUNCATE => l.int("length", value as i64),
+        meta_op::CHMOD => l.int("mode", value as u32),
+        meta_op::CHOWN => {
+            for (k, id) in [("uid", e.uid.get()), ("gid", e.gid.get())] {
+                if id != u32::MAX {
+                    l.int(k, id);
+                }
+            }
+        }
+        meta_op::UTIME if e.ev.flags.get() & ev_flags::TIMES_UNREADABLE == 0 => {
+            l.str("atime", &utime_text(e.atime_sec.get(), e.atime_nsec.get()));
+            l.str("mtime", &utime_text(e.mtime_sec.get(), e.mtime_nsec.get()));
+        }
+        meta_op::SETXATTR => {
+            l.bytes("name", name);
+            l.int("size", value);
+        }
+        meta_op::REMOVEXATTR => l.bytes("name", name),
         _ => {}
     }
     let r = e.result.get();
@@ -440,5 +513,27 @@ fn addr_fields(l: &mut Line, family: u16, a: &[u8; 16], port: u16, path: Option<
         }
         0 => l.null("family"),
         f => l.int("family", f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utime_times_are_dates_or_markers() {
+        assert_eq!(
+            utime_text(1_000_000_000, 5),
+            "2001-09-09T01:46:40.000000005Z"
+        );
+        assert_eq!(utime_text(-1, 0), "1969-12-31T23:59:59.000000000Z");
+        assert_eq!(utime_text(0, utime_nsec::NOW), "now");
+        assert_eq!(utime_text(9, utime_nsec::OMIT), "omit");
+        assert_eq!(utime_text(9, utime_nsec::INVALID), "invalid");
+        assert_eq!(utime_text(9, 1_000_000_000), "invalid");
+        // Any seconds at all (a forged record) render without overflow.
+        for s in [i64::MIN, i64::MAX] {
+            assert!(!utime_text(s, 999_999_999).is_empty());
+        }
     }
 }

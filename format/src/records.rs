@@ -14,7 +14,7 @@
 //! many fields as fit, cuts the last one short, and sets [`ev_flags::TRUNCATED`]: never dropped
 //! silently.
 
-use zerocopy::little_endian::{I32, U16, U32, U64};
+use zerocopy::little_endian::{I32, I64, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Declares the record kinds from one table: each entry is
@@ -181,6 +181,9 @@ record_kinds! {
     Net(Net, Vars) = 9,
     /// A name lookup.
     Dns(Dns, Vars) = 10,
+    /// A file's metadata or size changed (truncate, chmod, chown, utime, xattr set or
+    /// removed).
+    FileMeta(FileMeta, Vars) = 11,
 }
 
 /// Something done with the layout type of a kind chosen at run time: see [`Kind::visit`].
@@ -200,7 +203,8 @@ pub mod ev_flags {
     pub const TRUNCATED: u16 = 1;
     /// A path the program passed was not read: the kernel refused it (`EFAULT`), it lies in
     /// memory that is not readable, or it has no NUL within `PATH_MAX` bytes. Its var field
-    /// is empty (`FileOpen`, `FileOp` — both paths of a two-path call —, `Exec`, `Spawn`).
+    /// is empty (`FileOpen`, `FileOp` — both paths of a two-path call —, `FileMeta`, `Exec`,
+    /// `Spawn`).
     pub const PATH_UNREADABLE: u16 = 2;
     /// An exec or spawn `argv` (the array or one of its strings; the command of `system` and
     /// `popen`) was not readable, or a string had no NUL within the kernel's limit: the record
@@ -213,13 +217,22 @@ pub mod ev_flags {
     /// readable): the [`super::Net`] record has family 0 and no address. On a [`super::Dns`]
     /// record: the name or service was not readable, and is empty.
     pub const ADDR_UNREADABLE: u16 = 16;
+    /// The times a `utime`-family call was given were not read (the kernel refused a pointer
+    /// of the call, or they are not readable): the [`super::FileMeta`] record's times are
+    /// zero and mean nothing.
+    pub const TIMES_UNREADABLE: u16 = 32;
+    /// The attribute name an xattr call was given was not read: the [`super::FileMeta`]
+    /// record's name field is empty.
+    pub const NAME_UNREADABLE: u16 = 64;
 
     /// The `*_UNREADABLE` bits with the names readers give them (`path_unreadable`, …).
-    pub const UNREADABLE: [(u16, &str); 4] = [
+    pub const UNREADABLE: [(u16, &str); 6] = [
         (PATH_UNREADABLE, "path_unreadable"),
         (ARGV_UNREADABLE, "argv_unreadable"),
         (ENVP_UNREADABLE, "envp_unreadable"),
         (ADDR_UNREADABLE, "addr_unreadable"),
+        (TIMES_UNREADABLE, "times_unreadable"),
+        (NAME_UNREADABLE, "name_unreadable"),
     ];
 }
 
@@ -588,7 +601,8 @@ pub mod file_op {
     pub const LINK: u16 = 5;
     /// `symlink`/`symlinkat` (path = target, path2 = link).
     pub const SYMLINK: u16 = 6;
-    /// `truncate`.
+    /// `truncate` (written by older builds only, with the low 32 bits of the length in
+    /// `mode`; truncation is now a [`super::FileMeta`] record).
     pub const TRUNCATE: u16 = 7;
     /// `chdir`.
     pub const CHDIR: u16 = 8;
@@ -632,7 +646,7 @@ pub struct FileOp {
     pub dirfd2: I32,
     /// Call flags (`unlinkat`, `renameat2`, `linkat`).
     pub flags: I32,
-    /// `mkdir` mode; `truncate` length (low 32 bits).
+    /// `mkdir` mode (older builds: `truncate` length, low 32 bits).
     pub mode: U32,
     /// Return value.
     pub result: I32,
@@ -640,6 +654,191 @@ pub struct FileOp {
     pub errno: I32,
     /// Zero.
     pub reserved2: U32,
+}
+
+/// What a [`FileMeta`] record changed (`FileMeta::op`).
+pub mod meta_op {
+    /// The size (`truncate`, `ftruncate`): `value` is the length.
+    pub const TRUNCATE: u16 = 1;
+    /// The mode (`chmod` family): `value` is the mode.
+    pub const CHMOD: u16 = 2;
+    /// The owner and group (`chown` family): `uid`, `gid`.
+    pub const CHOWN: u16 = 3;
+    /// The access and modification times (`utime` family): the `atime_*`, `mtime_*` fields.
+    pub const UTIME: u16 = 4;
+    /// An extended attribute set (`setxattr` family): `value` is the value's size, the second
+    /// var field the attribute's name.
+    pub const SETXATTR: u16 = 5;
+    /// An extended attribute removed (`removexattr` family): the second var field is its name.
+    pub const REMOVEXATTR: u16 = 6;
+
+    /// The event type the drain writes for it (`file_truncate`, `file_chmod`, …).
+    pub fn event_type(op: u16) -> Option<&'static str> {
+        Some(match op {
+            TRUNCATE => "file_truncate",
+            CHMOD => "file_chmod",
+            CHOWN => "file_chown",
+            UTIME => "file_utime",
+            SETXATTR => "file_setxattr",
+            REMOVEXATTR => "file_removexattr",
+            _ => return None,
+        })
+    }
+}
+
+/// The function that made a [`FileMeta`] change (`FileMeta::call`). A `64` variant has the
+/// code of its plain name.
+pub mod meta_call {
+    use super::meta_op;
+
+    /// `truncate`, `truncate64`.
+    pub const TRUNCATE: u16 = 1;
+    /// `ftruncate`, `ftruncate64`.
+    pub const FTRUNCATE: u16 = 2;
+    /// `chmod`.
+    pub const CHMOD: u16 = 3;
+    /// `fchmod`.
+    pub const FCHMOD: u16 = 4;
+    /// `fchmodat`.
+    pub const FCHMODAT: u16 = 5;
+    /// `lchmod`.
+    pub const LCHMOD: u16 = 6;
+    /// `chown`.
+    pub const CHOWN: u16 = 7;
+    /// `fchown`.
+    pub const FCHOWN: u16 = 8;
+    /// `lchown`.
+    pub const LCHOWN: u16 = 9;
+    /// `fchownat`.
+    pub const FCHOWNAT: u16 = 10;
+    /// `utimensat`.
+    pub const UTIMENSAT: u16 = 11;
+    /// `futimens`.
+    pub const FUTIMENS: u16 = 12;
+    /// `utimes`.
+    pub const UTIMES: u16 = 13;
+    /// `utime`.
+    pub const UTIME: u16 = 14;
+    /// `futimes`.
+    pub const FUTIMES: u16 = 15;
+    /// `lutimes`.
+    pub const LUTIMES: u16 = 16;
+    /// `futimesat`.
+    pub const FUTIMESAT: u16 = 17;
+    /// `setxattr`.
+    pub const SETXATTR: u16 = 18;
+    /// `lsetxattr`.
+    pub const LSETXATTR: u16 = 19;
+    /// `fsetxattr`.
+    pub const FSETXATTR: u16 = 20;
+    /// `removexattr`.
+    pub const REMOVEXATTR: u16 = 21;
+    /// `lremovexattr`.
+    pub const LREMOVEXATTR: u16 = 22;
+    /// `fremovexattr`.
+    pub const FREMOVEXATTR: u16 = 23;
+
+    /// The C name and the [`meta_op`] of a call code.
+    pub fn describe(call: u16) -> Option<(&'static str, u16)> {
+        use meta_op as o;
+        Some(match call {
+            TRUNCATE => ("truncate", o::TRUNCATE),
+            FTRUNCATE => ("ftruncate", o::TRUNCATE),
+            CHMOD => ("chmod", o::CHMOD),
+            FCHMOD => ("fchmod", o::CHMOD),
+            FCHMODAT => ("fchmodat", o::CHMOD),
+            LCHMOD => ("lchmod", o::CHMOD),
+            CHOWN => ("chown", o::CHOWN),
+            FCHOWN => ("fchown", o::CHOWN),
+            LCHOWN => ("lchown", o::CHOWN),
+            FCHOWNAT => ("fchownat", o::CHOWN),
+            UTIMENSAT => ("utimensat", o::UTIME),
+            FUTIMENS => ("futimens", o::UTIME),
+            UTIMES => ("utimes", o::UTIME),
+            UTIME => ("utime", o::UTIME),
+            FUTIMES => ("futimes", o::UTIME),
+            LUTIMES => ("lutimes", o::UTIME),
+            FUTIMESAT => ("futimesat", o::UTIME),
+            SETXATTR => ("setxattr", o::SETXATTR),
+            LSETXATTR => ("lsetxattr", o::SETXATTR),
+            FSETXATTR => ("fsetxattr", o::SETXATTR),
+            REMOVEXATTR => ("removexattr", o::REMOVEXATTR),
+            LREMOVEXATTR => ("lremovexattr", o::REMOVEXATTR),
+            FREMOVEXATTR => ("fremovexattr", o::REMOVEXATTR),
+            _ => return None,
+        })
+    }
+
+    /// The C name of a call code.
+    pub fn name(call: u16) -> Option<&'static str> {
+        describe(call).map(|(n, _)| n)
+    }
+}
+
+/// Bits of [`FileMeta::meta_flags`].
+pub mod meta_flags {
+    /// The call named no path: it acted on the descriptor `fd` (`fchmod`, `ftruncate`,
+    /// `futimens`, `fsetxattr`, …, and `futimesat` with a NULL path).
+    pub const FD: u16 = 1;
+}
+
+/// `tv_nsec` values of `utimensat` with a meaning of their own (`FileMeta::atime_nsec`,
+/// `mtime_nsec`), as Linux defines them.
+pub mod utime_nsec {
+    /// Set this time to the current time.
+    pub const NOW: i32 = (1 << 30) - 1;
+    /// Leave this time unchanged.
+    pub const OMIT: i32 = (1 << 30) - 2;
+    /// What a hook records for a `tv_nsec` (or `tv_usec` × 1000) that is neither a valid
+    /// nanosecond count nor one of the above (the call failed with `EINVAL`).
+    pub const INVALID: i32 = -1;
+}
+
+/// A change of a file's size, mode, owner, times or extended attributes, written after the
+/// call returns.
+///
+/// Var fields: `path` as the program gave it (empty for a call on a descriptor: see
+/// [`meta_flags::FD`]), then, for [`meta_op::SETXATTR`] and [`meta_op::REMOVEXATTR`], the
+/// attribute's name. The attribute's value is never recorded.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct FileMeta {
+    /// Common header.
+    pub ev: EventHeader,
+    /// [`meta_op`]: what changed.
+    pub op: U16,
+    /// [`meta_call`]: the function called.
+    pub call: U16,
+    /// The descriptor the call acted on ([`meta_flags::FD`]), or the directory descriptor of
+    /// an `*at` call's path, else -100 (`AT_FDCWD`).
+    pub fd: I32,
+    /// The call's flags argument as given: `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH` (`*at`
+    /// calls), `XATTR_CREATE`, `XATTR_REPLACE` (`setxattr` family); 0 for calls without one.
+    pub flags: I32,
+    /// Return value.
+    pub result: I32,
+    /// errno when it failed, else 0.
+    pub errno: I32,
+    /// [`meta_op::CHOWN`]: the new owner, `u32::MAX` (-1) to leave it unchanged.
+    pub uid: U32,
+    /// [`meta_op::CHOWN`]: the new group, `u32::MAX` (-1) to leave it unchanged.
+    pub gid: U32,
+    /// [`meta_op::TRUNCATE`]: the length (an `off_t`, two's complement); [`meta_op::CHMOD`]:
+    /// the mode; [`meta_op::SETXATTR`]: the value's size in bytes; else 0.
+    pub value: U64,
+    /// [`meta_op::UTIME`]: the access time's seconds since the epoch.
+    pub atime_sec: I64,
+    /// [`meta_op::UTIME`]: the modification time's seconds since the epoch.
+    pub mtime_sec: I64,
+    /// [`meta_op::UTIME`]: the access time's nanoseconds, or a [`utime_nsec`] value. A NULL
+    /// times argument is recorded as [`utime_nsec::NOW`] for both (Linux treats them alike).
+    pub atime_nsec: I32,
+    /// [`meta_op::UTIME`]: the modification time's nanoseconds, or a [`utime_nsec`] value.
+    pub mtime_nsec: I32,
+    /// [`meta_flags`].
+    pub meta_flags: U16,
+    /// Zero.
+    pub reserved: U16,
 }
 
 /// Socket calls (`Net::op`).
@@ -877,6 +1076,7 @@ mod tests {
         assert_eq!(size_of::<Fork>(), 56);
         assert_eq!(size_of::<FileOpen>(), 64);
         assert_eq!(size_of::<FileOp>(), 72);
+        assert_eq!(size_of::<FileMeta>(), 104);
         assert_eq!(size_of::<Net>(), 80);
         assert_eq!(size_of::<DnsAddr>(), 20);
         assert_eq!(size_of::<Dns>(), 56);

@@ -300,19 +300,47 @@ fn probe(page: usize) -> bool {
 /// # Safety
 /// `p` is any pointer the program passed; `proof` is what the call's outcome proves about it.
 pub unsafe fn path_after<'a>(p: *const c_char, proof: Proof) -> Option<&'a [u8]> {
+    // SAFETY: the caller's contract; the kernel reads a path up to PATH_MAX bytes.
+    unsafe { cstr_after(p, proof, PATH_MAX) }
+}
+
+/// A string argument of a call that returned, which the kernel reads up to its NUL or `max`
+/// bytes: its bytes (at most `max`), or `None` when it must not or cannot be read. NULL is
+/// `Some("")`.
+///
+/// # Safety
+/// `p` is any pointer the program passed; `proof` is what the call's outcome proves about it,
+/// given that the kernel reads at most `max` bytes of it.
+pub unsafe fn cstr_after<'a>(p: *const c_char, proof: Proof, max: usize) -> Option<&'a [u8]> {
     if p.is_null() {
         return Some(b"");
     }
     match proof {
-        // SAFETY: the kernel read it up to its NUL or PATH_MAX bytes.
-        Proof::Read => Some(unsafe { cstr_max(p, PATH_MAX) }),
+        // SAFETY: the kernel read it up to its NUL or `max` bytes.
+        Proof::Read => Some(unsafe { cstr_max(p, max) }),
         Proof::Refused => None,
         // SAFETY: any pointer.
-        Proof::Unknown => match unsafe { Pages::new().cstr(p, PATH_MAX) } {
+        Proof::Unknown => match unsafe { Pages::new().cstr(p, max) } {
             Str::Ok(b) | Str::Unterminated(b) => Some(b),
             Str::Unreadable => None,
         },
     }
+}
+
+/// The `n` bytes at `p`, an argument the kernel copies in whole (a `struct timespec[2]`), of
+/// a call that returned: `None` when they must not or cannot be read.
+///
+/// # Safety
+/// `p` is any non-NULL pointer the program passed; `proof` is what the call's outcome proves
+/// about those `n` bytes.
+pub unsafe fn bytes_after<'a>(p: *const u8, n: usize, proof: Proof) -> Option<&'a [u8]> {
+    let ok = match proof {
+        Proof::Read => true,
+        Proof::Refused => false,
+        Proof::Unknown => Pages::new().range(p as usize, n),
+    };
+    // SAFETY: the kernel (or a probe of every page they lie in) read these `n` bytes.
+    ok.then(|| unsafe { core::slice::from_raw_parts(p, n) })
 }
 
 /// What [`exec_args`] found of an exec's or spawn's arguments.
@@ -474,6 +502,22 @@ mod tests {
             assert_eq!(path_after(none, Proof::Refused), None);
             assert_eq!(path_after(none, Proof::Unknown), None);
             assert_eq!(path_after(end.cast(), Proof::Unknown), Some(&b"aa"[..]));
+            assert_eq!(
+                cstr_after(m.base.cast(), Proof::Unknown, 4),
+                Some(&b"aaaa"[..])
+            );
+            assert_eq!(cstr_after(none, Proof::Unknown, 4), None);
+            assert_eq!(
+                cstr_after(core::ptr::null(), Proof::Refused, 4),
+                Some(&b""[..])
+            );
+            assert_eq!(
+                bytes_after(end.cast(), 3, Proof::Unknown),
+                Some(&b"aa\0"[..])
+            );
+            assert_eq!(bytes_after(end.cast(), 4, Proof::Unknown), None);
+            assert_eq!(bytes_after(m.base, 2, Proof::Refused), None);
+            assert_eq!(bytes_after(m.base, 2, Proof::Read), Some(&b"aa"[..]));
         }
     }
 

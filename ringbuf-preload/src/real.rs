@@ -12,7 +12,10 @@
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
-use libc::{mode_t, off64_t, off_t, pid_t, size_t, sockaddr, socklen_t, ssize_t, FILE};
+use libc::{
+    gid_t, mode_t, off64_t, off_t, pid_t, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval,
+    uid_t, utimbuf, FILE,
+};
 
 /// A lazily resolved symbol.
 pub struct RealFn {
@@ -193,6 +196,29 @@ reals! {
     symlinkat: unsafe extern "C" fn(*const c_char, c_int, *const c_char) -> c_int;
     truncate: unsafe extern "C" fn(*const c_char, off_t) -> c_int;
     truncate64: unsafe extern "C" fn(*const c_char, off64_t) -> c_int;
+    ftruncate: unsafe extern "C" fn(c_int, off_t) -> c_int;
+    ftruncate64: unsafe extern "C" fn(c_int, off64_t) -> c_int;
+    chmod: unsafe extern "C" fn(*const c_char, mode_t) -> c_int;
+    lchmod: unsafe extern "C" fn(*const c_char, mode_t) -> c_int;
+    fchmod: unsafe extern "C" fn(c_int, mode_t) -> c_int;
+    fchmodat: unsafe extern "C" fn(c_int, *const c_char, mode_t, c_int) -> c_int;
+    chown: unsafe extern "C" fn(*const c_char, uid_t, gid_t) -> c_int;
+    lchown: unsafe extern "C" fn(*const c_char, uid_t, gid_t) -> c_int;
+    fchown: unsafe extern "C" fn(c_int, uid_t, gid_t) -> c_int;
+    fchownat: unsafe extern "C" fn(c_int, *const c_char, uid_t, gid_t, c_int) -> c_int;
+    utimensat: unsafe extern "C" fn(c_int, *const c_char, *const timespec, c_int) -> c_int;
+    futimens: unsafe extern "C" fn(c_int, *const timespec) -> c_int;
+    utimes: unsafe extern "C" fn(*const c_char, *const timeval) -> c_int;
+    lutimes: unsafe extern "C" fn(*const c_char, *const timeval) -> c_int;
+    futimes: unsafe extern "C" fn(c_int, *const timeval) -> c_int;
+    futimesat: unsafe extern "C" fn(c_int, *const c_char, *const timeval) -> c_int;
+    utime: unsafe extern "C" fn(*const c_char, *const utimbuf) -> c_int;
+    setxattr: unsafe extern "C" fn(*const c_char, *const c_char, *const c_void, size_t, c_int) -> c_int;
+    lsetxattr: unsafe extern "C" fn(*const c_char, *const c_char, *const c_void, size_t, c_int) -> c_int;
+    fsetxattr: unsafe extern "C" fn(c_int, *const c_char, *const c_void, size_t, c_int) -> c_int;
+    removexattr: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
+    lremovexattr: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
+    fremovexattr: unsafe extern "C" fn(c_int, *const c_char) -> c_int;
     chdir: unsafe extern "C" fn(*const c_char) -> c_int;
     fchdir: unsafe extern "C" fn(c_int) -> c_int;
     connect: unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;

@@ -1,5 +1,6 @@
 //! `substrate-drain show`: one human line per event, strace-like, with open flags and modes
 //! decoded (`O_WRONLY|O_CREAT|O_TRUNC`, `0644`), and filters by event class and path prefix.
+//! A change made through a descriptor shows it (`fchmod(fd 3 "/tmp/x", 0755)`).
 
 use crate::event::Event;
 
@@ -117,6 +118,54 @@ fn errno_name(e: i64) -> String {
     s.to_string_lossy().into_owned()
 }
 
+/// Whether an event type is a change of a file's size, mode, owner, times or extended
+/// attributes.
+pub fn is_meta(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "file_truncate"
+            | "file_chmod"
+            | "file_chown"
+            | "file_utime"
+            | "file_setxattr"
+            | "file_removexattr"
+    )
+}
+
+/// `chmod("/abs/path", 0755) = 0`, `fchmod(fd 3 "/abs/path", 0755) = 0`, …
+fn meta_line(ev: &Event, t: &str) -> String {
+    let target = match (&ev.path, ev.fd, &ev.abs_path) {
+        (None, Some(fd), Some(a)) => format!("fd {fd} {a:?}"),
+        (None, Some(fd), None) => format!("fd {fd}"),
+        _ => q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+    };
+    let mut args = match t {
+        "file_truncate" => ev.length.or(ev.length_low32).map(|n| n.to_string()),
+        "file_chmod" => ev.mode.map(|m| format!("{m:04o}")),
+        "file_chown" => Some(format!(
+            "{}, {}",
+            ev.uid.unwrap_or(-1),
+            ev.gid.unwrap_or(-1)
+        )),
+        "file_utime" => Some(match (&ev.atime, &ev.mtime) {
+            (Some(a), Some(m)) => format!("atime {a}, mtime {m}"),
+            _ => "times unreadable".into(),
+        }),
+        "file_setxattr" => Some(format!("{}, {} bytes", q(&ev.name), ev.size.unwrap_or(0))),
+        _ => Some(q(&ev.name)),
+    }
+    .map(|a| format!(", {a}"))
+    .unwrap_or_default();
+    if let Some(f) = ev.flags {
+        args.push_str(&format!(", flags {f:#x}"));
+    }
+    format!(
+        "{}({target}{args}) {}",
+        ev.op.as_deref().unwrap_or(t),
+        result(ev, format!("= {}", ev.result.unwrap_or(0)))
+    )
+}
+
 /// The line for `ev`; `t0` is the trace's first timestamp (ns) and `program` the image's.
 pub fn line(ev: &Event, t0: i64, program: &str) -> String {
     let rel = (ev.ts_unix_ns - t0) as f64 / 1e6;
@@ -185,6 +234,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
             q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
             result(ev, "= 0".into())
         ),
+        t if is_meta(t) => meta_line(ev, t),
         t if t.starts_with("file_") || t == "chdir" => {
             let mode = ev.mode.map(|m| format!(", {m:04o}")).unwrap_or_default();
             format!(

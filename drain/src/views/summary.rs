@@ -1,7 +1,7 @@
 //! `substrate-drain summary`: what a trace did, in a screenful (or `--json`).
 //!
-//! Counts by event type and by program; files written, created, deleted and read (top N with
-//! counts); failed opens and execs; network endpoints and DNS names; processes that exited
+//! Counts by event type and by program; files written, created, deleted, read and changed
+//! (size, mode, owner, times, extended attributes: top N with counts); failed opens and execs; network endpoints and DNS names; processes that exited
 //! non-zero or were killed; untraced children and lost records; the root's wall time.
 //! Files count successful calls only; a file "created" is one opened with `O_CREAT` (it may
 //! have existed: the trace cannot tell).
@@ -34,6 +34,9 @@ pub struct Summary {
     pub files_deleted: BTreeMap<String, u64>,
     /// Files opened for reading.
     pub files_read: BTreeMap<String, u64>,
+    /// Files whose size, mode, owner, times or extended attributes were changed, with how
+    /// many changes (a change through a descriptor whose path is unknown: `fd N (pid P)`).
+    pub files_changed: BTreeMap<String, u64>,
     /// Failed opens: `path (errno N)` with how often.
     pub failed_opens: BTreeMap<String, u64>,
     /// Failed execs: `path (errno N)` with how often.
@@ -114,6 +117,13 @@ impl Builder {
             }
             "file_unlink" | "file_rmdir" if ev.errno.is_none() => {
                 bump(&mut s.files_deleted, path());
+            }
+            t if super::show::is_meta(t) && ev.errno.is_none() => {
+                let file = match (&ev.abs_path, &ev.path, ev.fd) {
+                    (None, None, Some(fd)) => format!("fd {fd} (pid {})", ev.pid.unwrap_or(0)),
+                    _ => path(),
+                };
+                bump(&mut s.files_changed, file);
             }
             "exec" | "spawn" => {
                 if let Some(e) = ev.errno {
@@ -198,6 +208,10 @@ pub fn text(s: &Summary, n: usize) -> String {
     section("files created (O_CREAT)", &s.files_created);
     section("files deleted", &s.files_deleted);
     section("files read", &s.files_read);
+    section(
+        "files changed (size, mode, owner, times, xattrs)",
+        &s.files_changed,
+    );
     section("failed opens", &s.failed_opens);
     section("failed execs", &s.failed_execs);
     section("network endpoints", &s.endpoints);

@@ -1,7 +1,8 @@
 //! Files: `open*` (plain, 64-bit, fortified, `creat*`, `fopen*`, `freopen*`, `mkstemp`
 //! family, `tmpfile*`, `opendir`), the path
-//! mutations (rename, unlink, mkdir, rmdir, link, symlink, truncate) and `chdir`/`fchdir`,
-//! which let the drain resolve relative paths without a system call here.
+//! mutations (rename, unlink, mkdir, rmdir, link, symlink) and `chdir`/`fchdir`, which let
+//! the drain resolve relative paths without a system call here. Changes of a file's size,
+//! mode, owner, times and extended attributes are in `hooks/meta.rs`.
 //!
 //! Paths are read after the real call, and only as far as its outcome shows them readable
 //! ([`readable::after`]): a call that failed with `EFAULT` has its path recorded empty and
@@ -12,7 +13,7 @@
 use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use format::records::{ev_flags, file_op, open_op, FileOp, FileOpen};
-use libc::{mode_t, off64_t, off_t, FILE};
+use libc::{mode_t, FILE};
 
 use crate::readable::{self, Arg, Proof};
 use crate::real::call_real;
@@ -708,34 +709,6 @@ pub unsafe extern "C" fn symlinkat(
     };
     // SAFETY: forwarded.
     unsafe { path_op(p, || call_real!(symlinkat(target, nfd, linkpath))) }
-}
-
-/// `truncate(2)` (`mode` holds the low 32 bits of the length).
-///
-/// # Safety
-/// C contract.
-#[no_mangle]
-pub unsafe extern "C" fn truncate(path: *const c_char, len: off_t) -> c_int {
-    let p = PathOp {
-        mode: len as u32,
-        ..PathOp::new(file_op::TRUNCATE, path)
-    };
-    // SAFETY: forwarded.
-    unsafe { path_op(p, || call_real!(truncate(path, len))) }
-}
-
-/// `truncate64(2)`.
-///
-/// # Safety
-/// C contract.
-#[no_mangle]
-pub unsafe extern "C" fn truncate64(path: *const c_char, len: off64_t) -> c_int {
-    let p = PathOp {
-        mode: len as u32,
-        ..PathOp::new(file_op::TRUNCATE, path)
-    };
-    // SAFETY: forwarded.
-    unsafe { path_op(p, || call_real!(truncate64(path, len))) }
 }
 
 /// `chdir(2)`.

@@ -5,5 +5,6 @@
 pub mod exec;
 pub mod file;
 pub mod fork;
+pub mod meta;
 pub mod net;
 pub mod spawn;
