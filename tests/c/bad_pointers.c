@@ -23,7 +23,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -92,6 +94,26 @@ int main(int argc, char **argv) {
     else if (IS("chdir_unterminated")) r = chdir(unterminated);
     else if (IS("truncate")) r = truncate(BAD, 0);
     else if (IS("truncate_negative")) r = truncate(BAD, -1); /* EINVAL before the path is read */
+    else if (IS("chmod")) r = chmod(BAD, 0644);
+    else if (IS("fchmodat_badflags")) r = fchmodat(AT_FDCWD, BAD, 0644, 0x7fff0000); /* EINVAL before the path is read */
+    else if (IS("lchmod_none")) r = lchmod(none_page, 0644);
+    else if (IS("chown_none")) r = chown(none_page, (uid_t)-1, (gid_t)-1);
+    else if (IS("fchownat_badfd")) r = fchownat(-5, unterminated, 0, 0, 0);
+    else if (IS("utimensat_path")) r = utimensat(AT_FDCWD, BAD, NULL, 0);
+    else if (IS("utimensat_times")) r = utimensat(AT_FDCWD, ".", (struct timespec *)none_page, 0);
+    else if (IS("utimensat_omit_badpath")) {
+        /* Both times UTIME_OMIT: the kernel succeeds without looking at the path. */
+        struct timespec omit[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+        r = utimensat(AT_FDCWD, BAD, omit, 0);
+    }
+    else if (IS("futimens_times")) {
+        int fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+        r = futimens(fd, (struct timespec *)unterminated);
+    }
+    else if (IS("utimes_times")) r = utimes(".", (struct timeval *)BAD); /* glibc reads it first */
+    else if (IS("setxattr_name")) r = setxattr(".", BAD, "v", 1, 0);
+    else if (IS("setxattr_path")) r = setxattr(BAD, "user.a", "v", 1, 0);
+    else if (IS("lremovexattr_unterminated")) r = lremovexattr(".", unterminated);
     else if (IS("opendir_unterminated")) { DIR *d = opendir(unterminated); r = d ? 1 : 0; }
     else if (IS("execve_path")) r = execve(BAD, good_argv, environ);
     else if (IS("execve_path_none")) r = execve(none_page, good_argv, environ);

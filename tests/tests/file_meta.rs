@@ -557,3 +557,21 @@ fn real_tools_are_recorded_as_they_change_files() {
     }
     assert_typed_round_trip(&r);
 }
+
+/// The examples of the metadata section of `drain/SCHEMA.md` are lines of the schema.
+#[test]
+fn the_schema_examples_of_metadata_changes_are_typed_events() {
+    let doc = include_str!("../../drain/SCHEMA.md");
+    let start = doc.find("### File metadata").expect("the section");
+    let end = start + doc[start..].find("\n## ").expect("its end");
+    let mut types = vec![];
+    for block in doc[start..end].split("```json\n").skip(1) {
+        let line = block.split("\n```").next().unwrap();
+        let ev = Event::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(ev.to_value(), serde_json::from_str::<Value>(line).unwrap());
+        types.push(ev.event_type);
+    }
+    for t in META_TYPES {
+        assert!(types.iter().any(|x| x == t), "no example of {t}");
+    }
+}
