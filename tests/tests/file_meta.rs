@@ -362,6 +362,12 @@ fn every_hooked_call_is_recorded_with_its_arguments_and_outcome() {
     // Every successful call changed f (or l), but utimensat(OMIT, OMIT) on an unread path.
     assert_eq!(on_f + on_l.unwrap_or(0), successes - 1, "{changed}");
     assert_eq!(on_l, Some(2), "lchown, lutimes: {changed}");
+    let pid = image[0]["pid"].as_i64().unwrap();
+    assert_eq!(
+        changed[format!("(path not read, pid {pid})")],
+        1,
+        "utimensat(OMIT, OMIT): {changed}"
+    );
     assert_eq!(s["by_type"]["file_chmod"], 9, "{s}");
 }
 

@@ -35,7 +35,8 @@ pub struct Summary {
     /// Files opened for reading.
     pub files_read: BTreeMap<String, u64>,
     /// Files whose size, mode, owner, times or extended attributes were changed, with how
-    /// many changes (a change through a descriptor whose path is unknown: `fd N (pid P)`).
+    /// many changes (a change through a descriptor whose path is unknown: `fd N (pid P)`; of
+    /// a path that was not read: `(path not read, pid P)`).
     pub files_changed: BTreeMap<String, u64>,
     /// Failed opens: `path (errno N)` with how often.
     pub failed_opens: BTreeMap<String, u64>,
@@ -119,8 +120,10 @@ impl Builder {
                 bump(&mut s.files_deleted, path());
             }
             t if super::show::is_meta(t) && ev.errno.is_none() => {
+                let pid = ev.pid.unwrap_or(0);
                 let file = match (&ev.abs_path, &ev.path, ev.fd) {
-                    (None, None, Some(fd)) => format!("fd {fd} (pid {})", ev.pid.unwrap_or(0)),
+                    (None, None, Some(fd)) => format!("fd {fd} (pid {pid})"),
+                    _ if ev.path_unreadable == Some(true) => format!("(path not read, pid {pid})"),
                     _ => path(),
                 };
                 bump(&mut s.files_changed, file);
