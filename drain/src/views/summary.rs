@@ -1,7 +1,7 @@
 //! `substrate-drain summary`: what a trace did, in a screenful (or `--json`).
 //!
 //! Counts by event type and by program; files written, created, deleted and read (top N with
-//! counts); failed opens and execs; network endpoints and DNS names; processes that exited
+//! counts); shared objects loaded (with how many images loaded each); failed opens and execs; network endpoints and DNS names; processes that exited
 //! non-zero or were killed; untraced children and lost records; the root's wall time.
 //! Files count successful calls only; a file "created" is one opened with `O_CREAT` (it may
 //! have existed: the trace cannot tell).
@@ -34,6 +34,8 @@ pub struct Summary {
     pub files_deleted: BTreeMap<String, u64>,
     /// Files opened for reading.
     pub files_read: BTreeMap<String, u64>,
+    /// Shared objects loaded (`object_load`), with how many images loaded each.
+    pub objects_loaded: BTreeMap<String, u64>,
     /// Failed opens: `path (errno N)` with how often.
     pub failed_opens: BTreeMap<String, u64>,
     /// Failed execs: `path (errno N)` with how often.
@@ -112,6 +114,7 @@ impl Builder {
                     }
                 }
             }
+            "object_load" => bump(&mut s.objects_loaded, path()),
             "file_unlink" | "file_rmdir" if ev.errno.is_none() => {
                 bump(&mut s.files_deleted, path());
             }
@@ -198,6 +201,7 @@ pub fn text(s: &Summary, n: usize) -> String {
     section("files created (O_CREAT)", &s.files_created);
     section("files deleted", &s.files_deleted);
     section("files read", &s.files_read);
+    section("shared objects loaded (images)", &s.objects_loaded);
     section("failed opens", &s.failed_opens);
     section("failed execs", &s.failed_execs);
     section("network endpoints", &s.endpoints);
