@@ -737,9 +737,9 @@ pub mod object_flags {
     pub const AT_START: u32 = 1;
 }
 
-/// A shared object of the process's dynamic loader list, written once per process image
-/// (and per load address): at the image's start for every object the loader mapped, then for
-/// every object found in the list later. The program itself (it is the `exe` of the image's
+/// A shared object of the process's dynamic loader list, written once per process image and
+/// name: at the image's start for every object the loader mapped, then for every object found
+/// in the list later (an object unloaded and loaded again is not written again). The program itself (it is the `exe` of the image's
 /// `process_start`) and the vDSO (no file) are not written. A forked child has its parent
 /// image's objects and writes only those that appear after the fork.
 ///

@@ -31,9 +31,10 @@
 //! resets `dl_load_lock` in the child but not `dl_load_write_lock`, which another thread may
 //! have held at the fork.
 //!
-//! **Once per image.** Each object is recorded once, under a key made of its load bias and
-//! name, claimed by compare-and-swap in a static table before the record is written: a
-//! checkpoint interrupted by a signal handler that runs another one records nothing twice. A
+//! **Once per image.** Each object is recorded once, under a key made of its name (the path
+//! the loader opened it by), claimed by compare-and-swap in a static table before the record
+//! is written: a checkpoint interrupted by a signal handler that runs another one records
+//! nothing twice, and an object unloaded and loaded again is not recorded again. A
 //! forked child inherits the table with the memory, so it has its parent image's objects and
 //! records only those loaded after the fork (the parent walks the list just before it forks,
 //! so that what it loaded until then is its own). An exec starts a new image and a new table.
@@ -296,7 +297,7 @@ fn object(img: &Image, base: u64, name: &[u8], flags: u32) {
     let vdso_base = VDSO.load(Relaxed);
     let vdso = (vdso_base != 0 && base == vdso_base)
         || (name.starts_with(b"linux-") && !name.contains(&b'/'));
-    if name.is_empty() || vdso || !claim(key(base, name)) {
+    if name.is_empty() || vdso || !claim(key(name)) {
         return;
     }
     let ev = ObjectLoad {
@@ -308,15 +309,11 @@ fn object(img: &Image, base: u64, name: &[u8], flags: u32) {
     emit::event(img, &ev, core::iter::once(name));
 }
 
-/// A non-zero key for an object: FNV-1a over its name and load bias.
-fn key(base: u64, name: &[u8]) -> u64 {
-    let h = name
-        .iter()
-        .copied()
-        .chain(base.to_le_bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+/// A non-zero key for an object: FNV-1a (64 bits) of its name.
+fn key(name: &[u8]) -> u64 {
+    let h = name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     h.max(1)
 }
 
@@ -344,15 +341,16 @@ mod tests {
     use super::{claim, key};
 
     #[test]
-    fn a_key_is_claimed_once_and_keys_differ_by_name_and_base() {
-        let a = key(0x7f00_0000_0000, b"/lib/libm.so.6");
-        assert_ne!(a, key(0x7f00_0000_1000, b"/lib/libm.so.6"));
-        assert_ne!(a, key(0x7f00_0000_0000, b"/lib/libz.so.1"));
-        assert_ne!(key(0, b""), 0);
+    fn a_key_is_claimed_once_and_keys_differ_by_name() {
+        let a = key(b"/lib/libm.so.6");
+        assert_ne!(a, key(b"/lib/libz.so.1"));
+        assert_ne!(key(b""), 0);
         assert!(claim(a));
         assert!(!claim(a));
         // Many more than the small table holds: each once, then none again.
-        let keys: Vec<u64> = (0..3000u64).map(|i| key(i << 12, b"/x.so")).collect();
+        let keys: Vec<u64> = (0..3000u64)
+            .map(|i| key(format!("/lib/x{i}.so").as_bytes()))
+            .collect();
         let first: Vec<bool> = keys.iter().map(|&k| claim(k)).collect();
         assert!(
             first.iter().filter(|&&c| c).count() > 2900,
