@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use tests::harness::{compile, record, Run};
+use tests::harness::{compile, record, tools, Run};
 
 /// The objects program and its two plugins, built once in a directory kept for the run.
 struct Progs {
@@ -369,4 +369,49 @@ fn the_readme_one_liner_lists_every_file_the_run_read() {
         listed.iter().any(|l| l.ends_with("/libm.so.6")),
         "{listed:?}"
     );
+}
+
+#[test]
+fn show_renders_object_lines_and_summary_counts_them() {
+    let p = progs();
+    let r = run(&["dlopen", p.plugin.to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let text: String = r.lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&trace, text).unwrap();
+    let drain = |args: &[&str]| {
+        let o = Command::new(&tools().drain)
+            .args(args)
+            .arg(&trace)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let show = drain(&["show", "--events", "object"]);
+    let plugin = format!("load \"{}\" at 0x", p.plugin.display());
+    let line = show
+        .lines()
+        .find(|l| l.contains(&plugin))
+        .unwrap_or_else(|| panic!("{show}"));
+    assert!(line.ends_with("(dlopen)"), "{line}");
+    assert!(
+        show.lines()
+            .any(|l| l.contains("/libm.so.6\" at 0x") && l.ends_with("(before main)")),
+        "{show}"
+    );
+    assert_eq!(
+        show.lines().count(),
+        r.of("object_load").len(),
+        "only object lines: {show}"
+    );
+    let summary: Value = serde_json::from_str(&drain(&["summary", "--json"])).unwrap();
+    let objects = &summary["objects_loaded"];
+    assert_eq!(objects[p.plugin.to_str().unwrap()], 1, "{summary}");
+    assert_eq!(
+        summary["by_type"]["object_load"].as_u64(),
+        Some(r.of("object_load").len() as u64)
+    );
+    let text = drain(&["summary"]);
+    assert!(text.contains("shared objects loaded (images)"), "{text}");
 }
