@@ -40,7 +40,7 @@
 //! so that what it loaded until then is its own). An exec starts a new image and a new table.
 
 use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use format::records::{object_flags, ObjectLoad};
 use format::sys;
@@ -124,9 +124,10 @@ pub fn init(objects: &crate::symbols::NextObjects) {
 /// and it is here, so a `true` stays true while the caller looks at the loader's list.
 pub fn single_threaded() -> bool {
     let p = SINGLE_THREADED.load(Relaxed);
-    // SAFETY: libc's `char __libc_single_threaded`, a byte that lives as long as libc; it is
-    // only written by this (the only) thread when it says true.
-    if !p.is_null() && unsafe { core::ptr::read_volatile(p) } != 0 {
+    // SAFETY: libc's `char __libc_single_threaded`, a byte that lives as long as libc, read
+    // atomically (alignment 1). glibc sets it false in the thread that creates the first
+    // other thread, and true only in a fork child: a true read here is this thread's own state.
+    if !p.is_null() && unsafe { &*(p as *const AtomicU8) }.load(Relaxed) != 0 {
         return true;
     }
     // glibc before 2.32, or a process that has had threads: count them. The link count of
