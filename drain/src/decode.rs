@@ -395,6 +395,19 @@ impl Decoder {
                 render::dns(&mut self.line, &r, name, service, raw);
                 self.emit(out)
             }
+            AnyEvent::ObjectLoad(e, mut vars) => {
+                let path = vars.next().unwrap_or(b"");
+                // The loader's name of the object: absolute, or relative to the working
+                // directory (as the drain knows it now; see SCHEMA.md).
+                let abs = if path.is_empty() {
+                    None
+                } else {
+                    self.procs.resolve(h.span, libc::AT_FDCWD, path)
+                };
+                self.common(ring, h, "object_load", pos);
+                render::object_load(&mut self.line, e, path, abs.as_deref());
+                self.emit(out)
+            }
         }
     }
 

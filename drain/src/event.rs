@@ -213,6 +213,13 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub naddrs: Option<i64>,
 
+    /// `object_load`: the object's load bias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
+    /// `object_load`: the object was mapped before the program ran (not `dlopen`'d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_start: Option<bool>,
+
     /// `lost`: records lost (a lower bound unless `exact`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,

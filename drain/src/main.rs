@@ -137,7 +137,8 @@ enum Cmd {
     Show {
         /// A trace file (trace.jsonl) or a ring.
         input: PathBuf,
-        /// Only these classes of events (comma-separated): process, file, net, dns, lost.
+        /// Only these classes of events (comma-separated): process, file, object (shared
+        /// objects loaded), net, dns, lost.
         #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(views::show::CLASSES))]
         events: Vec<String>,
         /// Leave out events whose path starts with PREFIX (repeatable), e.g. /proc.

@@ -3,8 +3,9 @@
 //! Nothing here keeps state; the decoder calls these in the order the members appear.
 
 use format::records::{
-    ev_flags, exit_how, file_op, meta_call, meta_flags, meta_op, net_op, open_op, proc_op,
-    untraced, utime_nsec, DnsAddr, FileMeta, FileOp, FileOpen, Fork, Net, ProcessExit, Spawn,
+    ev_flags, exit_how, file_op, meta_call, meta_flags, meta_op, net_op, object_flags, open_op,
+    proc_op, untraced, utime_nsec, DnsAddr, FileMeta, FileOp, FileOpen, Fork, Net, ObjectLoad,
+    ProcessExit, Spawn,
 };
 use format::{ids, Loss};
 use zerocopy::FromBytes;
@@ -234,6 +235,17 @@ pub fn file_open(l: &mut Line, e: &FileOpen, path: &[u8], abs: Option<&[u8]>) {
     } else {
         l.int("errno", e.errno.get());
     }
+}
+
+/// `object_load` members: the loader's name of the object, made absolute where the working
+/// directory is known, the load bias, and whether it was loaded before the program ran.
+pub fn object_load(l: &mut Line, e: &ObjectLoad, path: &[u8], abs: Option<&[u8]>) {
+    l.bytes("path", path);
+    if let Some(a) = abs {
+        l.bytes("abs_path", a);
+    }
+    l.int("base", e.base.get());
+    l.bool("at_start", e.flags.get() & object_flags::AT_START != 0);
 }
 
 /// The event type of a [`FileOp`] record.

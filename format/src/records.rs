@@ -184,6 +184,8 @@ record_kinds! {
     /// A file's metadata or size changed (truncate, chmod, chown, utime, xattr set or
     /// removed).
     FileMeta(FileMeta, Vars) = 11,
+    /// A shared object in the image's loader list (once per image).
+    ObjectLoad(ObjectLoad, Vars) = 12,
 }
 
 /// Something done with the layout type of a kind chosen at run time: see [`Kind::visit`].
@@ -925,6 +927,38 @@ pub struct Dns {
     pub reserved: U32,
 }
 
+/// Bits of [`ObjectLoad::flags`].
+pub mod object_flags {
+    /// The object was in the dynamic loader's list when this image's library started: mapped
+    /// before the program ran (its `DT_NEEDED` libraries, the preloaded ones, the loader
+    /// itself). Without it, the object was found later: loaded by `dlopen` (or by a library
+    /// the program `dlopen`'d), or, in a forked child, loaded after the fork.
+    pub const AT_START: u32 = 1;
+}
+
+/// A shared object of the process's dynamic loader list, written once per process image and
+/// name: at the image's start for every object the loader mapped, then for every object found
+/// in the list later (an object unloaded and loaded again is not written again). The program itself (it is the `exe` of the image's
+/// `process_start`) and the vDSO (no file) are not written. A forked child has its parent
+/// image's objects and writes only those that appear after the fork.
+///
+/// Var fields: `path`, the object's name as the loader keeps it (`dl_phdr_info::dlpi_name`,
+/// `link_map::l_name`): the path it was opened by, absolute or relative to the working
+/// directory of the time it was loaded.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct ObjectLoad {
+    /// Common header.
+    pub ev: EventHeader,
+    /// Load bias: where the object was mapped, as the difference between its addresses in
+    /// memory and in its file (`dlpi_addr`, `l_addr`).
+    pub base: U64,
+    /// [`object_flags`].
+    pub flags: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+
 /// A fixed event layout: its kind and access to its common header, which is its first field.
 /// Implemented for each layout by the kinds table (`record_kinds!` above).
 pub trait Event: FromBytes + IntoBytes + KnownLayout + Immutable + Sized {
@@ -1080,6 +1114,7 @@ mod tests {
         assert_eq!(size_of::<Net>(), 80);
         assert_eq!(size_of::<DnsAddr>(), 20);
         assert_eq!(size_of::<Dns>(), 56);
+        assert_eq!(size_of::<ObjectLoad>(), 56);
     }
 
     #[test]

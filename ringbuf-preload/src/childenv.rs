@@ -4,9 +4,19 @@
 //! program's, in order and byte for byte, except the preload's own variables, then adds
 //! `SUBSTRATE_RING`, `SUBSTRATE_PARENT_IMAGE=spn_<this image's span>` (how the child's
 //! `process_start` names the image that started it) and an `LD_PRELOAD` that contains this
-//! library: the program's own value when it already names the library (other libraries keep
-//! their place), else that value with the library appended, else the library alone. This holds
-//! whether the program passed its own `envp`, cleared its environment or unset `LD_PRELOAD`.
+//! library:
+//! - when the program's `envp` has a preload list (an `LD_PRELOAD` naming at least one
+//!   library), that list: as it is when it names this library, else with the library appended
+//!   (every library keeps its place);
+//! - when it has none (the program unset `LD_PRELOAD`, set it empty, cleared its environment
+//!   with `env -i` or `clearenv`, or passed an `envp` without it), the chain this image started
+//!   with ([`preload_entry`], captured by the constructor into static memory): byte for byte,
+//!   in its order, separators included, so that every library of it — fakeroot, a sanitizer
+//!   runtime, a sandbox — is loaded into the child again at the same position, this one
+//!   included. A library that insists on its place (a sanitizer runtime that aborts unless it
+//!   is loaded first) therefore finds the place it had, instead of being dropped or pushed
+//!   behind this one; this library is appended at the end only if the start value did not
+//!   name it. With no start value (or one longer than [`PRELOAD_MAX`]), the library alone.
 //!
 //! `SHIM_SESSION_ID`, `SHIM_PARENT_SPAN` and every other `SHIM_*` variable belong to
 //! substrate: they pass through exactly as the program set, kept or removed them (set, absent,
@@ -20,7 +30,7 @@ use core::ffi::c_char;
 use core::ptr;
 
 use crate::emit::{self, CStrs};
-use crate::session::{self, Fixed, Image};
+use crate::session::{self, Buf, Fixed, Image, PRELOAD_MAX};
 
 /// An anonymous private mapping used as a bump allocator for one exec or spawn. Unmapped on
 /// drop; an exec that succeeds discards it with the old image.
@@ -152,15 +162,53 @@ pub unsafe fn build(
     push(fx.env_ring.as_ptr());
     push(img.env_parent_image.as_ptr());
     let lib = fx.lib_path.as_bytes();
-    match (preload, lib.is_empty()) {
-        (Some(_), true) => push(preload_entry),
-        (Some(v), false) if names_library(v, lib) => push(preload_entry),
-        (Some(v), false) if !v.is_empty() => push(s.cstring(&[b"LD_PRELOAD=", v, b":", lib])?),
-        (_, false) => push(s.cstring(&[b"LD_PRELOAD=", lib])?),
-        (None, true) => {}
+    match preload {
+        // The program's own list: kept, this library appended when it is not in it.
+        Some(v) if lists_some(v) => {
+            if lib.is_empty() || names_library(v, lib) {
+                push(preload_entry)
+            } else {
+                push(s.cstring(&[b"LD_PRELOAD=", v, b":", lib])?)
+            }
+        }
+        // None (unset, cleared, empty): the chain this image started with (static memory).
+        _ if !fx.env_preload.is_empty() => push(fx.env_preload.as_ptr()),
+        Some(_) => push(preload_entry),
+        None => {}
     }
     push(ptr::null());
     Some(arr as *const *const c_char)
+}
+
+/// Write into `out` the `LD_PRELOAD` entry a child gets when its environment has no preload
+/// list ([`Fixed::env_preload`]): `LD_PRELOAD=` and `start`, the value this image started with,
+/// unchanged, plus `:` and `lib` if `start` does not name this library; `LD_PRELOAD=<lib>`
+/// when `start` lists nothing or does not fit; empty when `lib` is unknown too. Called once,
+/// by the constructor.
+pub fn preload_entry(out: &mut Buf<PRELOAD_MAX>, start: Option<&[u8]>, lib: &[u8]) {
+    out.set_len(0);
+    if let Some(v) = start.filter(|v| lists_some(v)) {
+        let mut fits = out.push(b"LD_PRELOAD=") && out.push(v);
+        if fits && !lib.is_empty() && !names_library(v, lib) {
+            fits = out.push(b":") && out.push(lib);
+        }
+        if fits {
+            return;
+        }
+        out.set_len(0);
+    }
+    if !lib.is_empty() {
+        out.push(b"LD_PRELOAD=");
+        out.push(lib);
+    }
+}
+
+/// Whether an `LD_PRELOAD` value names at least one library (the loader splits it at spaces
+/// and colons; `""`, `":"` or `" "` name none, like an unset variable).
+fn lists_some(value: &[u8]) -> bool {
+    value
+        .split(|&c| c == b':' || c == b' ')
+        .any(|t| !t.is_empty())
 }
 
 /// Whether an `LD_PRELOAD` value (separated by spaces or colons) already names this library:
@@ -176,7 +224,53 @@ fn names_library(value: &[u8], lib: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::names_library;
+    use super::{lists_some, names_library, preload_entry};
+    use crate::session::{Buf, PRELOAD_MAX};
+
+    fn entry(start: Option<&[u8]>, lib: &[u8]) -> Vec<u8> {
+        let mut b = Buf::<PRELOAD_MAX>::new();
+        preload_entry(&mut b, start, lib);
+        b.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_cleared_preload_list_gets_the_start_chain_in_its_order() {
+        let lib = b"/x/libringbuf_preload.so";
+        // This library in the middle: everything keeps its place, separators too.
+        assert_eq!(
+            entry(Some(b"/a/liba.so /x/libringbuf_preload.so:/b/libb.so"), lib),
+            b"LD_PRELOAD=/a/liba.so /x/libringbuf_preload.so:/b/libb.so"
+        );
+        // Named by another path with the same file name: still this library, kept as named.
+        assert_eq!(
+            entry(Some(b"liba.so:./libringbuf_preload.so"), lib),
+            b"LD_PRELOAD=liba.so:./libringbuf_preload.so"
+        );
+        // Not in the chain: appended, so the others keep their positions.
+        assert_eq!(
+            entry(Some(b"/a/liba.so"), lib),
+            b"LD_PRELOAD=/a/liba.so:/x/libringbuf_preload.so"
+        );
+        // No chain, an empty one, one too long: the library alone.
+        for start in [None, Some(&b""[..]), Some(&b" : "[..])] {
+            assert_eq!(entry(start, lib), b"LD_PRELOAD=/x/libringbuf_preload.so");
+        }
+        let long = vec![b'a'; PRELOAD_MAX];
+        assert_eq!(
+            entry(Some(&long), lib),
+            b"LD_PRELOAD=/x/libringbuf_preload.so"
+        );
+        // Own name unknown: the chain as it was, or nothing.
+        assert_eq!(entry(Some(b"/a/liba.so"), b""), b"LD_PRELOAD=/a/liba.so");
+        assert_eq!(entry(None, b""), b"");
+    }
+
+    #[test]
+    fn only_a_value_with_a_library_in_it_is_a_list() {
+        assert!(!lists_some(b""));
+        assert!(!lists_some(b"::  :"));
+        assert!(lists_some(b": a.so"));
+    }
 
     #[test]
     fn preload_lists_are_matched_by_path_or_file_name() {

@@ -9,8 +9,9 @@
 //!   ([`emit`]). A full ring drops and counts; the program never waits.
 //! - No descriptor stays open (the ring is a mapping), no thread is started.
 //! - System calls of its own happen only at process start ([`start`]), in a forked child
-//!   (attaching as a writer) and around exec/spawn (building the child's environment,
-//!   inspecting the target), each of which is a system call already.
+//!   (attaching as a writer), around exec/spawn (building the child's environment,
+//!   inspecting the target) and at the checkpoints where the loaded objects are looked at
+//!   ([`objects`]: fork, exec, spawn, exit), each of which is a system call already.
 //! - No hook reads memory the program passed before the kernel (or the function) has shown it
 //!   readable: a pointer the kernel refuses (`EFAULT`) is never read, and exec/spawn arguments
 //!   are checked before they are read ([`readable`]).
@@ -19,7 +20,8 @@
 //!
 //! # Layout
 //! `start` (constructor, exit, destructor), `session` (process-wide state), `emit` (the
-//! recording path), `childenv` (environment of children), `target` (will a child be traced?),
+//! recording path), `objects` (the shared objects of each image), `childenv` (environment of
+//! children), `target` (will a child be traced?),
 //! `readable` (which of the program's pointers may be read), `real` (the real functions),
 //! `guard` (per-thread state), `hooks/*` (one file per family of functions), `c/shim.c` (the
 //! variadic entry points).
@@ -29,6 +31,7 @@ pub mod emit;
 pub mod errno;
 pub mod guard;
 pub mod hooks;
+pub mod objects;
 pub mod proc_info;
 pub mod readable;
 pub mod real;

@@ -47,3 +47,15 @@ pub unsafe fn env_value<'a>(envp: *const *const c_char, name: &[u8]) -> Option<&
     // SAFETY: forwarded from the caller.
     unsafe { emit::CStrs::new(envp) }.find_map(|e| e.strip_prefix(name))
 }
+
+/// The value of the last `name` (given as `b"NAME="`) in `envp`, if present: the one the
+/// dynamic loader uses when a variable appears more than once (`LD_PRELOAD`).
+///
+/// # Safety
+/// `envp` is NULL or a NULL-terminated array of valid C strings.
+pub unsafe fn env_last<'a>(envp: *const *const c_char, name: &[u8]) -> Option<&'a [u8]> {
+    // SAFETY: forwarded from the caller.
+    unsafe { emit::CStrs::new(envp) }
+        .filter_map(|e| e.strip_prefix(name))
+        .last()
+}

@@ -122,11 +122,10 @@ macro_rules! reals {
                 }
             }
         )*
-        /// Look every real function up now (the constructor calls this), walking the
-        /// loaded objects once.
-        pub fn resolve_all() {
-            let objects = crate::symbols::next_objects();
-            $( slot::$name.resolve_in(&objects); )*
+        /// Look every real function up now (the constructor calls this) in the tables of
+        /// the objects loaded after this library, read in one walk.
+        pub fn resolve_all(objects: &crate::symbols::NextObjects) {
+            $( slot::$name.resolve_in(objects); )*
         }
     };
 }

@@ -80,6 +80,10 @@ impl<const N: usize> Buf<N> {
 /// `SUBSTRATE_RING`; the program's own value, if any, is replaced.
 pub const PARENT_IMAGE_VAR: &[u8] = b"SUBSTRATE_PARENT_IMAGE=";
 
+/// Room for the `LD_PRELOAD` entry a child gets when its environment has none
+/// ([`Fixed::env_preload`]); a longer start value is not restored.
+pub const PRELOAD_MAX: usize = 8192;
+
 /// A `SHIM_*` variable as the image received it.
 pub struct ShimValue {
     /// The variable was set (possibly empty).
@@ -120,6 +124,12 @@ pub struct Fixed {
     pub shim_session_id: ShimValue,
     /// Path of this library, as the loader found it (for children's `LD_PRELOAD`).
     pub lib_path: Buf<4096>,
+    /// `LD_PRELOAD=<chain>` for a child whose environment has no preload list: the value this
+    /// image started with, byte for byte and in its order (this library keeps its place in
+    /// it), with this library appended only if it was not in it; `LD_PRELOAD=<this library>`
+    /// when there was no value (or one longer than this buffer). Empty when neither is known.
+    /// See [`crate::childenv`].
+    pub env_preload: Buf<{ PRELOAD_MAX }>,
     /// `argv` of the process as passed to the constructor.
     pub argv: *const *const c_char,
     /// `/proc/self/exe` at start.
@@ -324,13 +334,16 @@ pub fn after_fork_child() {
 
 /// Before an exec (which makes system calls anyway): if the pid changed since the image was
 /// made, this is a child the library did not see being created (raw `clone3`, `vfork` by
-/// syscall); make its image now so the exec is attributed to the right process.
-pub fn check_pid() {
+/// syscall); make its image now so the exec is attributed to the right process. Returns
+/// whether it did: such a child may share its parent's memory.
+pub fn check_pid() -> bool {
     if let Some((_, img)) = active() {
         if sys::getpid() != img.pid {
             after_fork_child();
+            return true;
         }
     }
+    false
 }
 
 /// Count a record that could not be written because the process has no writer.

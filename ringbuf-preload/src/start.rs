@@ -15,7 +15,7 @@ use format::records::{exit_how, start_flags, ProcessExit};
 use format::{ids, sys, Ring};
 
 use crate::session::{self, Buf, Fixed, Image, ShimValue};
-use crate::{emit, guard, proc_info, real};
+use crate::{childenv, emit, guard, objects, proc_info, real};
 
 type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 
@@ -135,7 +135,9 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
     if ring_path.is_empty() {
         return;
     }
-    real::resolve_all();
+    let next = crate::symbols::next_objects();
+    real::resolve_all(&next);
+    objects::init(&next);
 
     // Children may run elsewhere: give them an absolute path.
     let mut env_ring = Buf::new();
@@ -164,16 +166,23 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
         .and_then(ids::parse_span)
         .unwrap_or([0; 16]);
 
+    // The preload chain this image started with (the loader uses the last `LD_PRELOAD`), for
+    // children whose environment has none.
+    // SAFETY: envp as above.
+    let start_preload = unsafe { proc_info::env_last(envp, b"LD_PRELOAD=") };
+
     let mut fx = Fixed {
         ring,
         env_ring,
         shim_parent_span,
         shim_session_id,
         lib_path: Buf::new(),
+        env_preload: Buf::new(),
         argv,
         exe: Buf::new(),
     };
     own_path(&mut fx.lib_path);
+    childenv::preload_entry(&mut fx.env_preload, start_preload, fx.lib_path.as_bytes());
     let n = proc_info::readlink(c"/proc/self/exe", fx.exe.raw()).len();
     fx.exe.set_len(n);
 
@@ -183,6 +192,8 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
     // SAFETY: constructor, single publication point of the first image.
     let img: &Image = unsafe { session::publish_image(img) };
     session::record_start(fx, img, start_flags::EXEC);
+    // Every object the loader mapped before the program runs.
+    objects::check(img, objects::Checkpoint::Start);
     // SAFETY: registering a handler with no argument; on_exit copies the pair.
     unsafe { on_exit(exit_handler, core::ptr::null_mut()) };
 }
@@ -244,6 +255,8 @@ extern "C" fn exit_handler(status: c_int, _arg: *mut c_void) {
             0 => exit_how::RETURN,
             h => h,
         };
+        // `exit` is not async-signal-safe: the loader's lock may be taken (objects.rs).
+        objects::check(img, objects::Checkpoint::MayLock);
         record_exit(img, how, status);
         if let Some(w) = &img.writer {
             w.detach();

@@ -316,7 +316,10 @@ fn calls_given_pointers_the_kernel_refuses_behave_as_plain_and_are_recorded_with
         let mine: Vec<&Value> = lines
             .iter()
             .filter(|l| l["pid"] == pid)
-            .filter(|l| l["event_type"] != "process_start" && l["event_type"] != "process_exit")
+            .filter(|l| {
+                !["process_start", "process_exit", "object_load"]
+                    .contains(&l["event_type"].as_str().unwrap_or(""))
+            })
             .filter(|l| !(l["event_type"] == "file_open" && l["path"] == "/bin/true"))
             .collect();
         // Nothing read from a refused pointer: only the program's good strings, never bytes

@@ -606,8 +606,9 @@ fn a_ring_too_small_drops_and_counts_and_the_program_runs_on() {
         String::from_utf8_lossy(&r.out.stderr)
     );
     // The drain keeps up or not; either every record is there, or its drop is reported. The
-    // program writes one process_start, 200,000 opens and one process_exit; any of them may be
-    // the one dropped.
+    // program writes one process_start, its objects, 200,000 opens and one process_exit; any of
+    // them may be the one dropped.
+    let objects = objects_at_start();
     let events = r.lines.iter().filter(|l| l["event_type"] != "lost").count() as u64;
     let dropped: u64 = r
         .of("lost")
@@ -617,30 +618,55 @@ fn a_ring_too_small_drops_and_counts_and_the_program_runs_on() {
         .sum();
     assert_eq!(
         events + dropped,
-        200_002,
+        200_002 + objects,
         "every record is written or counted as dropped"
     );
     let summary = String::from_utf8_lossy(&r.out.stderr);
     assert!(summary.contains(&format!("{dropped} dropped")), "{summary}");
 }
 
+/// How many `object_load` lines the scenario program's image has when it does nothing (the
+/// objects the loader maps before `main`).
+fn objects_at_start() -> u64 {
+    let r = run(&["nothing"]);
+    ok(&r);
+    r.of("object_load").len() as u64
+}
+
 #[test]
 fn the_library_records_nothing_of_its_own_work() {
     let r = run(&["nothing"]);
     ok(&r);
+    // The process's shared objects (object_load), right after its start, and nothing of the
+    // library's own work (mapping the ring, reading /proc).
     let kinds: Vec<&str> = r
         .lines
         .iter()
         .map(|l| l["event_type"].as_str().unwrap())
+        .filter(|&t| t != "object_load")
         .collect();
     assert_eq!(kinds, ["process_start", "process_exit"], "{}", r.dump());
+    let objects = r.of("object_load");
+    assert!(
+        objects.iter().all(|l| l["at_start"] == true),
+        "{}",
+        r.dump()
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|l| l["path"].as_str().unwrap().ends_with("/libc.so.6")),
+        "{}",
+        r.dump()
+    );
     let s = &r.lines[0];
     assert_eq!(s["via"], "exec");
     assert!(s["parent_image"].is_null());
     assert!(s["parent_span"].is_null());
     assert!(s["span_id"].as_str().unwrap().starts_with("spn_"));
-    assert_eq!(r.lines[1]["how"], "return");
-    assert_eq!(r.lines[1]["exit_code"], 0);
+    let end = r.lines.last().unwrap();
+    assert_eq!(end["how"], "return");
+    assert_eq!(end["exit_code"], 0);
 }
 
 #[test]

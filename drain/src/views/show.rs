@@ -5,12 +5,14 @@
 use crate::event::Event;
 
 /// Event classes for `--events`.
-pub const CLASSES: [&str; 5] = ["process", "file", "net", "dns", "lost"];
+pub const CLASSES: [&str; 6] = ["process", "file", "object", "net", "dns", "lost"];
 
-/// The class of an event type: `process`, `file`, `net`, `dns` or `lost`.
+/// The class of an event type: `process`, `file`, `object` (`object_load`: the shared objects
+/// an image loaded), `net`, `dns` or `lost`.
 pub fn class(event_type: &str) -> &'static str {
     match event_type {
         "dns_lookup" => "dns",
+        "object_load" => "object",
         "lost" => "lost",
         t if t.starts_with("net_") => "net",
         t if t.starts_with("file_") || t == "chdir" => "file",
@@ -262,6 +264,16 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
                 result(ev, format!("= {}", ev.result.unwrap_or(0)))
             )
         }
+        "object_load" => format!(
+            "load {} at {:#x}{}",
+            q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+            ev.base.unwrap_or(0),
+            if ev.at_start == Some(true) {
+                " (before main)"
+            } else {
+                " (dlopen)"
+            }
+        ),
         "dns_lookup" => format!(
             "getaddrinfo({}) = {} {:?}",
             q(&ev.name),

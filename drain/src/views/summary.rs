@@ -1,7 +1,8 @@
 //! `substrate-drain summary`: what a trace did, in a screenful (or `--json`).
 //!
 //! Counts by event type and by program; files written, created, deleted, read and changed
-//! (size, mode, owner, times, extended attributes: top N with counts); failed opens and execs; network endpoints and DNS names; processes that exited
+//! (size, mode, owner, times, extended attributes: top N with counts); shared objects loaded
+//! (with how many images loaded each); failed opens and execs; network endpoints and DNS names; processes that exited
 //! non-zero or were killed; untraced children and lost records; the root's wall time.
 //! Files count successful calls only; a file "created" is one opened with `O_CREAT` (it may
 //! have existed: the trace cannot tell).
@@ -38,6 +39,8 @@ pub struct Summary {
     /// many changes (a change through a descriptor whose path is unknown: `fd N (pid P)`; of
     /// a path that was not read: `(path not read, pid P)`).
     pub files_changed: BTreeMap<String, u64>,
+    /// Shared objects loaded (`object_load`), with how many images loaded each.
+    pub objects_loaded: BTreeMap<String, u64>,
     /// Failed opens: `path (errno N)` with how often.
     pub failed_opens: BTreeMap<String, u64>,
     /// Failed execs: `path (errno N)` with how often.
@@ -116,6 +119,7 @@ impl Builder {
                     }
                 }
             }
+            "object_load" => bump(&mut s.objects_loaded, path()),
             "file_unlink" | "file_rmdir" if ev.errno.is_none() => {
                 bump(&mut s.files_deleted, path());
             }
@@ -215,6 +219,7 @@ pub fn text(s: &Summary, n: usize) -> String {
         "files changed (size, mode, owner, times, xattrs)",
         &s.files_changed,
     );
+    section("shared objects loaded (images)", &s.objects_loaded);
     section("failed opens", &s.failed_opens);
     section("failed execs", &s.failed_execs);
     section("network endpoints", &s.endpoints);

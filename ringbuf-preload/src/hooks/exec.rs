@@ -20,7 +20,7 @@ use format::records::{proc_op, Exec, ExecFailed};
 use crate::childenv::{self, Scratch};
 use crate::readable;
 use crate::real::call_real;
-use crate::{emit, errno, guard, session, target};
+use crate::{emit, errno, guard, objects, session, target};
 
 type Argv = *const *const c_char;
 
@@ -64,10 +64,16 @@ unsafe fn exec(
     if session::active().is_none() || guard::busy() {
         return call(envp);
     }
-    session::check_pid();
+    let unseen_child = session::check_pid();
     let Some((fx, img)) = session::active() else {
         return call(envp);
     };
+    if !unseen_child {
+        // The image ends here if the exec succeeds: the objects it loaded since the last
+        // checkpoint. Exec is async-signal-safe: no loader lock (objects.rs). Not in a child
+        // the library did not see created, which may share its parent's memory.
+        objects::check(img, objects::Checkpoint::SignalSafe);
+    }
     let (path, fd, at_flags) = match target {
         Target::Path {
             dirfd,

@@ -16,7 +16,7 @@ use format::records::{exit_how, proc_op, Fork};
 use libc::pid_t;
 
 use crate::real::call_real;
-use crate::{emit, errno, guard, session, start};
+use crate::{emit, errno, guard, objects, session, start};
 
 fn record_fork(op: u16, r: pid_t, e: c_int) {
     if let Some((_, img)) = session::active() {
@@ -33,12 +33,15 @@ fn record_fork(op: u16, r: pid_t, e: c_int) {
 }
 
 fn fork_like(op: u16, call: impl FnOnce() -> pid_t) -> pid_t {
-    if session::active().is_none() || guard::busy() {
+    let Some((_, img)) = session::active().filter(|_| !guard::busy()) else {
         return call();
-    }
+    };
+    // What the image loaded so far is its own; the child inherits it (objects.rs).
+    let single = objects::before_fork(img);
     let r = call();
     let e = errno::get();
     if r == 0 {
+        objects::after_fork_child(single);
         session::after_fork_child();
     } else {
         record_fork(op, r, e);
@@ -71,12 +74,15 @@ pub extern "C" fn _Fork() -> pid_t {
 struct Trampoline {
     f: extern "C" fn(*mut c_void) -> c_int,
     arg: *mut c_void,
+    /// The parent was single-threaded ([`objects::before_fork`]).
+    single: bool,
 }
 
 extern "C" fn clone_child(t: *mut c_void) -> c_int {
     // SAFETY: `t` is the parent's Trampoline, copied into this child's own address space by
     // clone (no CLONE_VM), so it is valid and unchanged.
     let t = unsafe { &*(t as *const Trampoline) };
+    objects::after_fork_child(t.single);
     session::after_fork_child();
     (t.f)(t.arg)
 }
@@ -96,13 +102,15 @@ pub unsafe extern "C" fn substrate_clone_hook(
     ctid: *mut pid_t,
 ) -> c_int {
     let thread = flags & libc::CLONE_THREAD != 0;
-    if thread || session::active().is_none() || guard::busy() {
+    let active = session::active().filter(|_| !thread && !guard::busy());
+    let Some((_, img)) = active else {
         return call_real!(clone(f, stack, flags, arg, ptid, tls, ctid));
-    }
+    };
     let r = if flags & libc::CLONE_VM != 0 {
         call_real!(clone(f, stack, flags, arg, ptid, tls, ctid))
     } else {
-        let mut t = Trampoline { f, arg };
+        let single = objects::before_fork(img);
+        let mut t = Trampoline { f, arg, single };
         let tp = &mut t as *mut Trampoline as *mut c_void;
         // As the caller asked, with our function first in the child; `t` outlives the call in
         // the parent and is copied into the child (no CLONE_VM).
@@ -133,6 +141,8 @@ pub extern "C" fn exit(status: c_int) -> ! {
 
 fn end_now(how: u16, status: c_int) {
     if let Some((_, img)) = session::active() {
+        // `_exit` is async-signal-safe: no loader lock here (objects.rs).
+        objects::check(img, objects::Checkpoint::SignalSafe);
         start::record_exit(img, how, status);
         if let Some(w) = &img.writer {
             w.detach();

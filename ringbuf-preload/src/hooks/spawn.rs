@@ -26,7 +26,7 @@ use crate::childenv::{self, Scratch};
 use crate::readable::{self, Pages, Str};
 use crate::real::call_real;
 use crate::session::{Fixed, Image};
-use crate::{emit, errno, guard, session, target};
+use crate::{emit, errno, guard, objects, session, target};
 
 type Argv = *const *const c_char;
 
@@ -84,6 +84,8 @@ unsafe fn spawn(
     let Some((fx, img)) = active else {
         return call(pid, envp);
     };
+    // Not async-signal-safe: the loader's lock may be taken (objects.rs).
+    objects::check(img, objects::Checkpoint::MayLock);
     // SAFETY: exec_args reads nothing before the kernel says it is readable.
     let args = unsafe { readable::exec_args(path, false, argv, envp) };
     let mut scratch = None;
@@ -253,6 +255,7 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
         // "Is a shell available?": no child worth recording.
         return real_system();
     }
+    objects::check(img, objects::Checkpoint::MayLock);
     // SAFETY: any pointer.
     if !unsafe { command_readable(cmd) } {
         // libc's own system, as without the library: the shell cannot get the command.
@@ -377,6 +380,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
     let (Some((fx, img)), Some(_), false) = (active, free, cmd.is_null() || mode.is_null()) else {
         return real_popen();
     };
+    objects::check(img, objects::Checkpoint::MayLock);
     // SAFETY: mode is a C string.
     let m = unsafe { emit::cstr(mode) };
     let reading = match m.first() {
