@@ -6,6 +6,7 @@
 
 mod record;
 mod stat;
+mod supervise;
 
 use drain::follow::Follower;
 use drain::output::{Output, Target};
@@ -158,6 +159,15 @@ enum Cmd {
         #[arg(short, long, value_name = "FILE", default_value = "-")]
         output: OsString,
     },
+    /// Follow, with ptrace, the programs of a session the preload cannot enter.
+    ///
+    /// Static executables (Go programs, `-static` builds, busybox) ignore LD_PRELOAD. When a
+    /// traced process is about to exec one, the preload asks this supervisor (found through
+    /// the ring) to follow it: every process of that subtree then gets process_start, exec,
+    /// fork and process_exit lines joined to the tree, until a program the preload can enter
+    /// takes over again. `record` starts one itself; substrate runs one next to its
+    /// `--follow` drain. Ends on SIGTERM, SIGINT or SIGHUP; the programs it follows run on.
+    Supervise(supervise::SuperviseArgs),
     /// Remove this user's rings of sessions that are over.
     ///
     /// Looks in the directory `record` makes rings in ($XDG_RUNTIME_DIR, else
@@ -223,6 +233,7 @@ fn main() -> ExitCode {
         Some(Cmd::Create(a)) => create(a),
         Some(Cmd::Stat { ring }) => stat::run(&ring),
         Some(Cmd::Decode(a)) => decode_cmd(a),
+        Some(Cmd::Supervise(a)) => supervise::run(a),
         Some(Cmd::Gc { dir }) => gc(dir),
         Some(Cmd::Summary { input, json, top }) => summary(&input, json, top),
         Some(Cmd::Tree { input, width }) => tree(&input, width),
