@@ -327,3 +327,63 @@ fn killing_the_supervisor_mid_run_harms_no_program() {
         .collect();
     assert_eq!(trues.len(), 20, "every /bin/true is still traced by the preload");
 }
+
+/// The thread's tracer, from `/proc`.
+fn tracer_of_this_thread() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_standalone_supervisor_follows_only_who_asks_for_itself() {
+    use format::supervise::{op, request};
+    let h = helpers();
+    let ring_path = h.dir.join("standalone.ring");
+    let _ = std::fs::remove_file(&ring_path);
+    tests::harness::create_ring(&ring_path, &[]);
+    let ring = format::Ring::open(&ring_path).unwrap();
+    let header = *ring.header();
+    let t = tools();
+    let mut sup = Command::new(&t.drain)
+        .arg("supervise")
+        .arg(&ring_path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SAFETY: plain id queries.
+    let (pid, tid) = unsafe { (libc::getpid() as u32, libc::gettid() as u32) };
+    // Asking for another process is refused (pid 1 is not the caller).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let f = loop {
+        assert!(request(&header, op::EXEC, 1, 1, [1; 16]).is_none());
+        if let Some(f) = request(&header, op::EXEC, pid, tid, [1; 16]) {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "the supervisor never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(tracer_of_this_thread(), sup.id() as i32, "seized");
+    f.done(pid, tid);
+    assert_eq!(tracer_of_this_thread(), 0, "released");
+    // One supervisor per ring.
+    let second = Command::new(&t.drain)
+        .arg("supervise")
+        .arg(&ring_path)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already has a supervisor"));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(sup.id() as i32, libc::SIGTERM) };
+    assert!(sup.wait().unwrap().success());
+    // No supervisor: nothing to ask, nothing waits.
+    let t0 = Instant::now();
+    assert!(request(&header, op::EXEC, pid, tid, [1; 16]).is_none());
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
