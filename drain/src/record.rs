@@ -66,6 +66,10 @@ pub struct RecordArgs {
     /// start are then recorded only as `untraced` exec lines.
     #[arg(long)]
     no_supervise: bool,
+    /// What the supervisor records of static programs: `process` events, or `full`: their
+    /// file opens too (each of their system calls then stops them: slower).
+    #[arg(long = "static", value_enum, default_value = "process")]
+    depth: crate::supervise::StaticDepth,
     /// The command and its arguments (after `--` when the command starts with `-`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     cmd: Vec<OsString>,
@@ -232,7 +236,7 @@ pub fn run(a: RecordArgs) -> ExitCode {
     let supervisor = if a.no_supervise {
         None
     } else {
-        match start_supervisor(&ring_path) {
+        match start_supervisor(&ring_path, a.depth) {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("substrate-drain record: no supervisor ({e}): static programs will not be followed");
@@ -469,7 +473,10 @@ impl SupervisorProcess {
 }
 
 /// Start `substrate-drain supervise RING` and wait until it listens.
-fn start_supervisor(ring: &Path) -> io::Result<SupervisorProcess> {
+fn start_supervisor(
+    ring: &Path,
+    depth: crate::supervise::StaticDepth,
+) -> io::Result<SupervisorProcess> {
     let exe = std::env::current_exe()?;
     let mut fds = [0; 2];
     // SAFETY: fds is valid for two descriptors.
@@ -492,6 +499,11 @@ fn start_supervisor(ring: &Path) -> io::Result<SupervisorProcess> {
     cmd.arg("supervise")
         .arg("--ready-fd")
         .arg("3")
+        .arg("--static")
+        .arg(match depth {
+            crate::supervise::StaticDepth::Process => "process",
+            crate::supervise::StaticDepth::Full => "full",
+        })
         .arg(ring)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

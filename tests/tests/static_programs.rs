@@ -111,12 +111,18 @@ fn a_static_c_root_and_its_whole_tree_are_followed() {
     let untraced = plain(&[bin]);
     let r = record_with(&h.dir, &[], &[bin], &[]);
     assert_eq!(r.out.status.code(), Some(5), "{}", r.dump());
-    assert_eq!(r.out.stdout, untraced.stdout, "output differs from an untraced run");
+    assert_eq!(
+        r.out.stdout, untraced.stdout,
+        "output differs from an untraced run"
+    );
     no_duplicates(&r);
 
     let root = one(&r, &[bin]);
     assert_eq!(root["supervised"], true);
-    assert!(root["parent_image"].is_null(), "the root has no parent image");
+    assert!(
+        root["parent_image"].is_null(),
+        "the root has no parent image"
+    );
     assert_eq!(exit_of(&r, root)["exit_code"], 5);
 
     // The dynamic child is the preload's again, joined under the static parent.
@@ -193,7 +199,10 @@ fn a_go_program_and_its_children_are_followed() {
     let untraced = plain(&[go]);
     let r = record_with(&h.dir, &[], &[go], &[]);
     assert_eq!(r.out.status.code(), Some(6), "{}", r.dump());
-    assert_eq!(r.out.stdout, untraced.stdout, "output differs from an untraced run");
+    assert_eq!(
+        r.out.stdout, untraced.stdout,
+        "output differs from an untraced run"
+    );
     assert_eq!(r.stdout(), "from go\ngo leaf\nleaf exit 4\n");
     no_duplicates(&r);
     let root = one(&r, &[go]);
@@ -209,7 +218,12 @@ fn a_go_program_and_its_children_are_followed() {
     assert_eq!(exit_of(&r, leaf)["exit_code"], 4);
     // Go's runtime threads are not processes.
     let images = r.of("process_start").len();
-    assert_eq!(images, 5, "root, two forked copies, echo, leaf:\n{}", r.dump());
+    assert_eq!(
+        images,
+        5,
+        "root, two forked copies, echo, leaf:\n{}",
+        r.dump()
+    );
 }
 
 #[test]
@@ -325,7 +339,11 @@ fn killing_the_supervisor_mid_run_harms_no_program() {
         .iter()
         .filter(|l| l["event_type"] == "process_start" && l["argv"][0] == "/bin/true")
         .collect();
-    assert_eq!(trues.len(), 20, "every /bin/true is still traced by the preload");
+    assert_eq!(
+        trues.len(),
+        20,
+        "every /bin/true is still traced by the preload"
+    );
 }
 
 /// The thread's tracer, from `/proc`.
@@ -386,4 +404,29 @@ fn a_standalone_supervisor_follows_only_who_asks_for_itself() {
     let t0 = Instant::now();
     assert!(request(&header, op::EXEC, pid, tid, [1; 16]).is_none());
     assert!(t0.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn static_full_records_the_file_opens_of_static_programs() {
+    let h = helpers();
+    let bin = h.c_static.to_str().unwrap();
+    let untraced = plain(&[bin]);
+    let r = record_with(&h.dir, &["--static", "full"], &[bin], &[]);
+    assert_eq!(r.out.status.code(), Some(5), "{}", r.dump());
+    assert_eq!(r.out.stdout, untraced.stdout);
+    let root = one(&r, &[bin]);
+    let opens: Vec<&Value> = r
+        .of("file_open")
+        .into_iter()
+        .filter(|l| l["span_id"] == root["span_id"] && l["path"] == "/etc/hostname")
+        .collect();
+    assert_eq!(opens.len(), 1, "{}", r.dump());
+    assert!(opens[0]["fd"].as_i64().unwrap() >= 0, "{}", opens[0]);
+    // Without it, the same run has no opens of the static image.
+    let r = record_with(&h.dir, &[], &[bin], &[]);
+    let root = one(&r, &[bin]);
+    assert!(r
+        .of("file_open")
+        .iter()
+        .all(|l| l["span_id"] != root["span_id"]));
 }

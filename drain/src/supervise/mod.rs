@@ -37,6 +37,20 @@ pub struct SuperviseArgs {
     /// process dies (how `record` starts a supervisor).
     #[arg(long, value_name = "FD", hide = true)]
     ready_fd: Option<i32>,
+    /// What to record of the static programs followed: `process` events only (they stop at
+    /// exec, fork and signals), or `full`: also their file opens (they then stop at every
+    /// system call, which costs them several microseconds a call).
+    #[arg(long = "static", value_enum, default_value = "process")]
+    depth: StaticDepth,
+}
+
+/// How much of a static program is recorded.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StaticDepth {
+    /// Process events: start, exec, fork, exit.
+    Process,
+    /// Process events and file opens (a stop per system call).
+    Full,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -220,7 +234,7 @@ pub fn run(a: SuperviseArgs) -> ExitCode {
             libc::close(fd);
         }
     }
-    let mut sup = Supervisor::new(&ring);
+    let mut sup = Supervisor::new(&ring, a.depth == StaticDepth::Full);
     let mut conns: Vec<Conn> = vec![];
     loop {
         let mut fds = vec![

@@ -112,6 +112,39 @@ pub fn image(pid: i32) -> ImageInfo {
     }
 }
 
+/// A NUL-terminated string at `addr` in `tid`'s memory, at most `max` bytes; `None` when it
+/// cannot be read (a bad pointer: the call failed with `EFAULT`) or has no NUL within `max`.
+pub fn read_cstr(tid: i32, addr: u64, max: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = addr;
+    let mut buf = [0u8; 256];
+    while out.len() < max {
+        // Never across a page boundary in one read: the next page may be unmapped.
+        let room = (4096 - (at % 4096) as usize).min(buf.len());
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: room,
+        };
+        let remote = libc::iovec {
+            iov_base: at as *mut libc::c_void,
+            iov_len: room,
+        };
+        // SAFETY: local is our buffer of `room` bytes; the remote side is checked by the kernel.
+        let n = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
+        if n <= 0 {
+            return None;
+        }
+        let got = &buf[..n as usize];
+        if let Some(z) = got.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&got[..z]);
+            return Some(out);
+        }
+        out.extend_from_slice(got);
+        at += n as u64;
+    }
+    None
+}
+
 /// The start time of `pid` (for a forked child, whose image is its parent's).
 pub fn start_time(pid: i32) -> u64 {
     stat_fields(pid).get(19).copied().unwrap_or(0)

@@ -30,7 +30,30 @@ use super::procfs::{self, ImageInfo};
 const OPTIONS: libc::c_int = libc::PTRACE_O_TRACEEXEC
     | libc::PTRACE_O_TRACEFORK
     | libc::PTRACE_O_TRACEVFORK
-    | libc::PTRACE_O_TRACECLONE;
+    | libc::PTRACE_O_TRACECLONE
+    // Syscall stops (only with `--static full`) are told from SIGTRAP by bit 0x80.
+    | libc::PTRACE_O_TRACESYSGOOD;
+
+/// `PTRACE_GET_SYSCALL_INFO` (Linux 5.3).
+const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
+const SYSCALL_INFO_ENTRY: u8 = 1;
+const SYSCALL_INFO_EXIT: u8 = 2;
+
+/// `struct ptrace_syscall_info`, with the entry and exit members of its union side by side
+/// (`rval` and `is_error` overlay `nr` and the first argument).
+#[repr(C)]
+#[derive(Default)]
+struct SyscallInfo {
+    op: u8,
+    pad: [u8; 3],
+    arch: u32,
+    instruction_pointer: u64,
+    stack_pointer: u64,
+    /// Entry: `nr`; exit: `rval`.
+    nr_or_rval: u64,
+    /// Entry: `args[0]`; exit: `is_error` in the low byte.
+    args: [u64; 6],
+}
 
 /// Why a thread is traced.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +85,11 @@ struct Proc<'r> {
 /// The tracer's state.
 pub struct Supervisor<'r> {
     ring: &'r Ring,
+    /// `--static full`: followed processes also stop at every system call, and their file
+    /// opens are recorded.
+    full: bool,
+    /// The system call each thread of a followed process is in (`full` only).
+    in_syscall: HashMap<i32, (u64, [u64; 6])>,
     tasks: HashMap<i32, Task>,
     procs: HashMap<i32, Proc<'r>>,
     /// New threads whose first stop came before their creator's event.
@@ -88,9 +116,11 @@ fn event_msg(tid: i32) -> u64 {
 
 impl<'r> Supervisor<'r> {
     /// A supervisor writing into `ring`.
-    pub fn new(ring: &'r Ring) -> Self {
+    pub fn new(ring: &'r Ring, full: bool) -> Self {
         Supervisor {
             ring,
+            full,
+            in_syscall: HashMap::new(),
             tasks: HashMap::new(),
             procs: HashMap::new(),
             unclaimed: HashSet::new(),
@@ -175,7 +205,7 @@ impl<'r> Supervisor<'r> {
             e @ (libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE) => {
                 let child = event_msg(tid) as i32;
                 self.on_birth(tid, child, e);
-                ptrace(libc::PTRACE_CONT, tid, 0);
+                self.resume(tid, 0);
             }
             libc::PTRACE_EVENT_STOP => {
                 if matches!(
@@ -192,13 +222,10 @@ impl<'r> Supervisor<'r> {
                     self.resume_new(tid);
                 }
             }
+            0 if sig == libc::SIGTRAP | 0x80 => self.on_syscall(tid),
             // A signal on its way to the thread: deliver it.
-            0 => {
-                ptrace(libc::PTRACE_CONT, tid, sig as usize);
-            }
-            _ => {
-                ptrace(libc::PTRACE_CONT, tid, 0);
-            }
+            0 => self.resume(tid, sig),
+            _ => self.resume(tid, 0),
         }
     }
 
@@ -207,8 +234,93 @@ impl<'r> Supervisor<'r> {
             self.tasks.remove(&tid);
             ptrace(libc::PTRACE_DETACH, tid, 0);
         } else {
-            ptrace(libc::PTRACE_CONT, tid, 0);
+            self.resume(tid, 0);
         }
+    }
+
+    /// Let `tid` run on, delivering `sig`: to its next system call in full mode (a thread of a
+    /// followed process), else to its next event.
+    fn resume(&self, tid: i32, sig: i32) {
+        let member = matches!(self.tasks.get(&tid).map(|t| t.role), Some(Role::Member));
+        let req = if self.full && member {
+            libc::PTRACE_SYSCALL
+        } else {
+            libc::PTRACE_CONT
+        };
+        ptrace(req, tid, sig as usize);
+    }
+
+    /// A system call stop of a followed thread (full mode): note the call at entry; at exit,
+    /// record it if it opened a file.
+    fn on_syscall(&mut self, tid: i32) {
+        let mut i = SyscallInfo::default();
+        // SAFETY: the kernel writes at most the size given into `i`.
+        let n = unsafe {
+            libc::ptrace(
+                PTRACE_GET_SYSCALL_INFO,
+                tid,
+                size_of::<SyscallInfo>(),
+                &mut i as *mut SyscallInfo,
+            )
+        };
+        if n > 0 && i.op == SYSCALL_INFO_ENTRY {
+            self.in_syscall.insert(tid, (i.nr_or_rval, i.args));
+        } else if n > 0 && i.op == SYSCALL_INFO_EXIT {
+            if let Some((nr, args)) = self.in_syscall.remove(&tid) {
+                let rval = i.nr_or_rval as i64;
+                self.syscall_done(tid, nr, &args, rval);
+            }
+        }
+        self.resume(tid, 0);
+    }
+
+    fn syscall_done(&mut self, tid: i32, nr: u64, a: &[u64; 6], rval: i64) {
+        use format::records::{open_op, FileOpen};
+        let (op, dirfd, path, flags, mode) = match nr as i64 {
+            libc::SYS_open => (
+                open_op::OPEN,
+                libc::AT_FDCWD,
+                a[0],
+                a[1] as i32,
+                a[2] as u32,
+            ),
+            libc::SYS_openat => (open_op::OPENAT, a[0] as i32, a[1], a[2] as i32, a[3] as u32),
+            libc::SYS_creat => (
+                open_op::CREAT,
+                libc::AT_FDCWD,
+                a[0],
+                libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+                a[1] as u32,
+            ),
+            _ => return,
+        };
+        let Some(pid) = self.tasks.get(&tid).map(|t| t.tgid) else {
+            return;
+        };
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let has_mode = flags & (libc::O_CREAT | libc::O_TMPFILE) != 0;
+        let (fd, err) = if rval < 0 {
+            (-1, -rval as i32)
+        } else {
+            (rval as i32, 0)
+        };
+        let path = procfs::read_cstr(tid, path, libc::PATH_MAX as usize);
+        let mut ev = FileOpen {
+            ev: self.header(pid, tid, p.span),
+            op: op.into(),
+            has_mode: u16::from(has_mode).into(),
+            flags: flags.into(),
+            mode: if has_mode { mode } else { 0 }.into(),
+            dirfd: dirfd.into(),
+            fd: fd.into(),
+            errno: err.into(),
+        };
+        if path.is_none() {
+            ev.ev.flags = format::records::ev_flags::PATH_UNREADABLE.into();
+        }
+        Self::write(&p.writer, self.ring, &ev, &[path.as_deref().unwrap_or(b"")]);
     }
 
     fn header(&self, pid: i32, tid: i32, span: [u8; 16]) -> EventHeader {
@@ -353,7 +465,7 @@ impl<'r> Supervisor<'r> {
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.role = Role::Member;
         }
-        ptrace(libc::PTRACE_CONT, tid, 0);
+        self.resume(tid, 0);
     }
 
     fn on_birth(&mut self, parent_tid: i32, child: i32, event: i32) {
@@ -430,6 +542,7 @@ impl<'r> Supervisor<'r> {
     }
 
     fn on_exit(&mut self, tid: i32, status: i32) {
+        self.in_syscall.remove(&tid);
         self.unclaimed.remove(&tid);
         self.expected.remove(&tid);
         let Some(t) = self.tasks.remove(&tid) else {
