@@ -71,6 +71,8 @@ struct DecodeArgs {
 enum ExportFormat {
     /// Chrome trace-event JSON, for Perfetto UI and chrome://tracing.
     Chrome,
+    /// The compilation database (compile_commands.json) Bear writes, from the compiler runs.
+    CompileCommands,
 }
 
 /// What a full ring does.
@@ -148,7 +150,8 @@ enum Cmd {
     /// Convert a trace for other tools.
     ///
     /// Example: `substrate-drain export --format chrome -o trace.json trace.jsonl`, then open
-    /// trace.json in https://ui.perfetto.dev or chrome://tracing.
+    /// trace.json in https://ui.perfetto.dev or chrome://tracing; or `--format
+    /// compile-commands -o compile_commands.json` for clangd and other tools.
     Export {
         /// A trace file (trace.jsonl) or a ring.
         input: PathBuf,
@@ -247,6 +250,11 @@ fn main() -> ExitCode {
             format: ExportFormat::Chrome,
             output,
         }) => export_chrome(&input, &output),
+        Some(Cmd::Export {
+            input,
+            format: ExportFormat::CompileCommands,
+            output,
+        }) => export_compdb(&input, &output),
         None => decode_cmd(cli.decode),
     }
 }
@@ -341,6 +349,22 @@ fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
     let r = match err {
         Some(e) => Err(e),
         None => w.finish().map(|_| ()),
+    };
+    written(r, &target.display())
+}
+
+fn export_compdb(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode {
+    let mut db = views::compdb::Database::default();
+    if let Err(e) = views::for_each_event(input, |ev| db.add(&ev)) {
+        return fail(e);
+    }
+    let target = Target::parse(output);
+    let r = match &target {
+        Target::Stdout => db.write(io::BufWriter::new(io::stdout().lock())),
+        Target::File(p) => match std::fs::File::create(p) {
+            Ok(f) => db.write(io::BufWriter::new(f)),
+            Err(e) => return fail(format!("{}: {e}", p.display())),
+        },
     };
     written(r, &target.display())
 }
