@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use format::records::{
-    ev_flags, file_op, meta_flags, start_flags, AnyEvent, EventHeader, FileMeta, FileOp,
+    ev_flags, file_op, meta_flags, start_flags, untraced, AnyEvent, EventHeader, FileMeta, FileOp,
     ProcessExit, ProcessStart, Vars,
 };
 use format::{ids, Item, Loss, Ring};
@@ -337,7 +337,9 @@ impl Decoder {
             }
             AnyEvent::ExecFailed(_) => Ok(()),
             AnyEvent::Spawn(e, vars) => {
-                if e.untraced.get() == 0 {
+                // A child that will be traced, by the preload or by the supervisor.
+                let u = e.untraced.get();
+                if u == 0 || u & untraced::SUPERVISED != 0 {
                     self.announced(e.child_pid.get());
                 }
                 let vars: Vec<&[u8]> = vars.collect();
@@ -445,6 +447,9 @@ impl Decoder {
             forked,
             redact,
         );
+        if e.start_flags.get() & start_flags::SUPERVISED != 0 {
+            self.line.bool("supervised", true);
+        }
         self.emit(out)
     }
 
@@ -462,6 +467,10 @@ impl Decoder {
                 Some(s) => h.span = s,
                 None => return Ok(()),
             }
+        }
+        // A second report of one end: the supervisor and a waiting parent both saw it.
+        if self.procs.has_ended(&h.span) {
+            return Ok(());
         }
         self.common(ring, &h, "process_exit", pos);
         render::process_exit(&mut self.line, e);

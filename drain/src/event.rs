@@ -186,6 +186,13 @@ pub struct Event {
     /// Why it will not be traced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub untraced_reason: Option<String>,
+    /// `exec`, `spawn`: the preload cannot enter the child, the supervisor follows it;
+    /// `process_start`: this image is followed by the supervisor (process events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervised: Option<bool>,
+    /// `exec`, `spawn`: why the preload cannot enter the child (`static`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervised_reason: Option<String>,
 
     /// Network: `inet`, `inet6`, `unix`, null (unspecified) or a number.
     #[serde(

@@ -6,6 +6,7 @@
 
 mod record;
 mod stat;
+mod supervise;
 
 use drain::follow::Follower;
 use drain::output::{Output, Target};
@@ -70,6 +71,8 @@ struct DecodeArgs {
 enum ExportFormat {
     /// Chrome trace-event JSON, for Perfetto UI and chrome://tracing.
     Chrome,
+    /// The compilation database (compile_commands.json) Bear writes, from the compiler runs.
+    CompileCommands,
 }
 
 /// What a full ring does.
@@ -148,7 +151,8 @@ enum Cmd {
     /// Convert a trace for other tools.
     ///
     /// Example: `substrate-drain export --format chrome -o trace.json trace.jsonl`, then open
-    /// trace.json in https://ui.perfetto.dev or chrome://tracing.
+    /// trace.json in https://ui.perfetto.dev or chrome://tracing; or `--format
+    /// compile-commands -o compile_commands.json` for clangd and other tools.
     Export {
         /// A trace file (trace.jsonl) or a ring.
         input: PathBuf,
@@ -159,6 +163,15 @@ enum Cmd {
         #[arg(short, long, value_name = "FILE", default_value = "-")]
         output: OsString,
     },
+    /// Follow, with ptrace, the programs of a session the preload cannot enter.
+    ///
+    /// Static executables (Go programs, `-static` builds, busybox) ignore LD_PRELOAD. When a
+    /// traced process is about to exec one, the preload asks this supervisor (found through
+    /// the ring) to follow it: every process of that subtree then gets process_start, exec,
+    /// fork and process_exit lines joined to the tree, until a program the preload can enter
+    /// takes over again. `record` starts one itself; substrate runs one next to its
+    /// `--follow` drain. Ends on SIGTERM, SIGINT or SIGHUP; the programs it follows run on.
+    Supervise(supervise::SuperviseArgs),
     /// Remove this user's rings of sessions that are over.
     ///
     /// Looks in the directory `record` makes rings in ($XDG_RUNTIME_DIR, else
@@ -224,6 +237,7 @@ fn main() -> ExitCode {
         Some(Cmd::Create(a)) => create(a),
         Some(Cmd::Stat { ring }) => stat::run(&ring),
         Some(Cmd::Decode(a)) => decode_cmd(a),
+        Some(Cmd::Supervise(a)) => supervise::run(a),
         Some(Cmd::Gc { dir }) => gc(dir),
         Some(Cmd::Summary { input, json, top }) => summary(&input, json, top),
         Some(Cmd::Tree { input, width }) => tree(&input, width),
@@ -237,6 +251,11 @@ fn main() -> ExitCode {
             format: ExportFormat::Chrome,
             output,
         }) => export_chrome(&input, &output),
+        Some(Cmd::Export {
+            input,
+            format: ExportFormat::CompileCommands,
+            output,
+        }) => export_compdb(&input, &output),
         None => decode_cmd(cli.decode),
     }
 }
@@ -331,6 +350,22 @@ fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
     let r = match err {
         Some(e) => Err(e),
         None => w.finish().map(|_| ()),
+    };
+    written(r, &target.display())
+}
+
+fn export_compdb(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode {
+    let mut db = views::compdb::Database::default();
+    if let Err(e) = views::for_each_event(input, |ev| db.add(&ev)) {
+        return fail(e);
+    }
+    let target = Target::parse(output);
+    let r = match &target {
+        Target::Stdout => db.write(io::BufWriter::new(io::stdout().lock())),
+        Target::File(p) => match std::fs::File::create(p) {
+            Ok(f) => db.write(io::BufWriter::new(f)),
+            Err(e) => return fail(format!("{}: {e}", p.display())),
+        },
     };
     written(r, &target.display())
 }

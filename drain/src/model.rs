@@ -11,7 +11,7 @@
 //! Invariants: every image in the map has its id members rendered once (`Ids`), so a line
 //! costs no id formatting; the pid index names the latest image started in each pid.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use format::ids;
 
@@ -81,8 +81,14 @@ pub struct Processes {
     images: SpanMap,
     /// The latest image started in each pid, for ends reported by a parent (killed children).
     by_pid: HashMap<u32, [u8; 16]>,
+    /// The images that ended most recently (at most [`ENDED_KEPT`]), so that a second report
+    /// of one end (the supervisor's and the parent's of a killed child) is told apart.
+    ended: (HashSet<[u8; 16]>, VecDeque<[u8; 16]>),
     ring_session: [u8; 16],
 }
+
+/// How many ended images [`Processes::has_ended`] remembers.
+const ENDED_KEPT: usize = 4096;
 
 impl Processes {
     /// An empty model for a ring whose session id is `ring_session` (zeros: none).
@@ -90,6 +96,7 @@ impl Processes {
         Processes {
             images: SpanMap::default(),
             by_pid: HashMap::new(),
+            ended: Default::default(),
             ring_session,
         }
     }
@@ -166,6 +173,20 @@ impl Processes {
     /// The image ended: forget it.
     pub fn ended(&mut self, span: &[u8; 16]) {
         self.images.remove(span);
+        let (set, order) = &mut self.ended;
+        if set.insert(*span) {
+            order.push_back(*span);
+            if order.len() > ENDED_KEPT {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether the end of image `span` was seen (recently).
+    pub fn has_ended(&self, span: &[u8; 16]) -> bool {
+        self.ended.0.contains(span)
     }
 
     /// Images known now.

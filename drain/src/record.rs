@@ -62,6 +62,14 @@ pub struct RecordArgs {
     /// Keep argument values that look like secrets (default: replaced by [REDACTED]).
     #[arg(long)]
     no_redact: bool,
+    /// Start no supervisor: static programs (which ignore LD_PRELOAD) and everything they
+    /// start are then recorded only as `untraced` exec lines.
+    #[arg(long)]
+    no_supervise: bool,
+    /// What the supervisor records of static programs: `process` events, or `full`: their
+    /// file opens too (each of their system calls then stops them: slower).
+    #[arg(long = "static", value_enum, default_value = "process")]
+    depth: crate::supervise::StaticDepth,
     /// The command and its arguments (after `--` when the command starts with `-`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     cmd: Vec<OsString>,
@@ -225,6 +233,24 @@ pub fn run(a: RecordArgs) -> ExitCode {
         preload_env.push(old);
     }
     follow::catch_signals();
+    let supervisor = if a.no_supervise {
+        None
+    } else {
+        match start_supervisor(&ring_path, a.depth) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("substrate-drain record: no supervisor ({e}): static programs will not be followed");
+                None
+            }
+        }
+    };
+    let root_static = is_static_program(&a.cmd[0]);
+    if root_static && supervisor.is_none() {
+        eprintln!(
+            "substrate-drain record: {} is a static executable: the preload cannot enter it and no supervisor follows it, so only the programs it starts that load the library are recorded",
+            a.cmd[0].to_string_lossy()
+        );
+    }
     let mut cmd = Command::new(&a.cmd[0]);
     cmd.args(&a.cmd[1..])
         .env("LD_PRELOAD", &preload_env)
@@ -234,12 +260,35 @@ pub fn run(a: RecordArgs) -> ExitCode {
     if std::env::var_os("SHIM_SESSION_ID").is_none() {
         cmd.env("SHIM_SESSION_ID", format::ids::uuid_string(&sid));
     }
+    // A static root is followed by the supervisor from its exec on. Its dynamic children
+    // find their parent image in SUBSTRATE_PARENT_IMAGE, which the supervisor sets in place:
+    // give it a value of the right length.
+    let follow_root = root_static && supervisor.is_some();
+    if follow_root {
+        cmd.env("SUBSTRATE_PARENT_IMAGE", format::ids::span_string(&[0; 16]));
+    }
+    let header = *ring.header();
     // The child gets default dispositions for the signals the drain catches.
-    // SAFETY: only async-signal-safe calls (sigaction) between fork and exec.
+    // SAFETY: only async-signal-safe calls between fork and exec: sigaction, and the
+    // supervisor request (raw system calls on stack buffers).
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
                 libc::signal(s, libc::SIG_DFL);
+            }
+            if follow_root {
+                let pid = libc::getpid() as u32;
+                // Kept open until the exec closes it (close-on-exec): the supervisor is then
+                // waiting for this exec.
+                if let Some(f) = format::supervise::request(
+                    &header,
+                    format::supervise::op::ROOT,
+                    pid,
+                    pid,
+                    [0; 16],
+                ) {
+                    std::mem::forget(f);
+                }
             }
             Ok(())
         });
@@ -346,6 +395,9 @@ pub fn run(a: RecordArgs) -> ExitCode {
         return fail(format!("writing {}: {e}", target.display()));
     }
     let closed = if out.closed { " (closed early)" } else { "" };
+    if let Some(s) = supervisor {
+        s.stop();
+    }
     remove_ring();
     let s = follower.stats();
     let kept = if a.keep_ring {
@@ -406,4 +458,105 @@ fn still_running(ring: &Ring) {
         if live.len() == 1 { "" } else { "es" },
         shown.join(", ")
     );
+}
+
+/// A `substrate-drain supervise` process of this recording.
+struct SupervisorProcess(std::process::Child);
+
+impl SupervisorProcess {
+    /// End it (its tracees run on) and reap it.
+    fn stop(mut self) {
+        // SAFETY: signalling our own child, not reaped yet.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `substrate-drain supervise RING` and wait until it listens.
+fn start_supervisor(
+    ring: &Path,
+    depth: crate::supervise::StaticDepth,
+) -> io::Result<SupervisorProcess> {
+    let exe = std::env::current_exe()?;
+    let mut fds = [0; 2];
+    // SAFETY: fds is valid for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors of ours.
+    let (r, w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let wfd = {
+        use std::os::fd::AsRawFd;
+        w.as_raw_fd()
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg("supervise")
+        .arg("--ready-fd")
+        .arg("3")
+        .arg("--static")
+        .arg(match depth {
+            crate::supervise::StaticDepth::Process => "process",
+            crate::supervise::StaticDepth::Full => "full",
+        })
+        .arg(ring)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .env_remove("LD_PRELOAD");
+    // SAFETY: async-signal-safe calls only: the ready pipe becomes descriptor 3 (dup2 clears
+    // close-on-exec), and a process group of its own keeps terminal signals (^C) for CMD.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(wfd, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(w);
+    let mut b = [0u8; 1];
+    use std::io::Read;
+    match (&r).read(&mut b) {
+        Ok(1) => Ok(SupervisorProcess(child)),
+        _ => {
+            let mut c = child;
+            let _ = c.wait();
+            Err(io::Error::other("it did not start"))
+        }
+    }
+}
+
+/// Whether `program` (searched in PATH as exec would) is a static executable the preload
+/// cannot enter, and not setuid/setgid (such a program is never traced with ptrace: it would
+/// lose its privileges).
+fn is_static_program(program: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileExt, PermissionsExt};
+    let p = Path::new(program);
+    let path = if program.as_bytes().contains(&b'/') {
+        Some(p.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|dirs| {
+            std::env::split_paths(&dirs).map(|d| d.join(p)).find(|c| {
+                c.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+        })
+    };
+    let Some(f) = path.and_then(|p| std::fs::File::open(p).ok()) else {
+        return false;
+    };
+    if f.metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o6000 != 0)
+    {
+        return false;
+    }
+    format::elf::is_static_executable(&mut |b, off| f.read_at(b, off).unwrap_or(0))
 }

@@ -472,7 +472,11 @@ pub fn lost(l: &mut Line, loss: &Loss) {
 }
 
 fn untraced_fields(l: &mut Line, bits: u16) {
-    if bits != 0 {
+    if bits & untraced::SUPERVISED != 0 {
+        // The preload cannot enter it (static); the supervisor follows it.
+        l.bool("supervised", true);
+        l.str("supervised_reason", untraced::name(bits));
+    } else if bits != 0 {
         l.bool("untraced", true);
         l.str("untraced_reason", untraced::name(bits));
     }

@@ -31,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod elf;
 pub mod ids;
 pub mod layout;
 pub mod mem;
@@ -38,6 +39,7 @@ pub mod protocol;
 pub mod reader;
 pub mod records;
 pub mod ring;
+pub mod supervise;
 pub mod sys;
 pub mod writer;
 

@@ -277,6 +277,9 @@ pub mod start_flags {
     /// `SHIM_SESSION_ID` was set: its value is the var field
     /// [`super::process_start_vars::SHIM_SESSION_ID`].
     pub const SHIM_SESSION_ID: u32 = 16;
+    /// Written by the supervisor on the image's behalf (the preload cannot enter it: a static
+    /// program): only its process events are recorded. See `crate::supervise`.
+    pub const SUPERVISED: u32 = 32;
 }
 
 /// Var field indexes of a [`ProcessStart`].
@@ -446,6 +449,11 @@ pub mod untraced {
     pub const SETUID: u16 = 2;
     /// File capabilities: secure-execution mode as well.
     pub const SETCAP: u16 = 4;
+    /// Not a reason but a remedy: the preload cannot enter the new image (the other bits say
+    /// why), and the session's supervisor follows it instead (`ptrace`): its process events
+    /// (start, exec, fork, exit) are recorded, its file and network calls are not. Only ever
+    /// set with [`STATIC`].
+    pub const SUPERVISED: u16 = 0x100;
 
     /// The reason's name.
     pub fn name(bits: u16) -> &'static str {

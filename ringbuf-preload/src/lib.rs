@@ -37,6 +37,7 @@ pub mod readable;
 pub mod real;
 pub mod session;
 pub mod start;
+pub mod supervisor;
 pub mod symbols;
 pub mod target;
 pub mod variadic;

@@ -146,58 +146,5 @@ fn inspect(fd: c_int, st: &libc::stat) -> u16 {
 
 /// An ELF executable without a `PT_INTERP` program header (static, or static-pie).
 fn is_static_elf(fd: c_int) -> bool {
-    // The first KiB: the ELF header, and the program headers of most executables (they follow
-    // it at offset 64).
-    let mut first = [0u8; 1024];
-    let got = pread(fd, &mut first, 0);
-    let h = &first[..64];
-    if got < 52 || &h[..4] != b"\x7fELF" || h[5] != 1 {
-        return false; // a script, another format, or big-endian: not ours to judge
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]) as u64;
-    let (phoff, phentsize, phnum) = match h[4] {
-        2 => (
-            u64::from_le_bytes(h[32..40].try_into().unwrap_or_default()),
-            u16_at(54),
-            u16_at(56),
-        ),
-        1 => (
-            u32::from_le_bytes(h[28..32].try_into().unwrap_or_default()) as u64,
-            u16_at(42),
-            u16_at(44),
-        ),
-        _ => return false,
-    };
-    if phentsize < 4 || phnum == 0 {
-        return false;
-    }
-    // Program headers in chunks of up to 1 KiB: one read for most executables.
-    let mut buf = [0u8; 1024];
-    let per = (buf.len() as u64 / phentsize).max(1);
-    let mut i = 0;
-    while i < phnum.min(256) {
-        let n = per.min(phnum - i);
-        let want = (n * phentsize) as usize;
-        // A lying header must not overflow: checked arithmetic, and the file decides.
-        let Some(at) = phoff.checked_add(i * phentsize) else {
-            return false;
-        };
-        if want > buf.len() {
-            return false;
-        }
-        match first.get(at as usize..).and_then(|r| r.get(..want)) {
-            Some(have) if at + (want as u64) <= got as u64 => buf[..want].copy_from_slice(have),
-            _ if pread(fd, &mut buf[..want], at) != want => return false,
-            _ => {}
-        }
-        for k in 0..n as usize {
-            let o = k * phentsize as usize;
-            if u32::from_le_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) == libc::PT_INTERP {
-                return false;
-            }
-        }
-        i += n;
-    }
-    // Only executables can be exec'd; a shared object without PT_INTERP would fail to exec.
-    u16_at(16) == libc::ET_EXEC as u64 || u16_at(16) == libc::ET_DYN as u64
+    format::elf::is_static_executable(&mut |buf, off| pread(fd, buf, off))
 }

@@ -1,4 +1,4 @@
-//! Reading a trace: `summary`, `tree`, `show` and `export --format chrome` over a
+//! Reading a trace: `summary`, `tree`, `show` and `export` (chrome, compile-commands) over a
 //! `trace.jsonl` file or a ring, as typed [`Event`]s.
 //!
 //! Input is either a ring (decoded in-process, as `decode` would) or a trace file of JSON
@@ -7,6 +7,7 @@
 //! never an error. Events are streamed one at a time; only per-process state is kept.
 
 pub mod chrome;
+pub mod compdb;
 pub mod show;
 pub mod summary;
 pub mod tree;

@@ -16,11 +16,12 @@
 use core::ffi::{c_char, c_int};
 
 use format::records::{proc_op, Exec, ExecFailed};
+use format::supervise;
 
 use crate::childenv::{self, Scratch};
 use crate::readable;
 use crate::real::call_real;
-use crate::{emit, errno, guard, objects, session, target};
+use crate::{emit, errno, guard, objects, session, supervisor, target};
 
 type Argv = *const *const c_char;
 
@@ -118,6 +119,11 @@ unsafe fn exec(
     }
     // Otherwise the program's own arguments go to the real call, which fails as without the
     // library (EFAULT, or an error the kernel finds first, such as ENOENT).
+    // A static target: the supervisor, if the session has one, follows it instead.
+    let follow = supervisor::follow(fx, img, untraced, supervise::op::EXEC);
+    if follow.is_some() {
+        untraced |= format::records::untraced::SUPERVISED;
+    }
     let mut ev = Exec {
         ev: emit::header(img),
         op: op.into(),
@@ -134,6 +140,7 @@ unsafe fn exec(
     let pos = emit::event(img, &ev, vars);
     let r = guard::hold(|| call(new_env));
     let e = errno::get();
+    supervisor::done(follow, img);
     let failed = ExecFailed {
         ev: emit::header(img),
         exec_pos: pos.unwrap_or(u64::MAX).into(),

@@ -26,7 +26,7 @@ use crate::childenv::{self, Scratch};
 use crate::readable::{self, Pages, Str};
 use crate::real::call_real;
 use crate::session::{Fixed, Image};
-use crate::{emit, errno, guard, objects, session, target};
+use crate::{emit, errno, guard, objects, session, supervisor, target};
 
 type Argv = *const *const c_char;
 
@@ -106,9 +106,15 @@ unsafe fn spawn(
     }
     // Otherwise the program's own arguments go to the real call, which fails (or crashes in
     // libc) as without the library.
+    // A static target: the supervisor, if the session has one, follows the child.
+    let follow = supervisor::follow(fx, img, untraced, format::supervise::op::SPAWN);
+    if follow.is_some() {
+        untraced |= format::records::untraced::SUPERVISED;
+    }
     let mut child: pid_t = 0;
     let r = guard::hold(|| call(&mut child, env));
     let e = errno::get();
+    supervisor::done(follow, img);
     if !pid.is_null() && r == 0 {
         // SAFETY: the caller's out-parameter.
         unsafe { *pid = child };
