@@ -207,6 +207,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "raw system calls")]
     fn own_start_time_is_readable_and_errno_is_kept() {
         // SAFETY: this thread's errno.
         unsafe { *errno_loc() = 1234 };
