@@ -146,13 +146,8 @@ pub struct Ring {
     _map: MmapRaw,
 }
 
-/// Map `len` bytes of `fd` shared, read-write or read-only, and view them as [`MapMem`].
-fn map(
-    fd: i32,
-    len: u64,
-    writable: bool,
-    what: &'static str,
-) -> Result<(MmapRaw, MapMem), RingError> {
+/// Map `len` bytes of `fd` shared, read-write or read-only.
+fn map(fd: i32, len: u64, writable: bool, what: &'static str) -> Result<MmapRaw, RingError> {
     let mut o = MmapOptions::new();
     o.len(len as usize);
     let m = if writable {
@@ -160,16 +155,21 @@ fn map(
     } else {
         o.map_raw_read_only(fd)
     };
-    let m = m.map_err(|e| RingError::Io {
+    m.map_err(|e| RingError::Io {
         what,
         errno: e.raw_os_error().unwrap_or(libc::EINVAL),
-    })?;
-    // SAFETY: `MmapRaw` maps `len` bytes (the length was set, offset 0), page aligned, valid
-    // for reads (and writes, when writable: the reader of a read-only ring never writes) until
-    // it is dropped, which the Ring owning both does after every borrower of its views is gone.
-    // Nothing forms a reference into it: MmapRaw hands out raw pointers only.
-    let mem = unsafe { MapMem::new(m.as_mut_ptr(), len) };
-    Ok((m, mem))
+    })
+}
+
+/// The first `len` bytes of `map` as [`MapMem`]: `len` at most the mapping's length and a
+/// multiple of 8 (a page for the header before validation; the validated file size after).
+fn view(map: &MmapRaw, len: u64) -> MapMem {
+    assert!(len <= map.len() as u64 && len.is_multiple_of(8));
+    // SAFETY: `MmapRaw` maps at least `len` bytes (checked above; offset 0), page aligned,
+    // valid for reads (and writes, when writable: the reader of a read-only ring never writes)
+    // until it is dropped, which the Ring owning both does after every borrower of its views
+    // is gone. Nothing forms a reference into it: MmapRaw hands out raw pointers only.
+    unsafe { MapMem::new(map.as_mut_ptr(), len) }
 }
 
 fn cpath(path: &Path) -> Result<CString, RingError> {
@@ -367,7 +367,8 @@ impl Ring {
                 errno: r,
             });
         }
-        let (map, mem) = map(fd, size, true, "map ring file")?;
+        let map = map(fd, size, true, "map ring file")?;
+        let mem = view(&map, size);
         let realtime = sys::clock_ns(libc::CLOCK_REALTIME);
         let monotonic = sys::clock_ns(libc::CLOCK_MONOTONIC);
         let header = FileHeader {
@@ -454,17 +455,20 @@ impl Ring {
                 expected: layout::PAGE,
             });
         }
-        let (map, mem) = map(fd, len, writable, "map ring")?;
+        let map = map(fd, len, writable, "map ring")?;
+        // The header page alone until the header is validated: the file's length may be
+        // anything (a multiple of 8 and of the page once `validate` has checked it).
+        let first = view(&map, layout::PAGE);
         let mut raw = [0u8; size_of::<FileHeader>()];
         // Acquire pairs with the creator's release store of the magic.
-        let magic = mem.load(0, Acquire);
-        mem.read_bytes(0, &mut raw);
+        let magic = first.load(0, Acquire);
+        first.read_bytes(0, &mut raw);
         let mut header = FileHeader::read_from_bytes(&raw).expect("buffer has the header's size");
         header.magic = magic.to_le_bytes();
         // On error the mapping is dropped (unmapped) here.
         let geo = validate(&header, len)?;
         Ok(Ring {
-            mem,
+            mem: view(&map, len),
             header,
             geo,
             writable,
