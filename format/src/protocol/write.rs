@@ -161,9 +161,9 @@ impl<M: Mem> Producer<M> {
             // tail or consumer position, or the cached limit another thread of its process
             // stored with release after acquiring it), which orders it after those commits
             // already. (Issue 2's first loom model did fail with this CAS relaxed, on the
-            // protocol of then, whose reclaim walk changed in the same commit; relaxing it in
-            // today's models fails none of them.) Kept as the argument's second leg; free on
-            // x86, where any CAS is a full barrier.
+            // protocol of then, whose reclaim walk changed in the same commit; making it
+            // release-only fails none of today's models, RELIABILITY.md.) Kept as the
+            // argument's second leg; free on x86, where any CAS is a full barrier.
             match self
                 .mem
                 .cas(g.ctl(ctl::RESERVE), head, end, AcqRel, Relaxed)
