@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use format::records::{
     ev_flags, file_op, meta_flags, start_flags, untraced, AnyEvent, EventHeader, FileMeta, FileOp,
-    ProcessExit, ProcessStart, Vars,
+    ProcessExit, ProcessStart, ProcessStartV2, Vars,
 };
 use format::{ids, Item, Loss, Ring};
 
@@ -46,6 +46,20 @@ pub struct Stats {
 
 /// See [`Decoder::unstarted_children_alive`].
 pub const MAX_UNSTARTED: usize = 4096;
+
+/// What a `process_start` line is made of, from either layout.
+struct Start<'a> {
+    h: &'a EventHeader,
+    ppid: u32,
+    start_flags: u32,
+    parent_image: Option<[u8; 16]>,
+    /// `SHIM_SESSION_ID` as the image saw it (version 1 and 2 rings: the parsed UUID as text).
+    shim_session: Option<&'a [u8]>,
+    /// `SHIM_PARENT_SPAN` as the image saw it (version 1 and 2 rings: `spn_` + the span).
+    shim_parent_span: Option<&'a [u8]>,
+    exe: &'a [u8],
+    cwd: &'a [u8],
+}
 
 struct PendingExec {
     pos: u64,
@@ -86,6 +100,8 @@ struct PendingExec {
 /// ```
 pub struct Decoder {
     opts: Options,
+    /// The ring's format version: which layouts its records have.
+    version: u32,
     ring_session: [u8; 16],
     procs: Processes,
     ts: timefmt::TsCache,
@@ -110,6 +126,7 @@ impl Decoder {
     pub fn new(ring: &Ring, opts: Options) -> Decoder {
         Decoder {
             opts,
+            version: ring.header().version.get(),
             ring_session: ring.session_id(),
             procs: Processes::new(ring.session_id()),
             ts: timefmt::TsCache::default(),
@@ -305,7 +322,7 @@ impl Decoder {
         if kind >= format::KIND_USER {
             return Ok(()); // test and tool records
         }
-        let ev = match AnyEvent::decode(kind, payload) {
+        let ev = match AnyEvent::decode_version(self.version, kind, payload) {
             Ok(ev) => ev,
             Err(_) => return self.undecodable(ring, pos, kind, out),
         };
@@ -322,6 +339,7 @@ impl Decoder {
         }
         match ev {
             AnyEvent::ProcessStart(e, vars) => self.process_start(ring, pos, e, vars, out),
+            AnyEvent::ProcessStartV2(e, vars) => self.process_start_v2(ring, pos, e, vars, out),
             AnyEvent::ProcessExit(e) => self.process_exit(ring, pos, e, out),
             AnyEvent::Exec(e, vars) => {
                 self.pending.push(PendingExec {
@@ -421,33 +439,78 @@ impl Decoder {
         vars: Vars<'_>,
         out: &mut impl Write,
     ) -> io::Result<()> {
-        let h = &e.ev;
         let sv = e.split_vars(vars);
-        let argv: Vec<&[u8]> = sv.argv.collect();
-        let parent = (e.parent_image != [0; 16]).then_some(e.parent_image);
+        let start = Start {
+            h: &e.ev,
+            ppid: e.ppid.get(),
+            start_flags: e.start_flags.get(),
+            parent_image: (e.parent_image != [0; 16]).then_some(e.parent_image),
+            shim_session: sv.shim_session_id,
+            shim_parent_span: sv.shim_parent_span,
+            exe: sv.exe,
+            cwd: sv.cwd,
+        };
+        self.start_line(ring, pos, &start, sv.argv, out)
+    }
+
+    /// A `process_start` of a version 1 or 2 ring: its ids are parsed UUIDs in the fixed part
+    /// (RING.md §7). They are rendered as that version's drain did: `session_id` the UUID
+    /// (else the ring's), `parent_span` `spn_` + the span. Those preloads set every child's
+    /// `SHIM_PARENT_SPAN` to the span of the image that started it, so `parent_span` is also
+    /// `parent_image` when it names an image this decoder knows (started earlier in the ring
+    /// and not ended); at a root it names the caller's span, which is no image of the ring.
+    fn process_start_v2(
+        &mut self,
+        ring: &Ring,
+        pos: u64,
+        e: &ProcessStartV2,
+        vars: Vars<'_>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let (exe, cwd, argv) = e.split_vars(vars);
+        let nonzero = |id: [u8; 16]| (id != [0; 16]).then_some(id);
+        let session = nonzero(e.session_id).map(|s| ids::uuid_string(&s));
+        let parent_span = nonzero(e.parent_span);
+        let parent_text = parent_span.map(|p| ids::span_string(&p));
+        let start = Start {
+            h: &e.ev,
+            ppid: e.ppid.get(),
+            start_flags: e.start_flags.get(),
+            parent_image: parent_span.filter(|p| self.procs.get(p).is_some()),
+            shim_session: session.as_deref().map(str::as_bytes),
+            shim_parent_span: parent_text.as_deref().map(str::as_bytes),
+            exe,
+            cwd,
+        };
+        self.start_line(ring, pos, &start, argv, out)
+    }
+
+    /// The model's update and the line of a `process_start`, whatever its layout.
+    fn start_line(
+        &mut self,
+        ring: &Ring,
+        pos: u64,
+        s: &Start<'_>,
+        argv: Vars<'_>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let h = s.h;
+        let argv: Vec<&[u8]> = argv.collect();
         self.unstarted.remove(&h.pid.get());
         self.procs.start(
             h.span,
             h.pid.get(),
-            parent,
-            sv.shim_session_id,
-            sv.shim_parent_span,
-            sv.cwd,
+            s.parent_image,
+            s.shim_session,
+            s.shim_parent_span,
+            s.cwd,
         );
         self.stats.processes += u64::from(self.writes(pos));
         self.common(ring, h, "process_start", pos);
-        let forked = e.start_flags.get() & start_flags::FORKED != 0;
+        let forked = s.start_flags & start_flags::FORKED != 0;
         let redact = self.opts.redact;
-        render::process_start(
-            &mut self.line,
-            e.ppid.get(),
-            sv.exe,
-            &argv,
-            sv.cwd,
-            forked,
-            redact,
-        );
-        if e.start_flags.get() & start_flags::SUPERVISED != 0 {
+        render::process_start(&mut self.line, s.ppid, s.exe, &argv, s.cwd, forked, redact);
+        if s.start_flags & start_flags::SUPERVISED != 0 {
             self.line.bool("supervised", true);
         }
         self.emit(out)

@@ -29,6 +29,11 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// [`Event`] impl of each layout, and [`AnyEvent`] with its variants `Name(&Layout)` or
 /// `Name(&Layout, Vars)`, [`AnyEvent::decode`] and [`AnyEvent::ev`]. It checks at compile time
 /// that each layout begins with its [`EventHeader`] (the writer patches the header in place).
+///
+/// A closing `@legacy { Name(Layout[, Vars]) = Kind in FIRST..=LAST, … }` lists layouts that
+/// ring format versions FIRST to LAST wrote under a kind of the table: each becomes an
+/// [`AnyEvent`] variant too, which [`AnyEvent::decode_version`] yields for that kind in a ring
+/// of those versions.
 macro_rules! record_kinds {
     // A variant's var fields: the decoded `Vars` (present) or nothing (absent).
     (@vars Vars $v:ident) => { $v };
@@ -39,7 +44,11 @@ macro_rules! record_kinds {
     ($(
         $(#[$doc:meta])*
         $name:ident($layout:ident $(, $vars:ident)?) = $num:literal,
-    )*) => {
+    )*
+    @legacy {$(
+        $(#[$ldoc:meta])*
+        $lname:ident($llayout:ident $(, $lvars:ident)?) = $lkind:ident in $lfrom:literal ..= $lto:literal,
+    )*}) => {
         /// Record kinds (header field `kind`). 0 is padding; `0x8000..` are free for tests and
         /// tools. Declared by the table at the top of `records.rs`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,6 +116,19 @@ macro_rules! record_kinds {
                 concat!(stringify!($layout), " must begin with its EventHeader"),
             );
         )*
+        $(
+            impl Event for $llayout {
+                const KIND: Kind = Kind::$lkind;
+                #[inline]
+                fn ev(&self) -> &EventHeader {
+                    &self.ev
+                }
+            }
+            const _: () = assert!(
+                core::mem::offset_of!($llayout, ev) == 0,
+                concat!(stringify!($llayout), " must begin with its EventHeader"),
+            );
+        )*
 
         /// A decoded event of any known kind: a variant per [`Kind`], holding the fixed part in
         /// place and, for kinds that have them, the var fields.
@@ -116,10 +138,36 @@ macro_rules! record_kinds {
                 #[doc = concat!("[`", stringify!($layout), "`].")]
                 $name(&'a $layout $(, $vars<'a>)?),
             )*
+            $(
+                $(#[$ldoc])*
+                #[doc = concat!("\n\n[`", stringify!($llayout), "`], kind `", stringify!($lkind),
+                    "` of ring format versions ", stringify!($lfrom), " to ", stringify!($lto),
+                    " ([`AnyEvent::decode_version`]).")]
+                $lname(&'a $llayout $(, $lvars<'a>)?),
+            )*
         }
 
         impl<'a> AnyEvent<'a> {
-            /// Decode a payload of record kind `kind`.
+            /// Decode a payload of record kind `kind` from a ring of format version `version`
+            /// (the ring header's): a kind whose layout that version wrote differently decodes
+            /// as its legacy variant, every other one as [`AnyEvent::decode`] does.
+            pub fn decode_version(
+                version: u32,
+                kind: u16,
+                payload: &'a [u8],
+            ) -> Result<AnyEvent<'a>, DecodeError> {
+                $(
+                    if kind == Kind::$lkind as u16 && ($lfrom..=$lto).contains(&version) {
+                        let (e, _vars) = decode::<$llayout>(payload)?;
+                        return Ok(AnyEvent::$lname(e $(, record_kinds!(@vars $lvars _vars))?));
+                    }
+                )*
+                Self::decode(kind, payload)
+            }
+
+            /// Decode a payload of record kind `kind` as this version writes it
+            /// ([`crate::layout::VERSION`]); for records of any ring use
+            /// [`AnyEvent::decode_version`].
             pub fn decode(kind: u16, payload: &'a [u8]) -> Result<AnyEvent<'a>, DecodeError> {
                 let k = Kind::from_u16(kind).ok_or(DecodeError::UnknownKind(kind))?;
                 Ok(match k {
@@ -134,6 +182,7 @@ macro_rules! record_kinds {
             pub fn kind(&self) -> Kind {
                 match self {
                     $(AnyEvent::$name(..) => Kind::$name,)*
+                    $(AnyEvent::$lname(..) => Kind::$lkind,)*
                 }
             }
 
@@ -141,6 +190,7 @@ macro_rules! record_kinds {
             pub fn ev(&self) -> &'a EventHeader {
                 match self {
                     $(AnyEvent::$name(e, ..) => &e.ev,)*
+                    $(AnyEvent::$lname(e, ..) => &e.ev,)*
                 }
             }
 
@@ -149,6 +199,9 @@ macro_rules! record_kinds {
                 match self {
                     $(AnyEvent::$name(_ $(, record_kinds!(@vars $vars v))?) => {
                         record_kinds!(@some_vars $($vars v)?)
+                    })*
+                    $(AnyEvent::$lname(_ $(, record_kinds!(@vars $lvars v))?) => {
+                        record_kinds!(@some_vars $($lvars v)?)
                     })*
                 }
             }
@@ -186,6 +239,15 @@ record_kinds! {
     FileMeta(FileMeta, Vars) = 11,
     /// A shared object in the image's loader list (once per image).
     ObjectLoad(ObjectLoad, Vars) = 12,
+
+    // Layouts older ring format versions wrote under a kind of the table, read by
+    // `AnyEvent::decode_version` (the ring header says the version): `Name(Layout[, Vars]) =
+    // Kind in FIRST..=LAST`. Never written by this build.
+    @legacy {
+        /// `process_start` as the preload of ring format versions 1 and 2 wrote it: parsed
+        /// span and session ids in the fixed part, no `SHIM_*` var fields.
+        ProcessStartV2(ProcessStartV2, Vars) = ProcessStart in 1..=2,
+    }
 }
 
 /// Something done with the layout type of a kind chosen at run time: see [`Kind::visit`].
@@ -364,6 +426,41 @@ impl ProcessStart {
             shim_session_id: (flags & start_flags::SHIM_SESSION_ID != 0).then_some(session),
             argv: vars,
         }
+    }
+}
+
+/// The [`ProcessStart`] of ring format versions 1 and 2 (88 bytes), kept to read their rings
+/// ([`AnyEvent::decode_version`]); this build never writes it. Version 3 replaced the two
+/// parsed ids with `parent_image` and the verbatim `SHIM_*` var fields.
+///
+/// Var fields: `exe`, `cwd`, then each `argv` element.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct ProcessStartV2 {
+    /// Common header.
+    pub ev: EventHeader,
+    /// Parent pid.
+    pub ppid: U32,
+    /// [`start_flags`] (`EXEC`, `FORKED`; `ROOT` when `parent_span` is zero).
+    pub start_flags: U32,
+    /// `SHIM_PARENT_SPAN` as the process saw it, parsed (zeros: unset or not a span id). The
+    /// preload of these versions set it, in every child, to the span of the image that
+    /// started the child; so it names the parent image, except at a root of the session,
+    /// where it names whatever span the caller passed (substrate's).
+    pub parent_span: [u8; 16],
+    /// `SHIM_SESSION_ID` as UUID bytes (zeros: unset).
+    pub session_id: [u8; 16],
+    /// Start time, clock ticks after boot.
+    pub start_time: U64,
+}
+
+impl ProcessStartV2 {
+    /// Split the var fields: `(exe, cwd, argv)`; fields missing from a record cut short read
+    /// as empty.
+    pub fn split_vars<'a>(&self, mut vars: Vars<'a>) -> (&'a [u8], &'a [u8], Vars<'a>) {
+        let exe = vars.next().unwrap_or(b"");
+        let cwd = vars.next().unwrap_or(b"");
+        (exe, cwd, vars)
     }
 }
 
@@ -1111,6 +1208,7 @@ mod tests {
     fn layouts_have_the_documented_sizes() {
         assert_eq!(size_of::<EventHeader>(), 40);
         assert_eq!(size_of::<ProcessStart>(), 72);
+        assert_eq!(size_of::<ProcessStartV2>(), 88);
         assert_eq!(size_of::<ProcessExit>(), 48);
         assert_eq!(size_of::<Exec>(), 56);
         assert_eq!(size_of::<ExecFailed>(), 56);
@@ -1253,6 +1351,45 @@ mod tests {
             (&[b'a'; SHIM_VALUE_MAX][..], true)
         );
         assert_eq!(shim_value(b"spn_1"), (&b"spn_1"[..], false));
+    }
+
+    #[test]
+    fn version_1_and_2_process_starts_decode_with_their_own_layout() {
+        let e = ProcessStartV2 {
+            ev: EventHeader {
+                var_count: 3.into(),
+                ..Default::default()
+            },
+            parent_span: [1; 16],
+            session_id: [2; 16],
+            ..Default::default()
+        };
+        let mut b = e.as_bytes().to_vec();
+        for f in [&b"/bin/sh"[..], b"/tmp", b"sh"] {
+            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            b.extend_from_slice(f);
+        }
+        let kind = Kind::ProcessStart as u16;
+        for version in [1, 2] {
+            let any = AnyEvent::decode_version(version, kind, &b).unwrap();
+            assert_eq!(any.kind(), Kind::ProcessStart);
+            let AnyEvent::ProcessStartV2(got, vars) = any else {
+                panic!("{any:?}")
+            };
+            assert_eq!((got.parent_span, got.session_id), ([1; 16], [2; 16]));
+            let (exe, cwd, argv) = got.split_vars(vars);
+            assert_eq!((exe, cwd), (&b"/bin/sh"[..], &b"/tmp"[..]));
+            assert_eq!(argv.collect::<Vec<_>>(), [&b"sh"[..]]);
+        }
+        // Version 3 reads the same bytes as its own layout: a different record altogether.
+        assert!(!matches!(
+            AnyEvent::decode_version(3, kind, &b),
+            Ok(AnyEvent::ProcessStartV2(..))
+        ));
+        // Other kinds decode alike in every version.
+        let exit = ProcessExit::default();
+        let any = AnyEvent::decode_version(1, Kind::ProcessExit as u16, exit.as_bytes()).unwrap();
+        assert!(matches!(any, AnyEvent::ProcessExit(_)));
     }
 
     #[test]

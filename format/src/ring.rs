@@ -4,6 +4,13 @@
 //! a `SIGBUS` later), writes the header, and stores the magic last with release. Opening
 //! validates every field against the file's real size before any offset is used; a ring is
 //! never truncated or resized while mapped.
+//!
+//! The mapping is a `memmap2::MmapRaw` (`MAP_SHARED`, the whole file, offset 0): it hands out
+//! raw pointers only, never a slice, which is the only sound view of memory that other
+//! processes write at any moment. Every access then goes through [`MapMem`] (atomics and
+//! bounded copies). Mapping makes one `mmap` call and allocates nothing (`memmap2` reads the
+//! page size once with `sysconf`); the preload maps its ring this way too, from its
+//! constructor, which restores `errno` afterwards. Unmapping is `MmapRaw`'s drop.
 
 use core::sync::atomic::Ordering::*;
 use std::ffi::CString;
@@ -11,6 +18,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use memmap2::{MmapOptions, MmapRaw};
 use zerocopy::FromBytes;
 
 use crate::layout::{self, ctl, slot, FileHeader, Mode};
@@ -128,25 +136,40 @@ impl Default for CreateOptions {
 
 /// A mapped ring. Owns the mapping; [`crate::Writer`]s and [`crate::Reader`]s borrow it.
 pub struct Ring {
+    /// The view every access goes through; valid while `_map` lives (views handed out by
+    /// [`Ring::mem`] are used only by borrowers of the ring).
     mem: MapMem,
-    base: *mut u8,
-    len: usize,
     header: FileHeader,
     geo: Geometry,
     writable: bool,
+    /// The mapping itself, unmapped when the ring drops. Never read directly: only `mem`.
+    _map: MmapRaw,
 }
 
-// SAFETY: the mapping is only accessed through MapMem (atomics and bounded copies), which is
-// valid from any thread; the header copy and geometry are immutable plain data.
-unsafe impl Send for Ring {}
-// SAFETY: as above; no method gives out references into the mapping.
-unsafe impl Sync for Ring {}
+/// Map `len` bytes of `fd` shared, read-write or read-only.
+fn map(fd: i32, len: u64, writable: bool, what: &'static str) -> Result<MmapRaw, RingError> {
+    let mut o = MmapOptions::new();
+    o.len(len as usize);
+    let m = if writable {
+        o.map_raw(fd)
+    } else {
+        o.map_raw_read_only(fd)
+    };
+    m.map_err(|e| RingError::Io {
+        what,
+        errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+    })
+}
 
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping; borrows of `self` (writers, readers) have ended.
-        unsafe { sys::unmap(self.base, self.len) }
-    }
+/// The first `len` bytes of `map` as [`MapMem`]: `len` at most the mapping's length and a
+/// multiple of 8 (a page for the header before validation; the validated file size after).
+fn view(map: &MmapRaw, len: u64) -> MapMem {
+    assert!(len <= map.len() as u64 && len.is_multiple_of(8));
+    // SAFETY: `MmapRaw` maps at least `len` bytes (checked above; offset 0), page aligned,
+    // valid for reads (and writes, when writable: the reader of a read-only ring never writes)
+    // until it is dropped, which the Ring owning both does after every borrower of its views
+    // is gone. Nothing forms a reference into it: MmapRaw hands out raw pointers only.
+    unsafe { MapMem::new(map.as_mut_ptr(), len) }
 }
 
 fn cpath(path: &Path) -> Result<CString, RingError> {
@@ -344,9 +367,8 @@ impl Ring {
                 errno: r,
             });
         }
-        let base = sys::map_shared(fd, size as usize, true).map_err(io("map ring file"))?;
-        // SAFETY: a fresh mapping of `size` bytes, page aligned, owned by the Ring built below.
-        let mem = unsafe { MapMem::new(base, size) };
+        let map = map(fd, size, true, "map ring file")?;
+        let mem = view(&map, size);
         let realtime = sys::clock_ns(libc::CLOCK_REALTIME);
         let monotonic = sys::clock_ns(libc::CLOCK_MONOTONIC);
         let header = FileHeader {
@@ -382,11 +404,10 @@ impl Ring {
         header.magic = layout::MAGIC;
         Ok(Ring {
             mem,
-            base,
-            len: size as usize,
             header,
             geo: *geo,
             writable: true,
+            _map: map,
         })
     }
 
@@ -434,31 +455,25 @@ impl Ring {
                 expected: layout::PAGE,
             });
         }
-        let base = sys::map_shared(fd, len as usize, writable).map_err(io("map ring"))?;
-        // SAFETY: a fresh mapping of `len` bytes, page aligned, owned by the Ring built below
-        // (or unmapped right here on error).
-        let mem = unsafe { MapMem::new(base, len) };
+        let map = map(fd, len, writable, "map ring")?;
+        // The header page alone until the header is validated: the file's length may be
+        // anything (a multiple of 8 and of the page once `validate` has checked it).
+        let first = view(&map, layout::PAGE);
         let mut raw = [0u8; size_of::<FileHeader>()];
         // Acquire pairs with the creator's release store of the magic.
-        let magic = mem.load(0, Acquire);
-        mem.read_bytes(0, &mut raw);
+        let magic = first.load(0, Acquire);
+        first.read_bytes(0, &mut raw);
         let mut header = FileHeader::read_from_bytes(&raw).expect("buffer has the header's size");
         header.magic = magic.to_le_bytes();
-        match validate(&header, len) {
-            Ok(geo) => Ok(Ring {
-                mem,
-                base,
-                len: len as usize,
-                header,
-                geo,
-                writable,
-            }),
-            Err(e) => {
-                // SAFETY: our mapping; nothing else refers to it.
-                unsafe { sys::unmap(base, len as usize) };
-                Err(e)
-            }
-        }
+        // On error the mapping is dropped (unmapped) here.
+        let geo = validate(&header, len)?;
+        Ok(Ring {
+            mem: view(&map, len),
+            header,
+            geo,
+            writable,
+            _map: map,
+        })
     }
 
     /// The header as validated at open.

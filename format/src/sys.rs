@@ -81,33 +81,6 @@ pub fn read(fd: i32, buf: &mut [u8]) -> SysResult {
     }
 }
 
-/// `mmap(NULL, len, PROT_READ|PROT_WRITE (or READ), MAP_SHARED, fd, 0)`.
-pub fn map_shared(fd: i32, len: usize, writable: bool) -> Result<*mut u8, i32> {
-    let prot = if writable {
-        libc::PROT_READ | libc::PROT_WRITE
-    } else {
-        libc::PROT_READ
-    };
-    // SAFETY: a fresh shared mapping of a file we hold open; no existing memory is affected.
-    let (p, e) = keep_errno(|| unsafe {
-        libc::mmap(core::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0)
-    });
-    if p == libc::MAP_FAILED {
-        Err(e)
-    } else {
-        Ok(p.cast())
-    }
-}
-
-/// `munmap(p, len)`.
-///
-/// # Safety
-/// `p..p+len` must be a mapping made by [`map_shared`] that nothing uses any more.
-pub unsafe fn unmap(p: *mut u8, len: usize) {
-    // SAFETY: the caller guarantees the mapping is ours and unused.
-    let _ = keep_errno(|| unsafe { libc::munmap(p.cast(), len) });
-}
-
 /// Whether a process with this pid exists (`kill(pid, 0)` is not `ESRCH`). Pids are reused, so
 /// `true` can be wrong; callers only use `false` as proof of death.
 pub fn pid_exists(pid: u32) -> bool {
@@ -234,6 +207,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "raw system calls")]
     fn own_start_time_is_readable_and_errno_is_kept() {
         // SAFETY: this thread's errno.
         unsafe { *errno_loc() = 1234 };

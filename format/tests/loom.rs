@@ -22,9 +22,10 @@
 //! last yield once a newer one exists; so a reader that created the memory, or that polls and
 //! yields, rarely holds a stale view. Where a model needs one, its initial state is made on a
 //! thread of its own ([`before`]) and its reader waits for the writer to be done instead of
-//! yielding at every poll ([`sleep`]). And the `Producer`'s process-private cached limit is a
-//! plain `std` atomic, invisible to loom: each writer here has its own `Producer`, so it never
-//! writes on the strength of another thread's refresh.
+//! yielding at every poll ([`sleep`]). The `Producer`'s process-private cached limit is a loom
+//! atomic too under `cfg(loom)`: one model shares a `Producer` between two threads, as the
+//! threads of a process share its writer, so that one writes on the strength of the other's
+//! refresh.
 #![cfg(loom)]
 
 use std::cell::Cell;
@@ -315,6 +316,75 @@ fn discard_full_ring_never_overwrites_unread_records() {
         );
         assert_eq!(t.got, written, "every record read once, none overwritten");
         assert_eq!(t.dropped, dropped, "every drop reported");
+    });
+}
+
+/// Two threads of one process share one writer (as every thread of a traced process shares
+/// its `Writer`), and with it the `Producer`'s cached limit. A full two-block ring whose two
+/// records the reader reads and releases while both threads write one more each: the thread
+/// that finds the ring full refreshes the limit (acquiring the consumer position) and stores
+/// it with release; the other may write on the strength of that copy alone, into the block
+/// whose record the reader copied last. Every record read is intact, none is overwritten
+/// unread, every write landed or was counted dropped.
+///
+/// Weakened: the cached limit's acquire load and release refresh made relaxed
+/// (`Producer::reserve_loop`, `make_room`): not caught (the second thread's reservation CAS
+/// reads the first one's, and its acquire orders it after the first one's acquire of the
+/// consumer position). Weakened together with the reservation CAS made release-only: not
+/// caught either. What these orderings exclude in discard mode is a write into released bytes
+/// becoming visible to the reader's loads that came before its release (a load-buffering
+/// shape), and loom only lets a load read stores that already ran in the interleaving it
+/// explores, so it cannot show that; they rest on the argument of RING.md §6.
+#[test]
+fn discard_threads_sharing_a_writer_trust_each_others_refresh() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(|| {
+        // Two blocks of 32 bytes: one 24-byte record each.
+        let g = geometry(Mode::Discard, 64, 32);
+        let (mem, prod) = before(move || {
+            let mem = LoomMem::new(g.data + g.capacity);
+            let a = attach(&mem, &g, 100, &alive).unwrap();
+            let prod = Arc::new(Producer::new(mem.clone(), g, a.slot));
+            // The ring is full: records at 0 and 32, and the cached limit still 0.
+            for _ in 0..2 {
+                let c = prod.reserve(KIND, REC, &alive).unwrap();
+                prod.mem.write_bytes(c.payload_off, &c.pos.to_le_bytes());
+                prod.commit(&c);
+            }
+            (mem, prod)
+        });
+        let thread_writes = |p: Arc<Producer<LoomMem>>| {
+            thread::spawn(move || {
+                let c = p.reserve(KIND, REC, &alive).ok()?;
+                p.mem.write_bytes(c.payload_off, &c.pos.to_le_bytes());
+                p.commit(&c);
+                Some(c.pos)
+            })
+        };
+        let (ta, tb) = (thread_writes(prod.clone()), thread_writes(prod.clone()));
+        let mut r = reader(&mem, &g, Start::Oldest, alive);
+        let mut t = Tally::new();
+        read(&mut r, &mut t, 4, 12, true);
+        let written: Vec<u64> = [ta.join().unwrap(), tb.join().unwrap()]
+            .into_iter()
+            .flatten()
+            .chain([0, 32])
+            .collect();
+        finish(&mut r, &mut t);
+        t.no_gap_over(&written);
+        let dropped = mem.load(g.ctl(format::DropReason::Full.counter()), Relaxed);
+        assert_eq!(
+            written.len() as u64 + dropped,
+            4,
+            "landed or counted dropped"
+        );
+        assert_eq!(t.lost, 0, "{t:?}");
+        assert_eq!(
+            t.got,
+            written.len() as u64,
+            "every record read once, none overwritten"
+        );
     });
 }
 

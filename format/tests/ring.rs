@@ -671,6 +671,11 @@ fn bad_files_get_a_clear_error() {
         })
     );
     assert_eq!(open(&vec![0u8; 8192]), Some(RingError::NotARing));
+    // A length that is not a multiple of 8 (found by the reader fuzz target: the mapping was
+    // viewed whole before its header was checked).
+    let mut v = good.clone();
+    v.extend_from_slice(&[0; 3]);
+    assert_eq!(open(&v), Some(RingError::BadHeader("file size")));
     let mut v = good.clone();
     v[8] = 9;
     assert_eq!(open(&v), Some(RingError::Version(9)));

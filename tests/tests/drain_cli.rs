@@ -596,3 +596,142 @@ fn the_preload_is_inert_without_a_usable_ring() {
         "a file that is not a ring is never written"
     );
 }
+
+/// A version 2 ring (header version 2, monotonic clock) holding `process_start` records in the
+/// layout the preload of versions 1 and 2 wrote (`ProcessStartV2`: parsed ids in the fixed
+/// part, no `SHIM_*` var fields), decoded by the binary: the ids come out as that version's
+/// drain rendered them, and `parent_image` links a child to the image that started it.
+#[test]
+fn a_version_2_ring_decodes_its_process_start_records() {
+    use format::ids;
+    use format::records::{open_op, start_flags, EventHeader, FileOpen, ProcessStartV2};
+    use format::{layout, CreateOptions, Ring, Writer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.ring");
+    let ring_session = [0x11; 16];
+    let opts = CreateOptions {
+        capacity: 1 << 16,
+        block_size: 4096,
+        session_id: ring_session,
+        ..Default::default()
+    };
+    drop(Ring::create(&path, &opts).unwrap());
+    // Make it the version 2 ring an older `create` made: version 2, monotonic clock.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let version = std::mem::offset_of!(layout::FileHeader, version);
+    bytes[version..version + 4].copy_from_slice(&2u32.to_le_bytes());
+    let clock = std::mem::offset_of!(layout::FileHeader, clock_id);
+    bytes[clock..clock + 4].copy_from_slice(&layout::CLOCK_MONOTONIC_ID.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (root, child, stray) = ([0xa1; 16], [0xb2; 16], [0xc3; 16]);
+    let (caller_span, session) = ([0x5e; 16], [0x77; 16]);
+    let ring = Ring::open(&path).unwrap();
+    assert_eq!(ring.header().version.get(), 2);
+    let w = Writer::attach(&ring).unwrap();
+    let header = |span: [u8; 16], pid: u32| EventHeader {
+        ts_ns: 1_000.into(),
+        span,
+        pid: pid.into(),
+        tid: pid.into(),
+        ..Default::default()
+    };
+    let start = |span, pid, parent_span, session_id, flags: u32| ProcessStartV2 {
+        ev: header(span, pid),
+        ppid: 1.into(),
+        start_flags: flags.into(),
+        parent_span,
+        session_id,
+        start_time: 7.into(),
+    };
+    let vars = |v: &[&'static str]| v.iter().map(|s| s.as_bytes()).collect::<Vec<_>>();
+    // The root, started by substrate: its SHIM_PARENT_SPAN named substrate's span.
+    let v = vars(&["/bin/sh", "/work", "sh", "-c", "cat x"]);
+    let ev = start(root, 500, caller_span, session, start_flags::EXEC);
+    w.write_event(&ev, v.iter().copied()).unwrap();
+    // Its forked child: the old preload set the child's parent span to the root's span.
+    let v = vars(&["/bin/sh", "/work", "sh", "-c", "cat x"]);
+    let ev = start(child, 501, root, session, start_flags::FORKED);
+    w.write_event(&ev, v.iter().copied()).unwrap();
+    // A record of a kind whose layout did not change, by the child: a relative open.
+    let open = FileOpen {
+        ev: header(child, 501),
+        op: open_op::OPEN.into(),
+        dirfd: (-100).into(),
+        fd: 3.into(),
+        ..Default::default()
+    };
+    w.write_event(&open, [&b"x"[..]].into_iter()).unwrap();
+    // A process with neither variable set: a root, the ring's session.
+    let v = vars(&["/bin/true", "/", "true"]);
+    let ev = start(
+        stray,
+        502,
+        [0; 16],
+        [0; 16],
+        start_flags::EXEC | start_flags::ROOT,
+    );
+    w.write_event(&ev, v.iter().copied()).unwrap();
+    drop(w);
+    drop(ring);
+
+    let (o, lines) = decode(&path);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kinds: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "process_start",
+            "process_start",
+            "file_open",
+            "process_start"
+        ],
+        "{lines:#?}"
+    );
+    let text = |id: &[u8; 16]| Value::from(ids::uuid_string(id));
+    let span = |id: &[u8; 16]| Value::from(ids::span_string(id));
+    let (r, c, f, s) = (&lines[0], &lines[1], &lines[2], &lines[3]);
+    assert_eq!(r["session_id"], text(&session));
+    assert_eq!(r["span_id"], span(&root));
+    assert_eq!(
+        r["parent_span"],
+        span(&caller_span),
+        "as the version 2 drain had it"
+    );
+    assert_eq!(
+        r["parent_image"],
+        Value::Null,
+        "substrate's span is no image of the ring"
+    );
+    assert_eq!(
+        (r["exe"].as_str(), r["cwd"].as_str()),
+        (Some("/bin/sh"), Some("/work"))
+    );
+    assert_eq!(r["argv"], serde_json::json!(["sh", "-c", "cat x"]));
+    assert_eq!(
+        (r["via"].as_str(), r["pid"].as_i64()),
+        (Some("exec"), Some(500))
+    );
+    assert_eq!(c["parent_span"], span(&root));
+    assert_eq!(c["parent_image"], span(&root), "the image that forked it");
+    assert_eq!(
+        (c["session_id"].clone(), c["via"].as_str()),
+        (text(&session), Some("fork"))
+    );
+    assert_eq!(f["span_id"], span(&child));
+    assert_eq!(f["parent_image"], span(&root));
+    assert_eq!(
+        f["abs_path"], "/work/x",
+        "the cwd of a version 2 process_start is known"
+    );
+    assert_eq!(s["session_id"], text(&ring_session), "none set: the ring's");
+    assert_eq!(
+        (s["parent_span"].clone(), s["parent_image"].clone()),
+        (Value::Null, Value::Null)
+    );
+    assert_eq!(s["argv"], serde_json::json!(["true"]));
+}

@@ -17,11 +17,14 @@
 //! finds an unwritten header can then tell a writer still in that window (a live process with
 //! a count) from one that died there, whose gap is skipped instead of blocking reclaim forever.
 
+use core::sync::atomic::Ordering::*;
 #[cfg(not(loom))]
-use core::sync::atomic::fence;
-use core::sync::atomic::{AtomicU64, Ordering::*};
+use core::sync::atomic::{fence, AtomicU64};
+// Under loom the cached limit is a loom atomic like every word of the ring, so the models see
+// threads of one process sharing a `Producer` (one `Writer` serves every thread) trust each
+// other's refresh of it.
 #[cfg(loom)]
-use loom::sync::atomic::fence;
+use loom::sync::atomic::{fence, AtomicU64};
 
 use super::{
     block_cum, count_drop, lap_tag, owner_gone, read::scan, reservations_in_flight, DropReason,
@@ -55,6 +58,8 @@ pub struct Producer<M: Mem> {
     /// mode). Only ever smaller than the true value (both only grow), so a stale copy errs
     /// towards refreshing. Stored with release after the acquire load of the true value, loaded
     /// with acquire, so a thread trusting another thread's refresh inherits its happens-before.
+    /// A loom atomic under `cfg(loom)`, so the models check that (`format/tests/loom.rs`, the
+    /// model of two threads sharing one writer).
     limit: AtomicU64,
 }
 
@@ -150,9 +155,15 @@ impl<M: Mem> Producer<M> {
             }
             // AcqRel: the reservation words form a release sequence, so a writer that reserves
             // after another has seen everything that one did before its reservation: above all
-            // its commits to the block we may be about to reclaim and rewrite. Without it an
-            // old lap's commit could land after our new header (found by the loom model). Free
-            // on x86, where any CAS is a full barrier.
+            // its commits to the block we may be about to reclaim and rewrite, so that an old
+            // lap's commit cannot land after our new header (RING.md §6). No loom model isolates
+            // this acquire today: a writer only writes past the limit it acquired itself (the
+            // tail or consumer position, or the cached limit another thread of its process
+            // stored with release after acquiring it), which orders it after those commits
+            // already. (Issue 2's first loom model did fail with this CAS relaxed, on the
+            // protocol of then, whose reclaim walk changed in the same commit; making it
+            // release-only fails none of today's models, RELIABILITY.md.) Kept as the
+            // argument's second leg; free on x86, where any CAS is a full barrier.
             match self
                 .mem
                 .cas(g.ctl(ctl::RESERVE), head, end, AcqRel, Relaxed)
