@@ -121,6 +121,13 @@ impl Mem for MapMem {
         // as the seqlock argument of RING.md §6 needs, instead of racing plain bytes.
         // Relaxed: the commit's release store (and the release fence before the stamp)
         // orders these.
+        if off.is_multiple_of(8) {
+            // The common case: whole words, then the tail (the rest of its word is ours).
+            let mut w = WordWriter::new(self, off);
+            w.put(src);
+            w.finish();
+            return;
+        }
         for_words(off, src.len(), |w, at, n, i| {
             let word = self.word(w);
             let v = if n == 8 {
@@ -142,10 +149,95 @@ impl Mem for MapMem {
         // Relaxed atomic loads, word by word: the source may change under us (a hostile or
         // overwriting writer); we copy it once, and the caller validates the copy (after an
         // acquire fence, RING.md §4) before using it.
+        if off.is_multiple_of(8) {
+            // The common case (records start on words): whole words, then the tail.
+            let mut chunks = dst.chunks_exact_mut(8);
+            let mut w = off;
+            for c in &mut chunks {
+                c.copy_from_slice(&self.word(w).load(Ordering::Relaxed).to_ne_bytes());
+                w += 8;
+            }
+            let tail = chunks.into_remainder();
+            if !tail.is_empty() {
+                let b = self.word(w).load(Ordering::Relaxed).to_ne_bytes();
+                tail.copy_from_slice(&b[..tail.len()]);
+            }
+            return;
+        }
         for_words(off, dst.len(), |w, at, n, i| {
             let b = self.word(w).load(Ordering::Relaxed).to_ne_bytes();
             dst[i..i + n].copy_from_slice(&b[at..at + n]);
         });
+    }
+}
+
+/// Bytes written in order from a word-aligned offset into memory the writer owns to the end
+/// of its last word (a reservation: its length is rounded up to 8), stored a whole word at a
+/// time with relaxed stores, so that no partial word is read back and merged. The recording
+/// path's copy ([`crate::writer::Writer::write_event`]); ordered by the commit's release store.
+pub struct WordWriter<'m, M: Mem> {
+    mem: &'m M,
+    /// Offset of the next word to store.
+    off: u64,
+    /// Bytes of the word being filled.
+    buf: [u8; 8],
+    fill: usize,
+}
+
+impl<'m, M: Mem> WordWriter<'m, M> {
+    /// Start at `off` (8-aligned).
+    #[inline(always)]
+    pub fn new(mem: &'m M, off: u64) -> Self {
+        debug_assert_eq!(off % 8, 0);
+        WordWriter {
+            mem,
+            off,
+            buf: [0; 8],
+            fill: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn store_buf(&mut self) {
+        self.mem
+            .store(self.off, u64::from_ne_bytes(self.buf), Ordering::Relaxed);
+        self.off += 8;
+        self.buf = [0; 8];
+        self.fill = 0;
+    }
+
+    /// Append `src`.
+    #[inline(always)]
+    pub fn put(&mut self, mut src: &[u8]) {
+        if self.fill != 0 {
+            let n = (8 - self.fill).min(src.len());
+            self.buf[self.fill..self.fill + n].copy_from_slice(&src[..n]);
+            self.fill += n;
+            src = &src[n..];
+            if self.fill < 8 {
+                return;
+            }
+            self.store_buf();
+        }
+        let mut chunks = src.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mem
+                .store(self.off, u64::from_ne_bytes(w), Ordering::Relaxed);
+            self.off += 8;
+        }
+        let rest = chunks.remainder();
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.fill = rest.len();
+    }
+
+    /// Store the last, partial word (zero-filled).
+    #[inline(always)]
+    pub fn finish(mut self) {
+        if self.fill != 0 {
+            self.store_buf();
+        }
     }
 }
 

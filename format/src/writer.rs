@@ -13,7 +13,7 @@
 use core::sync::atomic::{AtomicBool, Ordering::*};
 
 use crate::layout::{self, slot};
-use crate::mem::{MapMem, Mem};
+use crate::mem::{MapMem, Mem, WordWriter};
 use crate::protocol::{slots, Claim, DropReason, Producer};
 use crate::records::{self, ev_flags, Event, VAR_PREFIX};
 use crate::ring::{KillLiveness, Ring};
@@ -164,9 +164,9 @@ impl<'r> Writer<'r> {
         let budget = (self.ring.max_record() - layout::RECORD_HEADER) as usize - fixed_len;
         let plan = records::plan_vars(vars.clone(), budget);
         let r = self.claim(E::KIND as u16, fixed_len + plan.bytes)?;
-        r.write(0, fixed.as_bytes());
-        // Patch var_count and flags in place, with one 4-byte write: they are adjacent, and
-        // every layout begins with its header (records.rs checks that at compile time).
+        // The payload in order, whole words at a time (`WordWriter`): the fixed part with
+        // var_count and flags set (adjacent, in the header every layout begins with: records.rs
+        // checks that at compile time), then each var field's length and bytes.
         const VAR_COUNT_AT: usize = core::mem::offset_of!(records::EventHeader, var_count);
         const { assert!(core::mem::offset_of!(records::EventHeader, flags) == VAR_COUNT_AT + 2) };
         let flags = fixed.ev().flags.get()
@@ -178,16 +178,19 @@ impl<'r> Writer<'r> {
         let mut vc = [0u8; 4];
         vc[..2].copy_from_slice(&(plan.count as u16).to_le_bytes());
         vc[2..].copy_from_slice(&flags.to_le_bytes());
-        r.write(VAR_COUNT_AT, &vc);
-        let mut at = fixed_len;
+        let fb = fixed.as_bytes();
+        let mut w = WordWriter::new(&self.prod.mem, r.claim.payload_off);
+        w.put(&fb[..VAR_COUNT_AT]);
+        w.put(&vc);
+        w.put(&fb[VAR_COUNT_AT + 4..]);
         let mut left = plan.bytes;
         for v in vars.take(plan.count) {
             let take = v.len().min(left - VAR_PREFIX);
-            r.write(at, &(take as u32).to_le_bytes());
-            r.write(at + VAR_PREFIX, &v[..take]);
-            at += VAR_PREFIX + take;
+            w.put(&(take as u32).to_le_bytes());
+            w.put(&v[..take]);
             left -= VAR_PREFIX + take;
         }
+        w.finish();
         Ok(r.commit())
     }
 }
