@@ -391,7 +391,8 @@ pub struct ProcessStart {
     /// forked it, passed in the preload's own `SUBSTRATE_PARENT_IMAGE` (zeros: none, see
     /// [`start_flags::ROOT`]).
     pub parent_image: [u8; 16],
-    /// Start time, clock ticks after boot.
+    /// The writer slot's start time: an upper bound of the process's start, clock ticks after
+    /// boot (RING.md §1.3); exact when a supervisor read it from `/proc`.
     pub start_time: U64,
 }
 

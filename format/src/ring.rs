@@ -734,7 +734,8 @@ pub struct WriterInfo {
 }
 
 /// [`Liveness`] from `/proc`: a pid is alive if `/proc/PID/stat` exists and, when the slot
-/// recorded a start time, names the same start time (so a reused pid is not mistaken).
+/// recorded a start time, names a start time no later than it (so a reused pid is not
+/// mistaken).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcLiveness;
 
@@ -754,7 +755,9 @@ impl Liveness for ProcLiveness {
         if matches!(state, Some(b'Z' | b'X') | None) {
             return false;
         }
-        start_time == 0 || sys::parse_stat_start_time(&stat) == Some(start_time)
+        // The slot holds an upper bound of its owner's start time (RING.md §1.3): a process
+        // that started later holds a reused pid.
+        start_time == 0 || sys::parse_stat_start_time(&stat).is_some_and(|t| t <= start_time)
     }
 }
 

@@ -137,6 +137,22 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// An upper bound of the calling process's start time, in the unit of `/proc/PID/stat` field
+/// 22 (clock ticks after boot): the boot-time clock now, rounded up. No system call (vDSO clock,
+/// `getauxval`). A process started at or before now, and the kernel rounds its start time down,
+/// so field 22 of this process is at most the value returned; a process that reuses this pid
+/// later starts later, and its field 22 exceeds the value once a clock tick or two have passed
+/// (RING.md §1.3, §5).
+pub fn start_time_bound() -> u64 {
+    // SAFETY: getauxval has no preconditions; 0 means absent.
+    let hz = match unsafe { libc::getauxval(libc::AT_CLKTCK) } {
+        0 => 100,
+        hz => hz,
+    };
+    let ns = clock_ns(libc::CLOCK_BOOTTIME) as u128;
+    (ns * hz as u128).div_ceil(1_000_000_000) as u64
+}
+
 /// Start time of process `pid` (clock ticks after boot, `/proc/PID/stat` field 22), read
 /// without allocating. `None` if the process does not exist or the file is unreadable.
 pub fn process_start_time(pid: u32) -> Option<u64> {
@@ -212,6 +228,9 @@ mod tests {
         // SAFETY: this thread's errno.
         unsafe { *errno_loc() = 1234 };
         assert!(process_start_time(getpid()).is_some());
+        let exact = process_start_time(getpid()).unwrap();
+        let bound = start_time_bound();
+        assert!(exact <= bound, "{exact} <= {bound}");
         assert!(!pid_exists(0));
         // SAFETY: as above.
         assert_eq!(unsafe { *errno_loc() }, 1234);

@@ -22,12 +22,14 @@ use crate::sys;
 pub use crate::protocol::slots::WriterIdentity;
 
 impl WriterIdentity {
-    /// The calling process (reads `/proc/self/stat` with raw syscalls, no allocation).
-    pub fn current() -> WriterIdentity {
-        let pid = sys::getpid();
+    /// The calling process, with the clock's time now as its start-time bound: one `getpid`
+    /// and a vDSO clock read, no file access (RING.md §1.3). `previous_span`: the span of the
+    /// image this process ran before an exec, if known (zeros: none).
+    pub fn current(previous_span: [u8; 16]) -> WriterIdentity {
         WriterIdentity {
-            pid,
-            start_time: sys::process_start_time(pid).unwrap_or(0),
+            pid: sys::getpid(),
+            start_time: sys::start_time_bound(),
+            previous_span,
         }
     }
 }
@@ -62,9 +64,9 @@ pub struct Writer<'r> {
 }
 
 impl<'r> Writer<'r> {
-    /// Attach the calling process.
+    /// Attach the calling process (as a new process: nothing to adopt).
     pub fn attach(ring: &'r Ring) -> Result<Writer<'r>, AttachError> {
-        Self::attach_as(ring, WriterIdentity::current())
+        Self::attach_as(ring, WriterIdentity::current([0; 16]))
     }
 
     /// Attach as `id`: adopt the slot this process already holds (after exec), else take a free

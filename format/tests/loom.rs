@@ -89,7 +89,11 @@ fn reader(mem: &LoomMem, g: &Geometry, start: Start, live: impl Liveness + 'stat
 
 /// Attach as pid `pid` (start time 1) with the real attach, as `Writer::attach_as` does.
 fn attach(mem: &LoomMem, g: &Geometry, pid: u32, live: &dyn Liveness) -> Option<slots::Attached> {
-    let id = WriterIdentity { pid, start_time: 1 };
+    let id = WriterIdentity {
+        pid,
+        start_time: 1,
+        ..Default::default()
+    };
     slots::attach(mem, g, id, live)
 }
 

@@ -275,6 +275,7 @@ fn attach_adopts_reaps_and_detaches() {
     let me = WriterIdentity {
         pid: 100,
         start_time: 5,
+        ..Default::default()
     };
     let a = slots::attach(&mem, &g, me, &all_alive).unwrap();
     // The same process again (after an exec): its own slot, a new generation.
@@ -283,12 +284,14 @@ fn attach_adopts_reaps_and_detaches() {
     let other = WriterIdentity {
         pid: 101,
         start_time: 6,
+        ..Default::default()
     };
     let c = slots::attach(&mem, &g, other, &all_alive).unwrap();
     assert_ne!(c.slot, a.slot);
     let third = WriterIdentity {
         pid: 102,
         start_time: 7,
+        ..Default::default()
     };
     assert_eq!(slots::attach(&mem, &g, third, &all_alive), None, "full");
     // Pid 101 died: its slot is reaped.
@@ -302,6 +305,50 @@ fn attach_adopts_reaps_and_detaches() {
     assert!(slots::detach(&mem, &g, b.slot, b.generation, 100));
     assert!(!slots::detach(&mem, &g, b.slot, b.generation, 100), "once");
     assert_eq!(mem.load(g.ctl(ctl::DETACHES), Relaxed), 1);
+}
+
+#[test]
+fn an_exec_adopts_the_slot_holding_its_previous_span_and_nothing_else() {
+    let g = geometry(Mode::Discard);
+    let mem = HeapMem::new(g.data + g.capacity);
+    let span = [7u8; 16];
+    let first = WriterIdentity {
+        pid: 100,
+        start_time: 5,
+        ..Default::default()
+    };
+    let a = slots::attach(&mem, &g, first, &all_alive).unwrap();
+    // The image stores its span in its slot (`Writer::set_span`), as two native words.
+    let base = g.slot_off(a.slot) + layout::slot::SPAN;
+    mem.store(base, u64::from_ne_bytes([7; 8]), Relaxed);
+    mem.store(base + 8, u64::from_ne_bytes([7; 8]), Relaxed);
+    // Another process with another span: not adopted, even with the same start-time bound.
+    let stranger = WriterIdentity {
+        pid: 101,
+        start_time: 9,
+        previous_span: span,
+    };
+    let s = slots::attach(&mem, &g, stranger, &all_alive).unwrap();
+    assert_ne!(s.slot, a.slot, "another pid never adopts");
+    slots::detach(&mem, &g, s.slot, s.generation, 101);
+    // Same pid, a later start-time bound (taken after the exec), and a span that is not the
+    // slot's: a new slot, not this one.
+    let wrong = WriterIdentity {
+        pid: 100,
+        start_time: 9,
+        previous_span: [8; 16],
+    };
+    let w = slots::attach(&mem, &g, wrong, &all_alive).unwrap();
+    assert_ne!(w.slot, a.slot);
+    slots::detach(&mem, &g, w.slot, w.generation, 100);
+    // The exec'd image: same pid, the previous image's span. Its own slot, a new generation.
+    let exec = WriterIdentity {
+        pid: 100,
+        start_time: 9,
+        previous_span: span,
+    };
+    let b = slots::attach(&mem, &g, exec, &all_alive).unwrap();
+    assert_eq!((b.slot, b.generation), (a.slot, a.generation + 1));
 }
 
 /// Two writer threads and the real reader on a third, at once. Under Miri this checks that the

@@ -347,6 +347,7 @@ fn overwrite_mode_discards_a_dead_writers_busy_record_and_goes_on() {
         WriterIdentity {
             pid: DEAD_PID,
             start_time: 1,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -387,6 +388,7 @@ fn dead_writer_stops_after(r: &Ring, steps: u32) {
         WriterIdentity {
             pid: DEAD_PID,
             start_time: 1,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -464,6 +466,7 @@ fn overwrite_mode_waits_for_a_live_writer_between_reservation_and_stamp() {
         WriterIdentity {
             pid: 1, // alive, and not us
             start_time: 0,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -576,6 +579,7 @@ fn a_full_writer_table_reaps_dead_owners_and_refuses_only_when_all_live() {
         WriterIdentity {
             pid: DEAD_PID,
             start_time: 1,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -586,6 +590,7 @@ fn a_full_writer_table_reaps_dead_owners_and_refuses_only_when_all_live() {
         WriterIdentity {
             pid: 1,
             start_time: 5,
+            ..Default::default()
         },
     )
     .expect("reaps the dead slot");
@@ -595,7 +600,8 @@ fn a_full_writer_table_reaps_dead_owners_and_refuses_only_when_all_live() {
             &r,
             WriterIdentity {
                 pid: 1,
-                start_time: 6
+                start_time: 6,
+                ..Default::default()
             }
         )
         .err(),
@@ -902,4 +908,23 @@ fn ring_sizes_outside_the_limits_are_refused_with_a_clear_error() {
         assert!(msg.contains(what), "{cap}/{block}/{slots}: {msg}");
         assert!(!exists, "no file is left for a refused ring");
     }
+}
+
+#[test]
+fn proc_liveness_takes_the_slot_start_time_as_an_upper_bound() {
+    use format::protocol::Liveness;
+    let me = std::process::id();
+    let exact = format::sys::process_start_time(me).unwrap();
+    let live = format::ProcLiveness;
+    assert!(live.alive(me, exact), "the exact start time (older rings)");
+    assert!(
+        live.alive(me, format::sys::start_time_bound()),
+        "a bound taken after the start"
+    );
+    assert!(live.alive(me, 0), "unknown");
+    assert!(
+        !live.alive(me, exact - 1),
+        "a slot taken before this process started belongs to an earlier holder of the pid"
+    );
+    assert!(!live.alive(DEAD_PID, 0));
 }

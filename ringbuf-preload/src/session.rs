@@ -20,7 +20,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, Ordering::*};
 
 use format::records::{ev_flags, start_flags, ProcessStart, SHIM_VALUE_MAX};
-use format::{ids, sys, DropReason, Ring, Writer};
+use format::{ids, sys, DropReason, Ring, Writer, WriterIdentity};
 
 use crate::{emit, guard, proc_info};
 
@@ -248,7 +248,15 @@ pub unsafe fn publish_image(img: Image) -> &'static Image {
 
 /// Make an image for this process: attach a writer and derive the span ids.
 pub fn new_image(fx: &'static Fixed, pid: u32, parent_image: [u8; 16]) -> Image {
-    let writer = Writer::attach(&fx.ring).ok();
+    // The start time is the clock's bound, not `/proc` (two system calls and a path walk per
+    // process); an exec'd image adopts the slot its previous image (`parent_image`, same pid)
+    // held.
+    let id = WriterIdentity {
+        pid,
+        start_time: sys::start_time_bound(),
+        previous_span: parent_image,
+    };
+    let writer = Writer::attach_as(&fx.ring, id).ok();
     let span = ids::new_uuid_v7();
     if let Some(w) = &writer {
         w.set_span(&span);

@@ -348,6 +348,7 @@ impl<'r> Supervisor<'r> {
             WriterIdentity {
                 pid: pid as u32,
                 start_time,
+                previous_span: [0; 16],
             },
         )
         .ok()

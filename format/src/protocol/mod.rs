@@ -104,8 +104,8 @@ impl DropReason {
 /// on its own (overwrite mode, a dead writer's record in the block to reclaim) asks the kernel
 /// with `kill(pid, 0)`; tests inject their own answer.
 pub trait Liveness {
-    /// Whether the process `pid` that started at `start_time` (clock ticks after boot, 0 when
-    /// unknown) is alive. When unsure, answer `true`: a wrong `true` only delays, a wrong
+    /// Whether the process `pid` that started at or before `start_time` (clock ticks after
+    /// boot, 0 when unknown) is alive. When unsure, answer `true`: a wrong `true` only delays, a wrong
     /// `false` loses a record.
     fn alive(&self, pid: u32, start_time: u64) -> bool;
 }

@@ -21,14 +21,19 @@ use super::{Geometry, Liveness};
 use crate::layout::{self, ctl, slot, slot_state};
 use crate::mem::Mem;
 
-/// Who is attaching: pid and start time (clock ticks after boot), which together name a
-/// process even when pids are reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is attaching: pid and an upper bound of its start time (clock ticks after boot), which
+/// together name a process even when pids are reused (RING.md §1.3), and the span of the
+/// image this process ran before an exec, whose slot it adopts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterIdentity {
     /// Process id.
     pub pid: u32,
-    /// `/proc/PID/stat` field 22; 0 if unknown.
+    /// The process started at or before this many clock ticks after boot (`/proc/PID/stat`
+    /// field 22 is at most this; equal when it was read from there); 0 if unknown.
     pub start_time: u64,
+    /// The span id of this process's image before an exec (zeros: none, or not known): the
+    /// slot holding it is this process's own and is adopted.
+    pub previous_span: [u8; 16],
 }
 
 /// A slot [`attach`] claimed and made ACTIVE.
@@ -40,6 +45,15 @@ pub struct Attached {
     pub generation: u32,
     /// The reservation position read right after the claim (the slot's `attach_pos`).
     pub attach_pos: u64,
+}
+
+/// A span id as the two words [`crate::writer::Writer::set_span`] stores (native order).
+fn span_words(span: &[u8; 16]) -> [u64; 2] {
+    let (a, b) = span.split_at(8);
+    [
+        u64::from_ne_bytes(a.try_into().expect("8 bytes")),
+        u64::from_ne_bytes(b.try_into().expect("8 bytes")),
+    ]
 }
 
 /// How many slots from its home slot a process looks for the slot it already holds.
@@ -72,13 +86,24 @@ pub fn attach<M: Mem>(
     };
     // Acquire on each control word: see the fields of ACTIVE slots. Probing stops after
     // ADOPT_PROBES slots: a slot further away is not adopted (it is reaped once this process
-    // exits), which keeps attaching cheap however big the table is.
+    // exits), which keeps attaching cheap however big the table is. A slot is this process's
+    // own when it holds our pid and either our start time or the span our previous image
+    // stored (`Writer::set_span`, before the exec: same process, program order).
+    let previous = span_words(&id.previous_span);
     let own = (0..n.min(ADOPT_PROBES)).map(|k| (home + k) % n).find(|&i| {
         let c = mem.load(ctl_of(i), Acquire);
-        layout::slot_ctl_state(c) == slot_state::ACTIVE
-            && layout::slot_ctl_pid(c) == id.pid
-            // Relaxed: the acquire load above saw ACTIVE, stored with release after this field.
-            && mem.load(g.slot_off(i as u16) + slot::START_TIME, Relaxed) == id.start_time
+        if layout::slot_ctl_state(c) != slot_state::ACTIVE || layout::slot_ctl_pid(c) != id.pid {
+            return false;
+        }
+        let base = g.slot_off(i as u16);
+        // Relaxed: the acquire load above saw ACTIVE, stored with release after the start
+        // time; the span was stored by this same process before its exec.
+        let span = [
+            mem.load(base + slot::SPAN, Relaxed),
+            mem.load(base + slot::SPAN + 8, Relaxed),
+        ];
+        mem.load(base + slot::START_TIME, Relaxed) == id.start_time
+            || (previous != [0, 0] && span == previous)
     });
     let mut claimed = own.and_then(|i| try_claim(i, mem.load(ctl_of(i), Acquire)).map(|g| (i, g)));
     for k in 0..n {
