@@ -104,7 +104,10 @@ static LAST_SUBS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// holds the objects of nearly every process; a key whose probe window there is full goes to
 /// the large one, whose pages are touched only then. Slots are never freed, so a full window
 /// stays full and every lookup follows the same path as the insertion did.
-static SMALL: [AtomicU64; 512] = [const { AtomicU64::new(0) }; 512];
+static SMALL: PageTable = PageTable([const { AtomicU64::new(0) }; 512]);
+/// One page, page-aligned: the small table touches one page, not two.
+#[repr(C, align(4096))]
+struct PageTable([AtomicU64; 512]);
 static LARGE: [AtomicU64; 8192] = [const { AtomicU64::new(0) }; 8192];
 /// Probes per table before giving up on it.
 const PROBES: [usize; 2] = [16, 64];
@@ -321,12 +324,22 @@ fn key(name: &[u8]) -> u64 {
 /// Claim `key` in the table: true if it was not there (the caller records the object), false
 /// if it was, or if both tables are full around it (the object is then not recorded).
 fn claim(key: u64) -> bool {
-    for (table, probes) in [(&SMALL[..], PROBES[0]), (&LARGE[..], PROBES[1])] {
+    for (table, probes) in [(&SMALL.0[..], PROBES[0]), (&LARGE[..], PROBES[1])] {
         let mask = table.len() - 1;
         let mut i = key as usize & mask;
         for _ in 0..probes {
-            // Relaxed: the table orders nothing else; a slot's value is all that matters,
-            // and compare_exchange makes one claimer win.
+            // Look before the compare-and-swap: a locked instruction writes even when it
+            // fails, and in a forked child (which inherits the table) that write would copy
+            // the page. Relaxed: the table orders nothing else; a slot's value is all that
+            // matters, and compare_exchange makes one claimer win.
+            match table[i].load(Relaxed) {
+                0 => {}
+                k if k == key => return false,
+                _ => {
+                    i = (i + 1) & mask;
+                    continue;
+                }
+            }
             match table[i].compare_exchange(0, key, Relaxed, Relaxed) {
                 Ok(_) => return true,
                 Err(k) if k == key => return false,

@@ -41,8 +41,11 @@ impl RealFn {
         self.resolve()
     }
 
-    /// Resolve from tables already read (the constructor's one walk), unless done.
-    #[cold]
+    /// Resolve from tables already read (the constructor's one walk), unless done. Not
+    /// inlined: [`resolve_all`] is one loop over a table, a few hundred bytes of code, where
+    /// a call per function inlined would be 64 KiB of it, each page of which a process start
+    /// would fault in.
+    #[inline(never)]
     fn resolve_in(&self, objects: &crate::symbols::NextObjects) {
         if self.ptr.load(Relaxed).is_null() {
             self.ptr.store(objects.find(self.name), Relaxed);
@@ -122,10 +125,15 @@ macro_rules! reals {
                 }
             }
         )*
+        /// Every real function's slot, for [`resolve_all`].
+        static ALL: &[&RealFn] = &[$( &slot::$name ),*];
+
         /// Look every real function up now (the constructor calls this) in the tables of
         /// the objects loaded after this library, read in one walk.
         pub fn resolve_all(objects: &crate::symbols::NextObjects) {
-            $( slot::$name.resolve_in(objects); )*
+            for f in ALL {
+                f.resolve_in(objects);
+            }
         }
     };
 }
