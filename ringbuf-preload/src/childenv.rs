@@ -25,80 +25,18 @@
 //!
 //! The array and the new strings live in a [`Scratch`] mapping, never on the heap: a `vfork`
 //! child shares its parent's heap, and exec may be called from a signal handler.
+//!
+//! # Invariants
+//! - The program's `envp` is read, never written; every entry kept is the program's own
+//!   pointer, every new one points into the [`Scratch`] or into the image's static state.
 
 use core::ffi::c_char;
 use core::ptr;
 
-use crate::emit::{self, CStrs};
-use crate::session::{self, Buf, Fixed, Image, PRELOAD_MAX};
-
-/// An anonymous private mapping used as a bump allocator for one exec or spawn. Unmapped on
-/// drop; an exec that succeeds discards it with the old image.
-pub struct Scratch {
-    base: *mut u8,
-    len: usize,
-    used: usize,
-}
-
-impl Scratch {
-    /// Map `len` bytes (rounded up to pages); `None` if the kernel refuses.
-    pub fn new(len: usize) -> Option<Scratch> {
-        let len = (len + 4095) & !4095;
-        let e = crate::errno::get();
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        crate::errno::set(e);
-        (p != libc::MAP_FAILED).then_some(Scratch {
-            base: p.cast(),
-            len,
-            used: 0,
-        })
-    }
-
-    /// `n` bytes aligned to 8, or `None` when the mapping is used up.
-    pub fn alloc(&mut self, n: usize) -> Option<*mut u8> {
-        let at = (self.used + 7) & !7;
-        if at.checked_add(n)? > self.len {
-            return None;
-        }
-        self.used = at + n;
-        // SAFETY: at + n <= len, inside the mapping.
-        Some(unsafe { self.base.add(at) })
-    }
-
-    /// Copy the concatenation of `parts` plus a NUL into the mapping; returns the C string.
-    pub fn cstring(&mut self, parts: &[&[u8]]) -> Option<*const c_char> {
-        let n: usize = parts.iter().map(|p| p.len()).sum();
-        let dst = self.alloc(n + 1)?;
-        let mut at = 0;
-        for p in parts {
-            // SAFETY: dst has n + 1 bytes; the parts add up to n.
-            unsafe { ptr::copy_nonoverlapping(p.as_ptr(), dst.add(at), p.len()) };
-            at += p.len();
-        }
-        // SAFETY: the last byte of the allocation.
-        unsafe { *dst.add(n) = 0 };
-        Some(dst as *const c_char)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let e = crate::errno::get();
-        // SAFETY: our mapping; nothing points into it once the exec or spawn returned.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
-        crate::errno::set(e);
-    }
-}
+use crate::buf::{Buf, Scratch};
+use crate::cstr::{cstr, CStrs};
+use crate::proc_info;
+use crate::session::{self, Fixed, Image, PRELOAD_MAX};
 
 /// Bytes of scratch a child environment built from `envp` needs, plus `extra` for the caller.
 ///
@@ -107,8 +45,8 @@ impl Drop for Scratch {
 pub unsafe fn scratch_size(fx: &Fixed, envp: *const *const c_char, extra: usize) -> usize {
     // SAFETY: forwarded.
     let n = unsafe { CStrs::new(envp) }.count();
-    let preload =
-        unsafe { crate::proc_info::env_value(envp, b"LD_PRELOAD=") }.map_or(0, |v| v.len());
+    // SAFETY: forwarded.
+    let preload = unsafe { proc_info::env_value(envp, b"LD_PRELOAD=") }.map_or(0, |v| v.len());
     (n + 8) * 8 + preload + fx.lib_path.as_bytes().len() + 64 + extra
 }
 
@@ -147,7 +85,7 @@ pub unsafe fn build(
         }
         i += 1;
         // SAFETY: a valid C string of the array.
-        let b = unsafe { emit::cstr(e) };
+        let b = unsafe { cstr(e) };
         if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
             if preload.is_none() {
                 preload = Some(v);
@@ -225,7 +163,8 @@ fn names_library(value: &[u8], lib: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{lists_some, names_library, preload_entry};
-    use crate::session::{Buf, PRELOAD_MAX};
+    use crate::buf::Buf;
+    use crate::session::PRELOAD_MAX;
 
     fn entry(start: Option<&[u8]>, lib: &[u8]) -> Vec<u8> {
         let mut b = Buf::<PRELOAD_MAX>::new();

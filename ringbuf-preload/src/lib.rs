@@ -8,7 +8,7 @@
 //!   the real function, reads the vDSO clock, and copies one record into the shared mapping
 //!   ([`emit`]). A full ring drops and counts; the program never waits.
 //! - No descriptor stays open (the ring is a mapping), no thread is started.
-//! - System calls of its own happen only at process start ([`start`]), in a forked child
+//! - System calls of its own happen only at process start ([`lifecycle`]), in a forked child
 //!   (attaching as a writer), around exec/spawn (building the child's environment,
 //!   inspecting the target) and at the checkpoints where the loaded objects are looked at
 //!   ([`objects`]: fork, exec, spawn, exit), each of which is a system call already.
@@ -19,24 +19,36 @@
 //!   library is inert: every hook goes straight to the real function.
 //!
 //! # Layout
-//! `start` (constructor, exit, destructor), `session` (process-wide state), `emit` (the
-//! recording path), `objects` (the shared objects of each image), `childenv` (environment of
-//! children), `target` (will a child be traced?),
-//! `readable` (which of the program's pointers may be read), `real` (the real functions),
-//! `guard` (per-thread state), `hooks/*` (one file per family of functions), `c/shim.c` (the
-//! variadic entry points).
+//! The modules form layers, and **a module uses only modules of lower layers**: never one of
+//! its own layer nor one above. Dependencies run one way, from the hooks down to the leaf
+//! helpers, so each module can be read (and its invariants checked) knowing only what is below
+//! it. `tests/layering.rs` reads this table and checks every `crate::` path in `src/` (and
+//! `super::` in `src/hooks/`) against it; a new module gets a row here.
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 | `errno`, `guard`, `cstr`, `symbols` | leaf helpers: `errno` saved and restored, per-thread state (re-entrancy guard, thread id), the program's C strings, finding the real functions |
+//! | 1 | `buf`, `real`, `readable`, `proc_info` | fixed buffers (`Buf`, the `Scratch` mapping), the real functions, which of the program's pointers may be read, what the library reads about its own process |
+//! | 2 | `session` | process-wide state only: the published ring, start values and current image |
+//! | 3 | `emit` | the recording path |
+//! | 4 | `childenv`, `target`, `objects`, `supervisor` | environment of children, will a child be traced, the shared objects of each image, asking the supervisor to follow a static child |
+//! | 5 | `lifecycle` | start (constructor, early start), a forked child's image, end (exit handler, `_exit`); whether a hook records ([`lifecycle::recording`]) |
+//! | 6 | `hooks`, `hooks::exec`, `hooks::file`, `hooks::fork`, `hooks::meta`, `hooks::net`, `hooks::spawn` | the interposed functions, one file per family |
+//! | 7 | `variadic` | the exported variadic names, jumping to `c/shim.c`, which calls the hooks |
 
+pub mod buf;
 pub mod childenv;
+pub mod cstr;
 pub mod emit;
 pub mod errno;
 pub mod guard;
 pub mod hooks;
+pub mod lifecycle;
 pub mod objects;
 pub mod proc_info;
 pub mod readable;
 pub mod real;
 pub mod session;
-pub mod start;
 pub mod supervisor;
 pub mod symbols;
 pub mod target;

@@ -45,6 +45,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering::R
 use format::records::{object_flags, ObjectLoad};
 use format::sys;
 
+use crate::cstr::cstr;
 use crate::session::Image;
 use crate::{emit, errno};
 
@@ -135,19 +136,19 @@ pub fn single_threaded() -> bool {
     }
     // glibc before 2.32, or a process that has had threads: count them. The link count of
     // `/proc/self/task` is 2 plus the number of threads.
-    let e = errno::get();
     let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: a constant path and a buffer of the right size.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_newfstatat,
-            libc::AT_FDCWD,
-            c"/proc/self/task".as_ptr(),
-            st.as_mut_ptr(),
-            0,
-        )
-    };
-    errno::set(e);
+    let r = errno::preserve(|| {
+        // SAFETY: a constant path and a buffer of the right size.
+        unsafe {
+            libc::syscall(
+                libc::SYS_newfstatat,
+                libc::AT_FDCWD,
+                c"/proc/self/task".as_ptr(),
+                st.as_mut_ptr(),
+                0,
+            )
+        }
+    });
     // SAFETY: filled by the kernel when it succeeded.
     r == 0 && unsafe { st.assume_init() }.st_nlink == 3
 }
@@ -156,12 +157,11 @@ pub fn single_threaded() -> bool {
 /// child inherits it), and say whether the process is single-threaded, for
 /// [`after_fork_child`].
 pub fn before_fork(img: &Image) -> bool {
-    let e = errno::get();
+    let _e = errno::Saved::now();
     let single = single_threaded();
     if single && sys::getpid() == img.pid {
         check_single(img, Checkpoint::SignalSafe);
     }
-    errno::set(e);
     single
 }
 
@@ -175,7 +175,7 @@ pub fn after_fork_child(single: bool) {
 /// Record the objects of the loader's list not recorded yet in this image, if `at` allows
 /// reading the list (module docs).
 pub fn check(img: &Image, at: Checkpoint) {
-    let e = errno::get();
+    let _e = errno::Saved::now();
     match at {
         Checkpoint::Start => iterate_phdr(img, object_flags::AT_START),
         // Not in a child that shares this memory: its pid is not the image's.
@@ -184,7 +184,6 @@ pub fn check(img: &Image, at: Checkpoint) {
         _ if single_threaded() => check_single(img, at),
         _ => {}
     }
-    errno::set(e);
 }
 
 /// The lock-free walk, the caller having found the process single-threaded (and, at
@@ -236,7 +235,7 @@ unsafe fn walk_link_maps(img: &Image, mut r: *const RDebug) {
                 )
             };
             // SAFETY: the loader's name of a loaded object: a C string (or NULL).
-            object(img, base as u64, unsafe { emit::cstr(name) }, 0);
+            object(img, base as u64, unsafe { cstr(name) }, 0);
             l = next;
             n += 1;
         }
@@ -272,7 +271,7 @@ unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, size: usize, data: *mu
         }
     }
     // SAFETY: the loader's name of a loaded object: a C string (or NULL).
-    let name = unsafe { emit::cstr(info.dlpi_name) };
+    let name = unsafe { cstr(info.dlpi_name) };
     object(w.img, info.dlpi_addr, name, w.flags);
     0
 }

@@ -1,17 +1,22 @@
-//! What the library reads about its own process at start: working directory, executable path,
-//! environment variables. Raw system calls only, into caller buffers: the library's own work
-//! goes through no hooked function and so produces no records.
+//! What the library reads about its own process: working directory, executable path,
+//! environment variables (the loader's `envp` or libc's current `environ`). Raw system calls
+//! only, into caller buffers: the library's own work goes through no hooked function and so
+//! produces no records.
+//!
+//! # Invariants
+//! - `errno` is kept ([`errno::preserve`]); nothing is allocated.
 
 use core::ffi::c_char;
 
-use crate::emit;
+use crate::cstr::CStrs;
+use crate::errno;
 
 /// The working directory into `buf` (`getcwd` syscall); empty if unknown.
 pub fn cwd(buf: &mut [u8]) -> &[u8] {
-    let e = crate::errno::get();
-    // SAFETY: buf is valid for writes of its length.
-    let r = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
-    crate::errno::set(e);
+    let r = errno::preserve(|| {
+        // SAFETY: buf is valid for writes of its length.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) }
+    });
     if r <= 0 {
         return b"";
     }
@@ -21,22 +26,32 @@ pub fn cwd(buf: &mut [u8]) -> &[u8] {
 
 /// `readlink(path)` into `buf`; empty if it fails.
 pub fn readlink<'a>(path: &core::ffi::CStr, buf: &'a mut [u8]) -> &'a [u8] {
-    let e = crate::errno::get();
-    // SAFETY: valid path and buffer.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_readlinkat,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-        )
-    };
-    crate::errno::set(e);
+    let r = errno::preserve(|| {
+        // SAFETY: valid path and buffer.
+        unsafe {
+            libc::syscall(
+                libc::SYS_readlinkat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        }
+    });
     if r <= 0 {
         return b"";
     }
     &buf[..r as usize]
+}
+
+extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// The current environment (libc's `environ`).
+pub fn environ_now() -> *const *const c_char {
+    // SAFETY: reading the libc global; the program owns its contents.
+    unsafe { core::ptr::addr_of!(environ).read() }
 }
 
 /// The value of `name` (given as `b"NAME="`) in `envp`, if present.
@@ -45,7 +60,7 @@ pub fn readlink<'a>(path: &core::ffi::CStr, buf: &'a mut [u8]) -> &'a [u8] {
 /// `envp` is NULL or a NULL-terminated array of valid C strings.
 pub unsafe fn env_value<'a>(envp: *const *const c_char, name: &[u8]) -> Option<&'a [u8]> {
     // SAFETY: forwarded from the caller.
-    unsafe { emit::CStrs::new(envp) }.find_map(|e| e.strip_prefix(name))
+    unsafe { CStrs::new(envp) }.find_map(|e| e.strip_prefix(name))
 }
 
 /// The value of the last `name` (given as `b"NAME="`) in `envp`, if present: the one the
@@ -55,7 +70,7 @@ pub unsafe fn env_value<'a>(envp: *const *const c_char, name: &[u8]) -> Option<&
 /// `envp` is NULL or a NULL-terminated array of valid C strings.
 pub unsafe fn env_last<'a>(envp: *const *const c_char, name: &[u8]) -> Option<&'a [u8]> {
     // SAFETY: forwarded from the caller.
-    unsafe { emit::CStrs::new(envp) }
+    unsafe { CStrs::new(envp) }
         .filter_map(|e| e.strip_prefix(name))
         .last()
 }

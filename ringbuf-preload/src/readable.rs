@@ -30,6 +30,8 @@
 
 use core::ffi::{c_char, c_int};
 
+use crate::errno;
+
 /// The longest path the kernel reads, its NUL included (`PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
 /// The longest argv or envp string exec accepts, its NUL included (`MAX_ARG_STRLEN`).
@@ -277,7 +279,8 @@ impl Pages {
 /// invalid `how` copies the set in first, so `EFAULT` means unreadable and `EINVAL` readable;
 /// the mask is never changed. Any other answer counts as unreadable. `errno` is preserved.
 fn probe(page: usize) -> bool {
-    let e = crate::errno::get();
+    // The probe's own errno is read below, then the program's is restored.
+    let _e = errno::Saved::now();
     // SAFETY: rt_sigprocmask with an invalid `how` and no old-set pointer changes nothing; the
     // kernel checks the set pointer itself (copy_from_user), so any address is allowed.
     let r = unsafe {
@@ -289,9 +292,7 @@ fn probe(page: usize) -> bool {
             8usize,
         )
     };
-    let readable = r == -1 && crate::errno::get() == libc::EINVAL;
-    crate::errno::set(e);
-    readable
+    r == -1 && errno::get() == libc::EINVAL
 }
 
 /// A path argument of a call that returned, for its record: its bytes (at most [`PATH_MAX`]),
@@ -455,7 +456,7 @@ mod tests {
         let mut after: libc::sigset_t = unsafe { core::mem::zeroed() };
         // SAFETY: plain mask queries into local sets.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, core::ptr::null(), &mut before) };
-        crate::errno::set(1234);
+        errno::set(1234);
         let mut p = Pages::new();
         assert!(p.readable(m.base as usize));
         assert!(p.readable(m.base as usize + PAGE - 1));
@@ -465,7 +466,7 @@ mod tests {
         assert!(p.range(m.base as usize, PAGE));
         assert!(!p.range(m.base as usize + PAGE - 4, 8));
         assert!(!p.range(usize::MAX - 3, 8));
-        assert_eq!(crate::errno::get(), 1234);
+        assert_eq!(errno::get(), 1234);
         // SAFETY: as above.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, core::ptr::null(), &mut after) };
         // SAFETY: comparing two initialised sets.

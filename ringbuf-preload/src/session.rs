@@ -12,6 +12,9 @@
 //!   whole. Only the child's single thread switches (fork leaves one thread), so the slot being
 //!   written is never the one any thread uses.
 //! - Nothing here is freed: the ring stays mapped until the process ends or execs.
+//! - State only: this module publishes and hands out the state; starting the library, making a
+//!   forked child's image and recording starts and ends are [`crate::lifecycle`]'s. It calls
+//!   nothing above itself.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_char;
@@ -19,61 +22,10 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, Ordering::*};
 
-use format::records::{ev_flags, start_flags, ProcessStart, SHIM_VALUE_MAX};
+use format::records::SHIM_VALUE_MAX;
 use format::{ids, sys, DropReason, Ring, Writer, WriterIdentity};
 
-use crate::{emit, guard, proc_info};
-
-/// A fixed-capacity byte string in static memory (always NUL-terminated).
-pub struct Buf<const N: usize> {
-    len: usize,
-    bytes: [u8; N],
-}
-
-impl<const N: usize> Default for Buf<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> Buf<N> {
-    /// Empty.
-    pub const fn new() -> Self {
-        Buf {
-            len: 0,
-            bytes: [0; N],
-        }
-    }
-    /// Append what fits (one byte is kept for the NUL); false if something was cut.
-    pub fn push(&mut self, b: &[u8]) -> bool {
-        let n = b.len().min(N - 1 - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&b[..n]);
-        self.len += n;
-        self.bytes[self.len] = 0;
-        n == b.len()
-    }
-    /// The bytes, without the NUL.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-    /// As a C string.
-    pub fn as_ptr(&self) -> *const c_char {
-        self.bytes.as_ptr().cast()
-    }
-    /// Whether empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    /// Mutable access to the whole buffer, for syscalls that fill it; then [`Buf::set_len`].
-    pub fn raw(&mut self) -> &mut [u8; N] {
-        &mut self.bytes
-    }
-    /// Set the length after filling with [`Buf::raw`].
-    pub fn set_len(&mut self, n: usize) {
-        self.len = n.min(N - 1);
-        self.bytes[self.len] = 0;
-    }
-}
+use crate::buf::Buf;
 
 /// The preload's own variable (name and `=`) carrying the span of the image that starts a
 /// child: `SUBSTRATE_PARENT_IMAGE=spn_<uuid>`. Kept in every child's environment like
@@ -181,35 +133,21 @@ static FIXED: AtomicPtr<Fixed> = AtomicPtr::new(ptr::null_mut());
 /// The current image; null while inert.
 static CURRENT: AtomicPtr<Image> = AtomicPtr::new(ptr::null_mut());
 
-/// The active session, or `None` when the library is inert (no ring, or not initialised yet).
+/// The published session, or `None` while the library is inert (no ring, or not started
+/// yet). Starts nothing: hooks ask [`crate::lifecycle::active`], which starts the library first
+/// when a hook runs before its constructor.
 #[inline(always)]
-pub fn active() -> Option<(&'static Fixed, &'static Image)> {
-    // Acquire pairs with the release stores in `start`/`after_fork_child`: the image (and the
-    // Fixed it was built after) are fully written.
+pub fn current() -> Option<(&'static Fixed, &'static Image)> {
+    // Acquire pairs with the release store in `publish_image`: the image (and the Fixed it was
+    // built after) are fully written.
     let img = CURRENT.load(Acquire);
     if img.is_null() {
-        // Not started yet: a hook called by another library's constructor, which ran before
-        // this library's. Start now (once), so that call is recorded too.
-        if crate::start::STARTED.load(Relaxed) == crate::start::NOT_STARTED {
-            crate::start::start_early();
-            return active_now();
-        }
         return None;
     }
     // Relaxed: FIXED was stored before CURRENT's release store, which we acquired.
     let fx = FIXED.load(Relaxed);
     // SAFETY: both pointers name static cells written before publication and never changed.
     Some(unsafe { (&*fx, &*img) })
-}
-
-fn active_now() -> Option<(&'static Fixed, &'static Image)> {
-    // Acquire: as in `active`.
-    let img = CURRENT.load(Acquire);
-    if img.is_null() {
-        return None;
-    }
-    // SAFETY: as in `active`.
-    Some(unsafe { (&*FIXED.load(Relaxed), &*img) })
 }
 
 /// Publish `fx` (once, from the constructor).
@@ -277,81 +215,6 @@ pub fn new_image(fx: &'static Fixed, pid: u32, parent_image: [u8; 16]) -> Image 
         exit_how: AtomicU16::new(0),
         exit_recorded: AtomicBool::new(false),
     }
-}
-
-/// Write this image's `process_start` record.
-pub fn record_start(fx: &Fixed, img: &Image, flags: u32) {
-    let mut flags = flags;
-    if img.parent_image == [0; 16] {
-        flags |= start_flags::ROOT;
-    }
-    let (span, session) = (&fx.shim_parent_span, &fx.shim_session_id);
-    if span.set {
-        flags |= start_flags::SHIM_PARENT_SPAN;
-    }
-    if session.set {
-        flags |= start_flags::SHIM_SESSION_ID;
-    }
-    let mut ev = ProcessStart {
-        ev: emit::header(img),
-        ppid: sys_getppid().into(),
-        start_flags: flags.into(),
-        parent_image: img.parent_image,
-        start_time: img
-            .writer
-            .as_ref()
-            .map_or(0, |w| w.identity().start_time)
-            .into(),
-    };
-    if span.cut || session.cut {
-        ev.ev.flags = ev_flags::TRUNCATED.into();
-    }
-    let mut cwd = [0u8; 4096];
-    let cwd = proc_info::cwd(&mut cwd);
-    // SAFETY: argv is the vector the loader passed to the constructor (NULL-terminated).
-    let argv = unsafe { emit::CStrs::new(fx.argv) };
-    let vars = [
-        fx.exe.as_bytes(),
-        cwd,
-        span.value.as_bytes(),
-        session.value.as_bytes(),
-    ]
-    .into_iter()
-    .chain(argv);
-    emit::event(img, &ev, vars);
-}
-
-fn sys_getppid() -> u32 {
-    // SAFETY: always succeeds.
-    unsafe { libc::syscall(libc::SYS_getppid) as u32 }
-}
-
-/// In a child created by fork (or clone without shared memory): attach as a new writer with a
-/// new span whose parent is the forking image, and record the start.
-pub fn after_fork_child() {
-    let Some((fx, parent)) = active() else {
-        return;
-    };
-    let pid = sys::getpid();
-    guard::set_tid(pid);
-    let img = new_image(fx, pid, parent.span);
-    // SAFETY: a forked child has one thread, this one.
-    let img = unsafe { publish_image(img) };
-    record_start(fx, img, start_flags::FORKED);
-}
-
-/// Before an exec (which makes system calls anyway): if the pid changed since the image was
-/// made, this is a child the library did not see being created (raw `clone3`, `vfork` by
-/// syscall); make its image now so the exec is attributed to the right process. Returns
-/// whether it did: such a child may share its parent's memory.
-pub fn check_pid() -> bool {
-    if let Some((_, img)) = active() {
-        if sys::getpid() != img.pid {
-            after_fork_child();
-            return true;
-        }
-    }
-    false
 }
 
 /// Count a record that could not be written because the process has no writer.

@@ -19,17 +19,12 @@ pub fn follow(fx: &Fixed, img: &Image, reason: u16, op: u16) -> Option<Following
     if reason != untraced::STATIC {
         return None;
     }
-    let e = errno::get();
-    let f = supervise::request(fx.ring.header(), op, img.pid, guard::tid(), img.span);
-    errno::set(e);
-    f
+    errno::preserve(|| supervise::request(fx.ring.header(), op, img.pid, guard::tid(), img.span))
 }
 
 /// The exec failed or the spawn returned: the supervisor stops tracing this thread.
 pub fn done(f: Option<Following>, img: &Image) {
     if let Some(f) = f {
-        let e = errno::get();
-        f.done(img.pid, guard::tid());
-        errno::set(e);
+        errno::preserve(|| f.done(img.pid, guard::tid()));
     }
 }

@@ -11,8 +11,9 @@ use core::ffi::{c_char, c_int};
 use format::records::untraced;
 use format::sys;
 
-use crate::childenv::Scratch;
-use crate::emit;
+use crate::buf::Scratch;
+use crate::cstr::cstr;
+use crate::errno;
 
 fn raw(r: libc::c_long) -> Option<i64> {
     (r >= 0).then_some(r)
@@ -31,19 +32,19 @@ pub unsafe fn untraced_path(
     search: bool,
 ) -> u16 {
     // SAFETY: caller's contract.
-    let name = unsafe { emit::cstr(path) };
+    let name = unsafe { cstr(path) };
     if name.is_empty() {
         return 0;
     }
-    let e = crate::errno::get();
-    let r = if search && !name.contains(&b'/') {
+    let _e = errno::Saved::now();
+    if search && !name.contains(&b'/') {
         // SAFETY: getenv reads the environment; it is not hooked.
         let p = unsafe { libc::getenv(c"PATH".as_ptr()) };
         let dirs = if p.is_null() {
             b"/bin:/usr/bin".as_slice()
         } else {
             // SAFETY: getenv returned a valid C string.
-            unsafe { emit::cstr(p) }
+            unsafe { cstr(p) }
         };
         let mut reason = 0;
         for dir in dirs.split(|&c| c == b':') {
@@ -59,17 +60,12 @@ pub unsafe fn untraced_path(
         reason
     } else {
         inspect_at(dirfd, path, false).unwrap_or(0)
-    };
-    crate::errno::set(e);
-    r
+    }
 }
 
 /// Why the program open at `fd` (`fexecve`) will be untraced.
 pub fn untraced_fd(fd: c_int) -> u16 {
-    let e = crate::errno::get();
-    let r = inspect_fd(fd);
-    crate::errno::set(e);
-    r
+    errno::preserve(|| inspect_fd(fd))
 }
 
 /// Open `path` and inspect it; `None` when it is not an executable regular file (with

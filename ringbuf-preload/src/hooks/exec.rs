@@ -18,22 +18,14 @@ use core::ffi::{c_char, c_int};
 use format::records::{proc_op, Exec, ExecFailed};
 use format::supervise;
 
-use crate::childenv::{self, Scratch};
+use crate::buf::Scratch;
+use crate::cstr::CStrs;
+use crate::proc_info::environ_now;
 use crate::readable;
 use crate::real::call_real;
-use crate::{emit, errno, guard, objects, session, supervisor, target};
+use crate::{childenv, emit, errno, guard, lifecycle, objects, session, supervisor, target};
 
 type Argv = *const *const c_char;
-
-extern "C" {
-    static environ: Argv;
-}
-
-/// The current environment (`environ`).
-pub fn environ_now() -> Argv {
-    // SAFETY: reading the libc global; the program owns its contents.
-    unsafe { core::ptr::addr_of!(environ).read() }
-}
 
 /// Where an exec will find its program.
 #[derive(Clone, Copy)]
@@ -62,11 +54,12 @@ unsafe fn exec(
     envp: Argv,
     call: impl FnOnce(Argv) -> c_int,
 ) -> c_int {
-    if session::active().is_none() || guard::busy() {
+    if lifecycle::recording().is_none() {
         return call(envp);
     }
-    let unseen_child = session::check_pid();
-    let Some((fx, img)) = session::active() else {
+    let unseen_child = lifecycle::check_pid();
+    // Asked again: `check_pid` may have made this process's image.
+    let Some((fx, img)) = session::current() else {
         return call(envp);
     };
     if !unseen_child {
@@ -135,21 +128,20 @@ unsafe fn exec(
     ev.ev.flags = args.flags().into();
     let argv_read = if args.argv { argv } else { core::ptr::null() };
     // SAFETY: argv_read is NULL or a readable argv (checked above).
-    let vars =
-        core::iter::once(args.path.unwrap_or(b"")).chain(unsafe { emit::CStrs::new(argv_read) });
+    let vars = core::iter::once(args.path.unwrap_or(b"")).chain(unsafe { CStrs::new(argv_read) });
     let pos = emit::event(img, &ev, vars);
     let r = guard::hold(|| call(new_env));
-    let e = errno::get();
+    // The exec's errno: recorded, and set back when `e` drops, after the scratch is unmapped.
+    let e = errno::Saved::now();
     supervisor::done(follow, img);
     let failed = ExecFailed {
         ev: emit::header(img),
         exec_pos: pos.unwrap_or(u64::MAX).into(),
-        errno: e.into(),
+        errno: e.get().into(),
         reserved: 0.into(),
     };
     emit::event(img, &failed, core::iter::empty());
     drop(scratch);
-    errno::set(e);
     r
 }
 

@@ -17,7 +17,7 @@ use libc::{mode_t, FILE};
 
 use crate::readable::{self, Arg, Proof};
 use crate::real::call_real;
-use crate::{emit, errno, guard, session};
+use crate::{emit, errno, guard, lifecycle};
 
 /// Whether an `open` with these flags takes a mode argument.
 #[inline(always)]
@@ -39,16 +39,14 @@ unsafe fn opened(
     mode: Option<c_uint>,
     real: impl FnOnce() -> c_int,
 ) -> c_int {
-    let Some((_, img)) = session::active() else {
+    let Some((_, img)) = lifecycle::recording() else {
         return real();
     };
-    if guard::busy() {
-        return real();
-    }
     let fd = real();
-    let e = errno::get();
+    // The call's errno: recorded, and set back when `e` drops, after the record.
+    let e = errno::Saved::now();
     // SAFETY: the proof is the outcome of the call `path` was given to.
-    let p = unsafe { readable::path_after(path, readable::after(Arg::Path, fd < 0, e)) };
+    let p = unsafe { readable::path_after(path, readable::after(Arg::Path, fd < 0, e.get())) };
     let mut ev = FileOpen {
         ev: emit::header(img),
         op: op.into(),
@@ -57,13 +55,12 @@ unsafe fn opened(
         mode: mode.unwrap_or(0).into(),
         dirfd: dirfd.into(),
         fd: fd.into(),
-        errno: if fd < 0 { e } else { 0 }.into(),
+        errno: if fd < 0 { e.get() } else { 0 }.into(),
     };
     if p.is_none() {
         ev.ev.flags = ev_flags::PATH_UNREADABLE.into();
     }
     emit::event(img, &ev, core::iter::once(p.unwrap_or(b"")));
-    errno::set(e);
     fd
 }
 
@@ -235,7 +232,7 @@ unsafe fn fopened(
     mode: *const c_char,
     real: impl FnOnce() -> *mut FILE,
 ) -> *mut FILE {
-    if session::active().is_none() || guard::busy() {
+    if lifecycle::recording().is_none() {
         return real();
     }
     // SAFETY: caller's contract.
@@ -254,7 +251,7 @@ unsafe fn fopened_as(
     flags: c_int,
     real: impl FnOnce() -> *mut FILE,
 ) -> *mut FILE {
-    if session::active().is_none() || guard::busy() {
+    if lifecycle::recording().is_none() {
         return real();
     }
     let creates = flags & libc::O_CREAT != 0;
@@ -404,7 +401,7 @@ tmpfile_hooks!(tmpfile, tmpfile64);
 /// C contract.
 #[no_mangle]
 pub unsafe extern "C" fn opendir(path: *const c_char) -> *mut libc::DIR {
-    if session::active().is_none() || guard::busy() {
+    if lifecycle::recording().is_none() {
         return call_real!(opendir(path));
     }
     let mut dir = core::ptr::null_mut();
@@ -462,15 +459,13 @@ impl PathOp {
 /// outcome shows them readable).
 #[inline(always)]
 unsafe fn path_op(p: PathOp, real: impl FnOnce() -> c_int) -> c_int {
-    let Some((_, img)) = session::active() else {
+    let Some((_, img)) = lifecycle::recording() else {
         return real();
     };
-    if guard::busy() {
-        return real();
-    }
     let r = real();
-    let e = errno::get();
-    let mut proof = readable::after(Arg::Path, r < 0, e);
+    // The call's errno: recorded, and set back when `e` drops, after the record.
+    let e = errno::Saved::now();
+    let mut proof = readable::after(Arg::Path, r < 0, e.get());
     if proof == Proof::Read && r < 0 && p.op == file_op::LINK && p.flags & libc::AT_EMPTY_PATH != 0
     {
         // Linux 5.x to 6.9 fail linkat(AT_EMPTY_PATH) without CAP_DAC_READ_SEARCH with ENOENT
@@ -493,7 +488,7 @@ unsafe fn path_op(p: PathOp, real: impl FnOnce() -> c_int) -> c_int {
         flags: p.flags.into(),
         mode: p.mode.into(),
         result: r.into(),
-        errno: if r < 0 { e } else { 0 }.into(),
+        errno: if r < 0 { e.get() } else { 0 }.into(),
         reserved2: 0.into(),
     };
     if a.is_none() || b.is_none() {
@@ -502,7 +497,6 @@ unsafe fn path_op(p: PathOp, real: impl FnOnce() -> c_int) -> c_int {
     let n = if p.path2.is_null() { 1 } else { 2 };
     let vars = [a.unwrap_or(b""), b.unwrap_or(b"")];
     emit::event(img, &ev, vars.into_iter().take(n));
-    errno::set(e);
     r
 }
 

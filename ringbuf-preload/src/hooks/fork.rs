@@ -8,7 +8,8 @@
 //! `process_start` (flag FORKED). A `clone` that shares memory without being a thread
 //! (`CLONE_VM` without `CLONE_THREAD`) cannot get its own writer state, since the writer state
 //! lives in the memory it shares: the parent records the clone, and the child is attached at
-//! its exec (see [`crate::session::check_pid`]).
+//! its exec (see [`crate::lifecycle::check_pid`]). The child's side of a fork and the ends of a
+//! process are [`crate::lifecycle`]'s; the hooks here call into it.
 
 use core::ffi::{c_int, c_void};
 
@@ -16,10 +17,11 @@ use format::records::{exit_how, proc_op, Fork};
 use libc::pid_t;
 
 use crate::real::call_real;
-use crate::{emit, errno, guard, objects, session, start};
+use crate::{emit, errno, lifecycle, objects};
 
 fn record_fork(op: u16, r: pid_t, e: c_int) {
-    if let Some((_, img)) = session::active() {
+    // The hook asked `lifecycle::recording` before the call; this is the image after it.
+    if let Some((_, img)) = lifecycle::active() {
         let ev = Fork {
             ev: emit::header(img),
             op: op.into(),
@@ -33,20 +35,19 @@ fn record_fork(op: u16, r: pid_t, e: c_int) {
 }
 
 fn fork_like(op: u16, call: impl FnOnce() -> pid_t) -> pid_t {
-    let Some((_, img)) = session::active().filter(|_| !guard::busy()) else {
+    let Some((_, img)) = lifecycle::recording() else {
         return call();
     };
     // What the image loaded so far is its own; the child inherits it (objects.rs).
     let single = objects::before_fork(img);
     let r = call();
-    let e = errno::get();
+    // The call's errno: recorded, and set back when `e` drops.
+    let e = errno::Saved::now();
     if r == 0 {
-        objects::after_fork_child(single);
-        session::after_fork_child();
+        lifecycle::after_fork_child(single);
     } else {
-        record_fork(op, r, e);
+        record_fork(op, r, e.get());
     }
-    errno::set(e);
     r
 }
 
@@ -82,8 +83,7 @@ extern "C" fn clone_child(t: *mut c_void) -> c_int {
     // SAFETY: `t` is the parent's Trampoline, copied into this child's own address space by
     // clone (no CLONE_VM), so it is valid and unchanged.
     let t = unsafe { &*(t as *const Trampoline) };
-    objects::after_fork_child(t.single);
-    session::after_fork_child();
+    lifecycle::after_fork_child(t.single);
     (t.f)(t.arg)
 }
 
@@ -102,7 +102,8 @@ pub unsafe extern "C" fn substrate_clone_hook(
     ctid: *mut pid_t,
 ) -> c_int {
     let thread = flags & libc::CLONE_THREAD != 0;
-    let active = session::active().filter(|_| !thread && !guard::busy());
+    // Threads share the image: nothing to record.
+    let active = lifecycle::recording().filter(|_| !thread);
     let Some((_, img)) = active else {
         return call_real!(clone(f, stack, flags, arg, ptid, tls, ctid));
     };
@@ -116,9 +117,8 @@ pub unsafe extern "C" fn substrate_clone_hook(
         // the parent and is copied into the child (no CLONE_VM).
         call_real!(clone(clone_child, stack, flags, tp, ptid, tls, ctid))
     };
-    let e = errno::get();
-    record_fork(proc_op::CLONE, r, e);
-    errno::set(e);
+    let e = errno::Saved::now();
+    record_fork(proc_op::CLONE, r, e.get());
     r
 }
 
@@ -126,10 +126,8 @@ pub unsafe extern "C" fn substrate_clone_hook(
 /// after the program's own `atexit` handlers have run.
 #[no_mangle]
 pub extern "C" fn exit(status: c_int) -> ! {
-    if let Some((_, img)) = session::active() {
-        img.exit_how
-            .store(exit_how::EXIT, core::sync::atomic::Ordering::Relaxed);
-    }
+    // Not `lifecycle::recording`: the end is noted even from inside a hook (see `exiting`).
+    lifecycle::exiting();
     // SAFETY: the real exit; a missing one cannot happen (libc defines it), _exit otherwise.
     unsafe {
         match crate::real::exit() {
@@ -139,21 +137,11 @@ pub extern "C" fn exit(status: c_int) -> ! {
     }
 }
 
-fn end_now(how: u16, status: c_int) {
-    if let Some((_, img)) = session::active() {
-        // `_exit` is async-signal-safe: no loader lock here (objects.rs).
-        objects::check(img, objects::Checkpoint::SignalSafe);
-        start::record_exit(img, how, status);
-        if let Some(w) = &img.writer {
-            w.detach();
-        }
-    }
-}
-
 /// `_exit(2)`: record the end and release the slot, then end at once.
 #[no_mangle]
 pub extern "C" fn _exit(status: c_int) -> ! {
-    end_now(exit_how::UNDERSCORE_EXIT, status);
+    // Not `lifecycle::recording`: the end is recorded even from inside a hook (see `end_now`).
+    lifecycle::end_now(exit_how::UNDERSCORE_EXIT, status);
     // SAFETY: the real _exit; the raw syscall if the lookup failed.
     unsafe {
         match crate::real::_exit() {
@@ -169,7 +157,7 @@ pub extern "C" fn _exit(status: c_int) -> ! {
 /// `_Exit(3)`: as `_exit`.
 #[no_mangle]
 pub extern "C" fn _Exit(status: c_int) -> ! {
-    end_now(exit_how::UNDERSCORE_EXIT_C99, status);
+    lifecycle::end_now(exit_how::UNDERSCORE_EXIT_C99, status);
     // SAFETY: as for _exit.
     unsafe {
         match crate::real::_Exit() {
@@ -187,7 +175,8 @@ fn reaped(pid: pid_t, status: c_int) {
     if pid <= 0 || !libc::WIFSIGNALED(status) {
         return;
     }
-    if let Some((_, img)) = session::active() {
+    // The hook asked `lifecycle::recording` before the call; this is the image after it.
+    if let Some((_, img)) = lifecycle::active() {
         let mut ev = format::records::ProcessExit {
             ev: emit::header(img),
             how: exit_how::SIGNALED.into(),
@@ -204,7 +193,7 @@ fn reaped(pid: pid_t, status: c_int) {
 
 /// A wait that reports the status even when the caller passes no status pointer.
 fn waited(status: *mut c_int, call: impl FnOnce(*mut c_int) -> pid_t) -> pid_t {
-    if session::active().is_none() || guard::busy() {
+    if lifecycle::recording().is_none() {
         return call(status);
     }
     let mut local: c_int = 0;
@@ -214,12 +203,11 @@ fn waited(status: *mut c_int, call: impl FnOnce(*mut c_int) -> pid_t) -> pid_t {
         status
     };
     let r = call(p);
-    let e = errno::get();
+    let _e = errno::Saved::now();
     if r > 0 {
         // SAFETY: `p` is the caller's status or our local, written by the real call.
         reaped(r, unsafe { *p });
     }
-    errno::set(e);
     r
 }
 
@@ -276,20 +264,15 @@ pub unsafe extern "C" fn waitid(
     options: c_int,
 ) -> c_int {
     let r = call_real!(waitid(idtype, id, info, options));
-    if r == 0
-        && !info.is_null()
-        && options & libc::WNOWAIT == 0
-        && session::active().is_some()
-        && !guard::busy()
+    if r == 0 && !info.is_null() && options & libc::WNOWAIT == 0 && lifecycle::recording().is_some()
     {
-        let e = errno::get();
+        let _e = errno::Saved::now();
         // SAFETY: the real call filled *info.
         let (code, pid, sig) = unsafe { ((*info).si_code, (*info).si_pid(), (*info).si_status()) };
         if code == libc::CLD_KILLED || code == libc::CLD_DUMPED {
             // Encode as a wait status "killed by sig" for `reaped`.
             reaped(pid, sig & 0x7f);
         }
-        errno::set(e);
     }
     r
 }

@@ -30,7 +30,7 @@ use libc::{gid_t, mode_t, off64_t, off_t, size_t, timespec, timeval, uid_t, utim
 
 use crate::readable::{self, Arg, Proof};
 use crate::real::call_real;
-use crate::{emit, errno, guard, session};
+use crate::{emit, errno, lifecycle};
 
 /// The most of an xattr name the kernel reads (`XATTR_NAME_MAX + 1`).
 const XATTR_NAME_READ: usize = 256;
@@ -168,18 +168,16 @@ unsafe fn read_times(t: Times, proof: Proof) -> Option<[(i64, i32); 2]> {
 /// call's outcome shows them readable).
 #[inline(always)]
 unsafe fn changed(c: Change, real: impl FnOnce() -> c_int) -> c_int {
-    let Some((_, img)) = session::active() else {
+    let Some((_, img)) = lifecycle::recording() else {
         return real();
     };
-    if guard::busy() {
-        return real();
-    }
     let r = real();
-    let e = errno::get();
+    // The call's errno: recorded, and set back when `e` drops, after the record.
+    let e = errno::Saved::now();
     let failed = r < 0;
     let op = meta_call::describe(c.call).map_or(0, |(_, op)| op);
     let xattr = op == meta_op::SETXATTR || op == meta_op::REMOVEXATTR;
-    let mut path_proof = readable::after(Arg::Path, failed, e);
+    let mut path_proof = readable::after(Arg::Path, failed, e.get());
     let mut flags = 0;
 
     let mut times = [(0, 0); 2];
@@ -197,13 +195,13 @@ unsafe fn changed(c: Change, real: impl FnOnce() -> c_int) -> c_int {
             path_proof = Proof::Unknown;
         }
     }
-    if xattr && failed && matches!(e, libc::ENODATA | libc::EOPNOTSUPP) {
+    if xattr && failed && matches!(e.get(), libc::ENODATA | libc::EOPNOTSUPP) {
         path_proof = Proof::Read;
     }
     // SAFETY: the proof is the outcome of the call the path was given to.
     let path = unsafe { readable::path_after(c.path, path_proof) };
     let name = if xattr {
-        let proof = match (failed, e) {
+        let proof = match (failed, e.get()) {
             (false, _) => Proof::Read,
             (true, libc::EFAULT) => Proof::Refused,
             (true, libc::ENODATA | libc::EEXIST | libc::EOPNOTSUPP) => Proof::Read,
@@ -228,7 +226,7 @@ unsafe fn changed(c: Change, real: impl FnOnce() -> c_int) -> c_int {
         fd: c.fd.into(),
         flags: c.flags.into(),
         result: r.into(),
-        errno: if failed { e } else { 0 }.into(),
+        errno: if failed { e.get() } else { 0 }.into(),
         uid: c.uid.into(),
         gid: c.gid.into(),
         value: c.value.into(),
@@ -242,7 +240,6 @@ unsafe fn changed(c: Change, real: impl FnOnce() -> c_int) -> c_int {
     ev.ev.flags = flags.into();
     let vars = [path.unwrap_or(b""), name.unwrap_or(b"")];
     emit::event(img, &ev, vars.into_iter().take(if xattr { 2 } else { 1 }));
-    errno::set(e);
     r
 }
 

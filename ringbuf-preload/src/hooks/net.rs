@@ -13,9 +13,10 @@ use format::records::{ev_flags, net_op, Dns, DnsAddr, Net};
 use libc::{sockaddr, socklen_t, ssize_t};
 use zerocopy::IntoBytes;
 
+use crate::cstr::cstr;
 use crate::readable::{self, Arg, Pages, Proof, Str};
 use crate::real::call_real;
-use crate::{emit, errno, guard, session};
+use crate::{emit, errno, guard, lifecycle};
 
 /// A socket address decoded for a record: family, port, address bytes, and the path of an
 /// `AF_UNIX` address.
@@ -101,7 +102,8 @@ unsafe fn addr_after<'a>(sa: *const sockaddr, len: socklen_t, proof: Proof) -> A
 }
 
 fn record(op: u16, fd: c_int, result: i64, e: c_int, a: &Addr<'_>) {
-    let Some((_, img)) = session::active() else {
+    // The hook asked `lifecycle::recording` before the call; this is the image after it.
+    let Some((_, img)) = lifecycle::active() else {
         return;
     };
     let mut ev = Net {
@@ -123,25 +125,20 @@ fn record(op: u16, fd: c_int, result: i64, e: c_int, a: &Addr<'_>) {
     emit::event(img, &ev, core::iter::once(a.path).take(n));
 }
 
-fn hooked() -> bool {
-    session::active().is_some() && !guard::busy()
-}
-
 /// `connect(2)`.
 ///
 /// # Safety
 /// C contract.
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, sa: *const sockaddr, len: socklen_t) -> c_int {
-    if !hooked() {
+    if lifecycle::recording().is_none() {
         return call_real!(connect(fd, sa, len));
     }
     let r = call_real!(connect(fd, sa, len));
-    let e = errno::get();
+    let e = errno::Saved::now();
     // SAFETY: the proof is the outcome of the call `sa` was given to.
-    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e)) };
-    record(net_op::CONNECT, fd, r as i64, e, &a);
-    errno::set(e);
+    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e.get())) };
+    record(net_op::CONNECT, fd, r as i64, e.get(), &a);
     r
 }
 
@@ -151,15 +148,14 @@ pub unsafe extern "C" fn connect(fd: c_int, sa: *const sockaddr, len: socklen_t)
 /// C contract.
 #[no_mangle]
 pub unsafe extern "C" fn bind(fd: c_int, sa: *const sockaddr, len: socklen_t) -> c_int {
-    if !hooked() {
+    if lifecycle::recording().is_none() {
         return call_real!(bind(fd, sa, len));
     }
     let r = call_real!(bind(fd, sa, len));
-    let e = errno::get();
+    let e = errno::Saved::now();
     // SAFETY: as for connect.
-    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e)) };
-    record(net_op::BIND, fd, r as i64, e, &a);
-    errno::set(e);
+    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e.get())) };
+    record(net_op::BIND, fd, r as i64, e.get(), &a);
     r
 }
 
@@ -168,7 +164,7 @@ pub unsafe extern "C" fn bind(fd: c_int, sa: *const sockaddr, len: socklen_t) ->
 /// # Safety
 /// `sa`/`len` as accept's contract.
 unsafe fn accepted(op: u16, fd: c_int, r: c_int, sa: *mut sockaddr, len: *mut socklen_t) {
-    let e = errno::get();
+    let e = errno::Saved::now();
     let a = if r >= 0 && !sa.is_null() && !len.is_null() {
         // SAFETY: the kernel wrote *len bytes (at most the caller's buffer size) at sa.
         unsafe { decode(sa, *len) }
@@ -176,8 +172,7 @@ unsafe fn accepted(op: u16, fd: c_int, r: c_int, sa: *mut sockaddr, len: *mut so
         // SAFETY: NULL address.
         unsafe { decode(core::ptr::null(), 0) }
     };
-    record(op, fd, r as i64, e, &a);
-    errno::set(e);
+    record(op, fd, r as i64, e.get(), &a);
 }
 
 /// `accept(2)`.
@@ -186,7 +181,7 @@ unsafe fn accepted(op: u16, fd: c_int, r: c_int, sa: *mut sockaddr, len: *mut so
 /// C contract.
 #[no_mangle]
 pub unsafe extern "C" fn accept(fd: c_int, sa: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    if !hooked() {
+    if lifecycle::recording().is_none() {
         return call_real!(accept(fd, sa, len));
     }
     let r = call_real!(accept(fd, sa, len));
@@ -206,7 +201,7 @@ pub unsafe extern "C" fn accept4(
     len: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
-    if !hooked() {
+    if lifecycle::recording().is_none() {
         return call_real!(accept4(fd, sa, len, flags));
     }
     let r = call_real!(accept4(fd, sa, len, flags));
@@ -228,15 +223,14 @@ pub unsafe extern "C" fn sendto(
     sa: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    if sa.is_null() || !hooked() {
+    if sa.is_null() || lifecycle::recording().is_none() {
         return call_real!(sendto(fd, buf, n, flags, sa, len));
     }
     let r = call_real!(sendto(fd, buf, n, flags, sa, len));
-    let e = errno::get();
+    let e = errno::Saved::now();
     // SAFETY: as for connect.
-    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e)) };
-    record(net_op::SENDTO, fd, r as i64, e, &a);
-    errno::set(e);
+    let a = unsafe { addr_after(sa, len, readable::after(Arg::Addr, r < 0, e.get())) };
+    record(net_op::SENDTO, fd, r as i64, e.get(), &a);
     r
 }
 
@@ -248,12 +242,12 @@ pub unsafe extern "C" fn sendto(
 /// C contract (any pointer: read only as far as shown readable).
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
-    if msg.is_null() || !hooked() {
+    if msg.is_null() || lifecycle::recording().is_none() {
         return call_real!(sendmsg(fd, msg, flags));
     }
     let r = call_real!(sendmsg(fd, msg, flags));
-    let e = errno::get();
-    let proof = readable::after(Arg::Addr, r < 0, e);
+    let e = errno::Saved::now();
+    let proof = readable::after(Arg::Addr, r < 0, e.get());
     let header_ok = match proof {
         Proof::Read => true,
         Proof::Refused => false,
@@ -265,10 +259,9 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
         if !name.is_null() {
             // SAFETY: the proof is the outcome of the call the name was given to.
             let a = unsafe { addr_after(name as *const sockaddr, len, proof) };
-            record(net_op::SENDMSG, fd, r as i64, e, &a);
+            record(net_op::SENDMSG, fd, r as i64, e.get(), &a);
         }
     }
-    errno::set(e);
     r
 }
 
@@ -286,11 +279,11 @@ pub unsafe extern "C" fn getaddrinfo(
     hints: *const libc::addrinfo,
     res: *mut *mut libc::addrinfo,
 ) -> c_int {
-    let Some((_, img)) = session::active().filter(|_| !guard::busy()) else {
+    let Some((_, img)) = lifecycle::recording() else {
         return call_real!(getaddrinfo(node, service, hints, res));
     };
     let r = guard::hold(|| call_real!(getaddrinfo(node, service, hints, res)));
-    let e = errno::get();
+    let e = errno::Saved::now();
     let mut addrs = [DnsAddr::default(); DNS_ADDRS];
     let (mut kept, mut total) = (0, 0u32);
     if r == 0 && !res.is_null() {
@@ -319,7 +312,7 @@ pub unsafe extern "C" fn getaddrinfo(
     let mut ev = Dns {
         ev: emit::header(img),
         result: r.into(),
-        errno: if r == libc::EAI_SYSTEM { e } else { 0 }.into(),
+        errno: if r == libc::EAI_SYSTEM { e.get() } else { 0 }.into(),
         naddrs: total.into(),
         reserved: 0.into(),
     };
@@ -328,7 +321,7 @@ pub unsafe extern "C" fn getaddrinfo(
     let name = |p: *const c_char| -> Option<&[u8]> {
         if r == 0 {
             // SAFETY: getaddrinfo read it in full (NULL or a C string).
-            return Some(unsafe { emit::cstr(p) });
+            return Some(unsafe { cstr(p) });
         }
         // SAFETY: any pointer.
         match unsafe { Pages::new().cstr(p, readable::PATH_MAX) } {
@@ -342,6 +335,5 @@ pub unsafe extern "C" fn getaddrinfo(
     }
     let (n, s) = (n.unwrap_or(b""), s.unwrap_or(b""));
     emit::event(img, &ev, [n, s, addrs[..kept].as_bytes()].into_iter());
-    errno::set(e);
     r
 }

@@ -21,12 +21,13 @@ use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering::*};
 use format::records::{ev_flags, proc_op, Spawn};
 use libc::{pid_t, posix_spawn_file_actions_t, posix_spawnattr_t, FILE};
 
-use super::exec::environ_now;
-use crate::childenv::{self, Scratch};
+use crate::buf::Scratch;
+use crate::cstr::{cstr, CStrs};
+use crate::proc_info::environ_now;
 use crate::readable::{self, Pages, Str};
 use crate::real::call_real;
 use crate::session::{Fixed, Image};
-use crate::{emit, errno, guard, objects, session, supervisor, target};
+use crate::{childenv, emit, errno, guard, lifecycle, objects, supervisor, target};
 
 type Argv = *const *const c_char;
 
@@ -41,7 +42,7 @@ fn record(
     err: c_int,
     status: c_int,
     path: &[u8],
-    argv: emit::CStrs<'_>,
+    argv: CStrs<'_>,
 ) {
     let mut ev = Spawn {
         ev: emit::header(img),
@@ -80,8 +81,7 @@ unsafe fn spawn(
     envp: Argv,
     call: impl FnOnce(*mut pid_t, Argv) -> c_int,
 ) -> c_int {
-    let active = session::active().filter(|_| !guard::busy());
-    let Some((fx, img)) = active else {
+    let Some((fx, img)) = lifecycle::recording() else {
         return call(pid, envp);
     };
     // Not async-signal-safe: the loader's lock may be taken (objects.rs).
@@ -113,7 +113,7 @@ unsafe fn spawn(
     }
     let mut child: pid_t = 0;
     let r = guard::hold(|| call(&mut child, env));
-    let e = errno::get();
+    let _e = errno::Saved::now();
     supervisor::done(follow, img);
     if !pid.is_null() && r == 0 {
         // SAFETY: the caller's out-parameter.
@@ -130,10 +130,9 @@ unsafe fn spawn(
         0,
         args.path.unwrap_or(b""),
         // SAFETY: argv_read is NULL or a readable argv (checked above).
-        unsafe { emit::CStrs::new(argv_read) },
+        unsafe { CStrs::new(argv_read) },
     );
     drop(scratch);
-    errno::set(e);
     r
 }
 
@@ -253,8 +252,7 @@ static mut SAVED: SavedSignals = SavedSignals {
 #[no_mangle]
 pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
     let real_system = || call_real!(system(cmd));
-    let active = session::active().filter(|_| !guard::busy());
-    let Some((fx, img)) = active else {
+    let Some((fx, img)) = lifecycle::recording() else {
         return real_system();
     };
     if cmd.is_null() {
@@ -266,9 +264,9 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
     if !unsafe { command_readable(cmd) } {
         // libc's own system, as without the library: the shell cannot get the command.
         let status = guard::hold(real_system);
-        let e = errno::get();
+        let e = errno::Saved::now();
         // SAFETY: an empty argv.
-        let no_argv = unsafe { emit::CStrs::new(ptr::null()) };
+        let no_argv = unsafe { CStrs::new(ptr::null()) };
         let flags = ev_flags::ARGV_UNREADABLE;
         record(
             img,
@@ -276,12 +274,11 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
             0,
             flags,
             -1,
-            e,
+            e.get(),
             status,
             SHELL.to_bytes(),
             no_argv,
         );
-        errno::set(e);
         return status;
     }
     // SAFETY: plain libc signal calls on local, initialised structures; SAVED is only
@@ -355,7 +352,7 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
             err,
             status,
             SHELL.to_bytes(),
-            emit::CStrs::new(argv.as_ptr()),
+            CStrs::new(argv.as_ptr()),
         );
         if err != 0 {
             errno::set(err);
@@ -381,14 +378,14 @@ const CLAIMED: *mut FILE = ptr::dangling_mut();
 #[no_mangle]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut FILE {
     let real_popen = || call_real!(popen(cmd, mode));
-    let active = session::active().filter(|_| !guard::busy());
+    let active = lifecycle::recording();
     let free = POPEN_FILES.iter().position(|f| f.load(Relaxed).is_null());
     let (Some((fx, img)), Some(_), false) = (active, free, cmd.is_null() || mode.is_null()) else {
         return real_popen();
     };
     objects::check(img, objects::Checkpoint::MayLock);
     // SAFETY: mode is a C string.
-    let m = unsafe { emit::cstr(mode) };
+    let m = unsafe { cstr(mode) };
     let reading = match m.first() {
         Some(b'r') => true,
         Some(b'w') => false,
@@ -402,10 +399,10 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
     if !unsafe { command_readable(cmd) } {
         // libc's own popen, as without the library: the shell cannot get the command.
         let fp = guard::hold(real_popen);
-        let e = errno::get();
-        let err = if fp.is_null() { e } else { 0 };
+        let e = errno::Saved::now();
+        let err = if fp.is_null() { e.get() } else { 0 };
         // SAFETY: an empty argv.
-        let no_argv = unsafe { emit::CStrs::new(ptr::null()) };
+        let no_argv = unsafe { CStrs::new(ptr::null()) };
         let flags = ev_flags::ARGV_UNREADABLE;
         record(
             img,
@@ -418,7 +415,6 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
             SHELL.to_bytes(),
             no_argv,
         );
-        errno::set(e);
         return fp;
     }
     // SAFETY: libc calls on local storage; descriptors are ours until handed to the stream.
@@ -464,7 +460,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
             r,
             0,
             SHELL.to_bytes(),
-            emit::CStrs::new(argv.as_ptr()),
+            CStrs::new(argv.as_ptr()),
         );
         if r != 0 {
             libc::close(parent_end);
@@ -477,11 +473,11 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
         let fmode = if reading { c"r" } else { c"w" };
         let fp = libc::fdopen(parent_end, fmode.as_ptr());
         if fp.is_null() {
-            let e = errno::get();
+            // fdopen's errno, kept through the cleanup.
+            let _e = errno::Saved::now();
             libc::close(parent_end);
             let mut st = 0;
             libc::waitpid(pid, &mut st, 0);
-            errno::set(e);
             return ptr::null_mut();
         }
         for (i, slot) in POPEN_FILES.iter().enumerate() {

@@ -1,21 +1,44 @@
-//! Start and end of a process image: the constructor that maps the ring and records
-//! `process_start`, and the exit handler that records `process_exit` and releases the writer
-//! slot.
+//! The life of a process image, in one place: its start (the constructor, or the early start
+//! from a hook that runs before it), the start of a forked child's image, and its end (the exit
+//! handler, `_exit`). Also where a hook asks whether to record ([`active`], [`recording`]),
+//! since asking may start the library.
 //!
-//! The constructor is the only place the library makes system calls of its own in a process
-//! that does not exec or fork: reading `AT_SECURE`, opening and mapping the ring, reading
-//! `/proc/self/stat`, `/proc/self/exe`, the working directory, 10 random bytes. With no usable
-//! ring it returns before doing anything else and the library stays inert.
+//! **Start.** The constructor maps the ring and records `process_start`. It is the only place
+//! the library makes system calls of its own in a process that does not exec or fork: reading
+//! `AT_SECURE`, opening and mapping the ring, reading `/proc/self/stat`, `/proc/self/exe`, the
+//! working directory, 10 random bytes. With no usable ring it returns before doing anything
+//! else and the library stays inert. A hook called by another library's constructor, before
+//! this one's, starts the library then (`start_early`); the start runs once either way.
+//!
+//! **Fork.** A child created by fork (or clone without shared memory) attaches as a new writer,
+//! with a new span whose parent is the forking image's, and records its `process_start`
+//! ([`after_fork_child`]); a child the library did not see created is noticed at its exec
+//! ([`check_pid`]).
+//!
+//! **End.** `end` records `process_exit` (once per image) and releases the writer slot: from
+//! the `on_exit` handler after `exit` or the return from `main`, and from `_exit`/`_Exit`
+//! ([`end_now`]). Only the checkpoint for the loaded objects differs between them.
+//!
+//! # Invariants
+//! - Start-up runs once per executed image (`STARTED`), with the guard held and `errno`
+//!   restored: the program sees `errno` as it was (0 at `main`). A forked child does not start
+//!   up again: it gets its image from `after_fork_child`.
+//! - Only the constructor and a forked child's single thread publish an image
+//!   ([`session::publish_image`]).
+//! - The writer slot is released once, after the image's last record.
 
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::sync::atomic::{AtomicU8, Ordering::*};
 
-use format::records::{exit_how, start_flags, ProcessExit};
+use format::records::{ev_flags, exit_how, start_flags, ProcessExit, ProcessStart};
 use format::{ids, sys, Ring};
 
-use crate::session::{self, Buf, Fixed, Image, ShimValue};
-use crate::{childenv, emit, guard, objects, proc_info, real};
+use crate::buf::Buf;
+use crate::cstr::{cstr, CStrs};
+use crate::objects::Checkpoint;
+use crate::session::{self, Fixed, Image, ShimValue};
+use crate::{childenv, emit, errno, guard, objects, proc_info, real, symbols};
 
 type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 
@@ -29,13 +52,38 @@ extern "C" {
 }
 
 /// [`STARTED`] values.
-pub const NOT_STARTED: u8 = 0;
+const NOT_STARTED: u8 = 0;
 const STARTING: u8 = 1;
 const DONE: u8 = 2;
 
 /// Whether start-up has run: by the constructor, or earlier, by the first hook called (from
 /// another library's constructor) before it.
-pub static STARTED: AtomicU8 = AtomicU8::new(NOT_STARTED);
+static STARTED: AtomicU8 = AtomicU8::new(NOT_STARTED);
+
+/// The active session, or `None` when the library is inert (no ring, or not initialised yet).
+/// A hook called before the constructor (by another library's constructor, which ran first)
+/// starts the library now, once, so that call is recorded too.
+#[inline(always)]
+pub fn active() -> Option<(&'static Fixed, &'static Image)> {
+    let s = session::current();
+    if s.is_none() && STARTED.load(Relaxed) == NOT_STARTED {
+        start_early();
+        return session::current();
+    }
+    s
+}
+
+/// The preamble of every hook: the session to record into, or `None` when the library is
+/// inert ([`active`]) or this thread is already inside a hook ([`guard::busy`]: the outer hook
+/// records the call). A hook that gets `None` goes straight to the real function.
+#[inline(always)]
+pub fn recording() -> Option<(&'static Fixed, &'static Image)> {
+    let s = active()?;
+    if guard::busy() {
+        return None;
+    }
+    Some(s)
+}
 
 /// Claim the one start-up; false if it ran or is running.
 fn claim_start() -> bool {
@@ -50,14 +98,13 @@ extern "C" fn init(_argc: c_int, argv: *const *const c_char, envp: *const *const
     if !claim_start() {
         return;
     }
-    let e = crate::errno::get();
+    // The program must see errno = 0 at main, whatever the start-up did.
+    let _e = errno::Saved::now();
     guard::hold(|| {
         // SAFETY: the loader passes the process's argv and envp, NULL-terminated.
         unsafe { start(argv, envp) }
     });
     STARTED.store(DONE, Release);
-    // The program must see errno = 0 at main, whatever the start-up did.
-    crate::errno::set(e);
 }
 
 /// argv read from `/proc/self/cmdline` for a start before the constructor (which alone is
@@ -76,11 +123,11 @@ static EARLY_ARGV: EarlyArgv = EarlyArgv {
 /// Start now, from a hook that ran before the constructor (another library's constructor
 /// called it). The environment is libc's `environ`, already set; argv comes from
 /// `/proc/self/cmdline`.
-pub fn start_early() {
+fn start_early() {
     if !claim_start() {
         return;
     }
-    let e = crate::errno::get();
+    let _e = errno::Saved::now();
     guard::hold(|| {
         // SAFETY: we won the claim: nobody else touches EARLY_ARGV.
         let (text, ptrs) = unsafe { (&mut *EARLY_ARGV.text.get(), &mut *EARLY_ARGV.ptrs.get()) };
@@ -99,10 +146,9 @@ pub fn start_early() {
         ptrs[k] = core::ptr::null();
         // SAFETY: a NULL-terminated argv of NUL-terminated strings (the buffer's last byte
         // stays 0), and libc's environ.
-        unsafe { start(ptrs.as_ptr(), crate::hooks::exec::environ_now()) }
+        unsafe { start(ptrs.as_ptr(), proc_info::environ_now()) }
     });
     STARTED.store(DONE, Release);
-    crate::errno::set(e);
 }
 
 /// `/proc/self/cmdline` into `buf`; bytes read.
@@ -135,7 +181,7 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
     if ring_path.is_empty() {
         return;
     }
-    let next = crate::symbols::next_objects();
+    let next = symbols::next_objects();
     real::resolve_all(&next);
     objects::init(&next);
 
@@ -191,9 +237,9 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
     let img = session::new_image(fx, sys::getpid(), parent_image);
     // SAFETY: constructor, single publication point of the first image.
     let img: &Image = unsafe { session::publish_image(img) };
-    session::record_start(fx, img, start_flags::EXEC);
+    record_start(fx, img, start_flags::EXEC);
     // Every object the loader mapped before the program runs.
-    objects::check(img, objects::Checkpoint::Start);
+    objects::check(img, Checkpoint::Start);
     // SAFETY: registering a handler with no argument; on_exit copies the pair.
     unsafe { on_exit(exit_handler, core::ptr::null_mut()) };
 }
@@ -223,15 +269,98 @@ fn open_ring(path: &[u8]) -> Option<Ring> {
 
 /// This library's file name as the loader knows it.
 fn own_path(out: &mut Buf<4096>) {
-    let name = crate::symbols::own_name();
+    let name = symbols::own_name();
     if !name.is_null() {
         // SAFETY: dlpi_name is a valid C string owned by the loader.
-        out.push(unsafe { emit::cstr(name) });
+        out.push(unsafe { cstr(name) });
     }
 }
 
+/// Write this image's `process_start` record.
+fn record_start(fx: &Fixed, img: &Image, flags: u32) {
+    let mut flags = flags;
+    if img.parent_image == [0; 16] {
+        flags |= start_flags::ROOT;
+    }
+    let (span, session) = (&fx.shim_parent_span, &fx.shim_session_id);
+    if span.set {
+        flags |= start_flags::SHIM_PARENT_SPAN;
+    }
+    if session.set {
+        flags |= start_flags::SHIM_SESSION_ID;
+    }
+    let mut ev = ProcessStart {
+        ev: emit::header(img),
+        ppid: sys_getppid().into(),
+        start_flags: flags.into(),
+        parent_image: img.parent_image,
+        start_time: img
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.identity().start_time)
+            .into(),
+    };
+    if span.cut || session.cut {
+        ev.ev.flags = ev_flags::TRUNCATED.into();
+    }
+    let mut cwd = [0u8; 4096];
+    let cwd = proc_info::cwd(&mut cwd);
+    // SAFETY: argv is the vector the loader passed to the constructor (NULL-terminated).
+    let argv = unsafe { CStrs::new(fx.argv) };
+    let vars = [
+        fx.exe.as_bytes(),
+        cwd,
+        span.value.as_bytes(),
+        session.value.as_bytes(),
+    ]
+    .into_iter()
+    .chain(argv);
+    emit::event(img, &ev, vars);
+}
+
+fn sys_getppid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::syscall(libc::SYS_getppid) as u32 }
+}
+
+/// In a child created by fork (or clone without shared memory) of a process that was
+/// recording: note for the loaded objects whether the parent was single-threaded (`single`,
+/// from [`objects::before_fork`]), then attach as a new writer (`attach_child`).
+pub fn after_fork_child(single: bool) {
+    objects::after_fork_child(single);
+    attach_child();
+}
+
+/// Attach this child as a new writer with a new span whose parent is the forking image, and
+/// record the start.
+fn attach_child() {
+    let Some((fx, parent)) = active() else {
+        return;
+    };
+    let pid = sys::getpid();
+    guard::set_tid(pid);
+    let img = session::new_image(fx, pid, parent.span);
+    // SAFETY: a forked child has one thread, this one.
+    let img = unsafe { session::publish_image(img) };
+    record_start(fx, img, start_flags::FORKED);
+}
+
+/// Before an exec (which makes system calls anyway): if the pid changed since the image was
+/// made, this is a child the library did not see being created (raw `clone3`, `vfork` by
+/// syscall); make its image now so the exec is attributed to the right process. Returns
+/// whether it did: such a child may share its parent's memory.
+pub fn check_pid() -> bool {
+    if let Some((_, img)) = active() {
+        if sys::getpid() != img.pid {
+            attach_child();
+            return true;
+        }
+    }
+    false
+}
+
 /// Record this image's end (once).
-pub fn record_exit(img: &Image, how: u16, status: c_int) {
+fn record_exit(img: &Image, how: u16, status: c_int) {
     if img.exit_recorded.swap(true, Relaxed) {
         return;
     }
@@ -244,22 +373,50 @@ pub fn record_exit(img: &Image, how: u16, status: c_int) {
     emit::event(img, &ev, core::iter::empty());
 }
 
+/// The end of this image, however the process ends: the objects loaded since the last
+/// checkpoint (read as `at` allows), the `process_exit` record (once), and the writer slot
+/// released.
+fn end(img: &Image, how: u16, status: c_int, at: Checkpoint) {
+    objects::check(img, at);
+    record_exit(img, how, status);
+    if let Some(w) = &img.writer {
+        w.detach();
+    }
+}
+
+/// `exit` was called: note how the process is ending, for the `on_exit` handler, which records
+/// it with the status after the program's own `atexit` handlers have run.
+///
+/// Asks [`active`] only, not [`recording`]: whether this thread is inside a hook does not
+/// matter, the process ends all the same (a signal handler that interrupted a hook may end it).
+pub fn exiting() {
+    if let Some((_, img)) = active() {
+        img.exit_how.store(exit_how::EXIT, Relaxed);
+    }
+}
+
+/// `_exit` or `_Exit` (`how`) is ending the process now: record the end and release the slot.
+///
+/// Asks [`active`] only, as [`exiting`] does: the end is recorded even from inside a hook.
+pub fn end_now(how: u16, status: c_int) {
+    if let Some((_, img)) = active() {
+        // `_exit` is async-signal-safe: no loader lock here (objects.rs).
+        end(img, how, status, Checkpoint::SignalSafe);
+    }
+}
+
 /// `on_exit` handler: runs at `exit()` and at return from `main`, with the exit status. It
 /// was registered by the constructor, which the loader runs before `__libc_start_main`
 /// registers the loader's own destructor pass, so it runs last: after the program's `atexit`
 /// handlers and after every library destructor. Recording the end and releasing the writer
 /// slot here loses nothing that the process does on its way out.
 extern "C" fn exit_handler(status: c_int, _arg: *mut c_void) {
-    if let Some((_, img)) = session::active() {
+    if let Some((_, img)) = active() {
         let how = match img.exit_how.load(Relaxed) {
             0 => exit_how::RETURN,
             h => h,
         };
         // `exit` is not async-signal-safe: the loader's lock may be taken (objects.rs).
-        objects::check(img, objects::Checkpoint::MayLock);
-        record_exit(img, how, status);
-        if let Some(w) = &img.writer {
-            w.detach();
-        }
+        end(img, how, status, Checkpoint::MayLock);
     }
 }
