@@ -9,12 +9,14 @@
 //!   parent's heap, and exec may be called from a signal handler. Mapping and unmapping it keep
 //!   `errno`; an exec that succeeds discards it with the old image.
 
-use core::ffi::c_char;
+use core::ffi::{c_char, CStr};
 use core::ptr;
 
 use crate::errno;
 
-/// A fixed-capacity byte string in static memory (always NUL-terminated).
+/// A fixed-capacity byte string in static memory (always NUL-terminated). All zero bytes are
+/// an empty `Buf`: a static one in `.bss` needs no initialising write.
+#[repr(C)]
 pub struct Buf<const N: usize> {
     len: usize,
     bytes: [u8; N],
@@ -45,6 +47,11 @@ impl<const N: usize> Buf<N> {
     /// The bytes, without the NUL.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
+    }
+    /// The bytes from `at` on, with the NUL, as a C string (empty if `at` is past the end).
+    pub fn c_str_from(&self, at: usize) -> &CStr {
+        let at = at.min(self.len);
+        CStr::from_bytes_until_nul(&self.bytes[at..=self.len]).unwrap_or(c"")
     }
     /// As a C string.
     pub fn as_ptr(&self) -> *const c_char {

@@ -29,6 +29,7 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering::*};
 
 use format::records::{ev_flags, exit_how, start_flags, ProcessExit, ProcessStart};
@@ -37,7 +38,7 @@ use format::{ids, sys, Ring};
 use crate::buf::Buf;
 use crate::cstr::{cstr, CStrs};
 use crate::objects::Checkpoint;
-use crate::session::{self, Fixed, Image, ShimValue};
+use crate::session::{self, Fixed, Image};
 use crate::{childenv, emit, errno, guard, objects, proc_info, real, symbols};
 
 type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
@@ -175,38 +176,72 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
         return; // setuid/setgid/capabilities: never write into a file another user chose.
     }
     // SAFETY: envp as the loader gave it.
-    let Some(ring_path) = (unsafe { proc_info::env_value(envp, b"SUBSTRATE_RING=") }) else {
+    let Some(ring_path) = (unsafe { proc_info::env_value(envp, RING_VAR) }) else {
         return;
     };
     if ring_path.is_empty() {
         return;
     }
+    // SAFETY: the caller's contract.
+    unsafe { start_recording(argv, envp, ring_path) }
+}
+
+/// The start of a recording image, apart from [`start`]'s checks so that an inert start (no
+/// ring) runs in a small stack frame: every page of a frame is touched on entry, and each new
+/// page of stack costs a fault.
+///
+/// # Safety
+/// As [`start`]; called once, from it.
+#[inline(never)]
+unsafe fn start_recording(
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    ring_path: &[u8],
+) {
     let next = symbols::next_objects();
     real::resolve_all(&next);
     objects::init(&next);
 
+    // `Fixed` is filled in place, in its static cell: built on the stack and copied, its 20 KiB
+    // would touch twice the pages.
+    // SAFETY: the constructor, once, before anything is published.
+    let p = unsafe { session::unpublished_fixed() };
+    // SAFETY: every field but `ring` is valid as the zero bytes the cell holds (`Fixed`'s
+    // docs), and nothing else refers to the cell before it is published below.
+    let (env_ring, exe, lib_path, env_preload, shim_span, shim_session) = unsafe {
+        (
+            &mut *ptr::addr_of_mut!((*p).env_ring),
+            &mut *ptr::addr_of_mut!((*p).exe),
+            &mut *ptr::addr_of_mut!((*p).lib_path),
+            &mut *ptr::addr_of_mut!((*p).env_preload),
+            &mut *ptr::addr_of_mut!((*p).shim_parent_span),
+            &mut *ptr::addr_of_mut!((*p).shim_session_id),
+        )
+    };
+
     // Children may run elsewhere: give them an absolute path.
-    let mut env_ring = Buf::new();
-    env_ring.push(b"SUBSTRATE_RING=");
+    env_ring.push(RING_VAR);
     if ring_path[0] != b'/' {
-        let mut cwd = [0u8; 4096];
-        env_ring.push(proc_info::cwd(&mut cwd));
+        push_cwd(env_ring);
         env_ring.push(b"/");
     }
     if !env_ring.push(ring_path) {
         return;
     }
-    let Some(ring) = open_ring(&env_ring.as_bytes()[b"SUBSTRATE_RING=".len()..]) else {
+    let Some(ring) = open_ring(env_ring.c_str_from(RING_VAR.len())) else {
         return;
     };
+    // SAFETY: the unpublished cell (above); `ring` is the field not valid as zero bytes.
+    unsafe {
+        ptr::addr_of_mut!((*p).ring).write(ring);
+        ptr::addr_of_mut!((*p).argv).write(argv);
+    }
 
     // Substrate's variables, recorded as they are (never parsed: they are not ours).
     // SAFETY: envp as above.
-    let shim_parent_span =
-        ShimValue::new(unsafe { proc_info::env_value(envp, b"SHIM_PARENT_SPAN=") });
+    shim_span.fill(unsafe { proc_info::env_value(envp, b"SHIM_PARENT_SPAN=") });
     // SAFETY: envp as above.
-    let shim_session_id =
-        ShimValue::new(unsafe { proc_info::env_value(envp, b"SHIM_SESSION_ID=") });
+    shim_session.fill(unsafe { proc_info::env_value(envp, b"SHIM_SESSION_ID=") });
     // SAFETY: envp as above.
     let parent_image = unsafe { proc_info::env_value(envp, session::PARENT_IMAGE_VAR) }
         .and_then(ids::parse_span)
@@ -216,24 +251,13 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
     // children whose environment has none.
     // SAFETY: envp as above.
     let start_preload = unsafe { proc_info::env_last(envp, b"LD_PRELOAD=") };
+    own_path(lib_path);
+    childenv::preload_entry(env_preload, start_preload, lib_path.as_bytes());
+    let n = proc_info::readlink(c"/proc/self/exe", exe.raw()).len();
+    exe.set_len(n);
 
-    let mut fx = Fixed {
-        ring,
-        env_ring,
-        shim_parent_span,
-        shim_session_id,
-        lib_path: Buf::new(),
-        env_preload: Buf::new(),
-        argv,
-        exe: Buf::new(),
-    };
-    own_path(&mut fx.lib_path);
-    childenv::preload_entry(&mut fx.env_preload, start_preload, fx.lib_path.as_bytes());
-    let n = proc_info::readlink(c"/proc/self/exe", fx.exe.raw()).len();
-    fx.exe.set_len(n);
-
-    // SAFETY: the constructor runs once, before anything is published.
-    let fx = unsafe { session::publish_fixed(fx) };
+    // SAFETY: the constructor, once; `ring` (the one field not valid as zeros) is written.
+    let fx = unsafe { session::publish_fixed() };
     let img = session::new_image(fx, sys::getpid(), parent_image);
     // SAFETY: constructor, single publication point of the first image.
     let img: &Image = unsafe { session::publish_image(img) };
@@ -251,17 +275,22 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
 const RING_OPEN_FLAGS: c_int =
     libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
 
-/// Open and map the ring at `path` (bytes without NUL), closed again at once (the mapping is
+/// The ring's variable, name and `=`.
+const RING_VAR: &[u8] = b"SUBSTRATE_RING=";
+
+/// Append the working directory (a relative ring path, rare: out of [`start_recording`]'s
+/// frame).
+#[inline(never)]
+fn push_cwd(out: &mut Buf<4200>) {
+    let mut cwd = [0u8; 4096];
+    out.push(proc_info::cwd(&mut cwd));
+}
+
+/// Open and map the ring at `path`, closed again at once (the mapping is
 /// all the library keeps: no descriptor remains). Anything but a regular file is refused by
 /// [`Ring::map_fd`] (`NotAFile`) before it is mapped, and the library stays inert.
-fn open_ring(path: &[u8]) -> Option<Ring> {
-    let mut p = [0u8; 4200];
-    if path.len() >= p.len() {
-        return None;
-    }
-    p[..path.len()].copy_from_slice(path);
-    let c = CStr::from_bytes_until_nul(&p).ok()?;
-    let fd = sys::open(c, RING_OPEN_FLAGS, 0).ok()? as i32;
+fn open_ring(path: &CStr) -> Option<Ring> {
+    let fd = sys::open(path, RING_OPEN_FLAGS, 0).ok()? as i32;
     let ring = Ring::map_fd(fd, true);
     sys::close(fd);
     ring.ok()

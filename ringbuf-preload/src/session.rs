@@ -47,33 +47,40 @@ pub struct ShimValue {
 }
 
 impl ShimValue {
-    /// From the value found in the environment (`None`: unset).
-    pub fn new(v: Option<&[u8]>) -> ShimValue {
-        let mut s = ShimValue {
-            set: v.is_some(),
-            value: Buf::new(),
-            cut: false,
-        };
+    /// Fill an unset value (all zero bytes, as in the unpublished [`Fixed`]) from the value
+    /// found in the environment (`None`: unset).
+    pub fn fill(&mut self, v: Option<&[u8]>) {
         if let Some(v) = v {
             let (kept, cut) = format::records::shim_value(v);
-            s.value.push(kept);
-            s.cut = cut;
+            self.set = true;
+            self.value.push(kept);
+            self.cut = cut;
         }
-        s
     }
 }
 
 /// What the constructor learns once and children inherit.
+///
+/// Filled in place in its static cell, which starts as zero bytes: every field but `ring` is
+/// valid as zero bytes (an empty [`Buf`], an unset [`ShimValue`], a null `argv`), so a start
+/// writes only the bytes it sets. Laid out in this order, page-aligned, so that those bytes
+/// (the small fields, then the head of each buffer) fall in as few pages as possible: each page
+/// a process start touches first costs a page fault.
+#[repr(C, align(4096))]
 pub struct Fixed {
     /// The session ring, mapped shared.
     pub ring: Ring,
-    /// `SUBSTRATE_RING=<absolute path>` for children.
-    pub env_ring: Buf<4200>,
+    /// `argv` of the process as passed to the constructor.
+    pub argv: *const *const c_char,
     /// `SHIM_PARENT_SPAN` as this image received it (cut at [`SHIM_VALUE_MAX`] bytes), for its
     /// `process_start` records only: children get the variable from the program, untouched.
     pub shim_parent_span: ShimValue,
     /// `SHIM_SESSION_ID` as this image received it, likewise.
     pub shim_session_id: ShimValue,
+    /// `/proc/self/exe` at start.
+    pub exe: Buf<4096>,
+    /// `SUBSTRATE_RING=<absolute path>` for children.
+    pub env_ring: Buf<4200>,
     /// Path of this library, as the loader found it (for children's `LD_PRELOAD`).
     pub lib_path: Buf<4096>,
     /// `LD_PRELOAD=<chain>` for a child whose environment has no preload list: the value this
@@ -82,10 +89,6 @@ pub struct Fixed {
     /// when there was no value (or one longer than this buffer). Empty when neither is known.
     /// See [`crate::childenv`].
     pub env_preload: Buf<{ PRELOAD_MAX }>,
-    /// `argv` of the process as passed to the constructor.
-    pub argv: *const *const c_char,
-    /// `/proc/self/exe` at start.
-    pub exe: Buf<4096>,
 }
 
 /// One process image (or forked copy of one).
@@ -120,12 +123,16 @@ impl<T> StaticCell<T> {
     const fn new() -> Self {
         StaticCell(UnsafeCell::new(MaybeUninit::uninit()))
     }
+    /// All zero bytes (in `.bss`: no page is touched until written).
+    const fn zeroed() -> Self {
+        StaticCell(UnsafeCell::new(MaybeUninit::zeroed()))
+    }
     fn ptr(&'static self) -> *mut T {
         self.0.get().cast()
     }
 }
 
-static FIXED_CELL: StaticCell<Fixed> = StaticCell::new();
+static FIXED_CELL: StaticCell<Fixed> = StaticCell::zeroed();
 static IMAGE_CELLS: [StaticCell<Image>; 2] = [StaticCell::new(), StaticCell::new()];
 
 /// The constructor's data; null until the library is active.
@@ -150,16 +157,26 @@ pub fn current() -> Option<(&'static Fixed, &'static Image)> {
     Some(unsafe { (&*fx, &*img) })
 }
 
-/// Publish `fx` (once, from the constructor).
+/// The constructor's [`Fixed`], unpublished and all zero bytes, to be filled in place: every
+/// field but `ring` is valid as it is (see [`Fixed`]); `ring` must be written (`ptr::write`)
+/// before [`publish_fixed`].
 ///
 /// # Safety
-/// Called once, before any image is published, by the constructor.
-pub unsafe fn publish_fixed(fx: Fixed) -> &'static Fixed {
+/// Only the constructor calls this, once, before anything is published; nothing else refers
+/// to the cell until [`publish_fixed`].
+pub unsafe fn unpublished_fixed() -> *mut Fixed {
+    FIXED_CELL.ptr()
+}
+
+/// Publish the [`Fixed`] filled in place (once, from the constructor).
+///
+/// # Safety
+/// Called once, by the constructor, after it wrote every field of [`unpublished_fixed`] that
+/// is not valid as zero bytes (`ring`), and before any image is published.
+pub unsafe fn publish_fixed() -> &'static Fixed {
     let p = FIXED_CELL.ptr();
-    // SAFETY: the cell is unpublished and written only here.
-    unsafe { p.write(fx) };
     FIXED.store(p, Relaxed);
-    // SAFETY: just written; immutable from now on.
+    // SAFETY: fully written (the caller's contract); immutable from now on.
     unsafe { &*p }
 }
 
