@@ -720,7 +720,7 @@ pub struct WriterInfo {
     pub generation: u32,
     /// Owner pid.
     pub pid: u32,
-    /// Owner start time (clock ticks after boot).
+    /// Upper bound of the owner's start time (clock ticks after boot, RING.md §1.3).
     pub start_time: u64,
     /// Reservation position at attach.
     pub attach_pos: u64,

@@ -39,7 +39,7 @@ use crate::buf::Buf;
 use crate::cstr::{cstr, CStrs};
 use crate::objects::Checkpoint;
 use crate::session::{self, Fixed, Image};
-use crate::{childenv, emit, errno, guard, objects, proc_info, real, symbols};
+use crate::{childenv, emit, errno, guard, objects, proc_info, symbols};
 
 type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 
@@ -171,6 +171,9 @@ fn read_cmdline(buf: &mut [u8]) -> usize {
 /// # Safety
 /// `argv`, `envp`: NULL-terminated arrays of C strings, valid for the life of the process.
 unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
+    // Recording or not, hooks find their real functions in these tables from now on, without
+    // a walk of the loaded objects (and its lock).
+    let next = symbols::save_next_objects();
     // SAFETY: getauxval has no preconditions.
     if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
         return; // setuid/setgid/capabilities: never write into a file another user chose.
@@ -183,7 +186,7 @@ unsafe fn start(argv: *const *const c_char, envp: *const *const c_char) {
         return;
     }
     // SAFETY: the caller's contract.
-    unsafe { start_recording(argv, envp, ring_path) }
+    unsafe { start_recording(argv, envp, ring_path, next) }
 }
 
 /// The start of a recording image, apart from [`start`]'s checks so that an inert start (no
@@ -197,10 +200,11 @@ unsafe fn start_recording(
     argv: *const *const c_char,
     envp: *const *const c_char,
     ring_path: &[u8],
+    next: Option<&'static symbols::NextObjects>,
 ) {
-    let next = symbols::next_objects();
-    real::resolve_all(&next);
-    objects::init(&next);
+    if let Some(next) = next {
+        objects::init(next);
+    }
 
     // `Fixed` is filled in place, in its static cell: built on the stack and copied, its 20 KiB
     // would touch twice the pages.

@@ -1,9 +1,12 @@
 //! The real functions behind the hooks: what `dlsym(RTLD_NEXT, name)` would return, found by
 //! [`crate::symbols`].
 //!
-//! Each is looked up once: eagerly by the constructor ([`resolve_all`]), or on first use when
-//! a hook runs before the constructor (another library's constructor calling `open`). The
-//! pointer is cached in an atomic; a racing second lookup stores the same value.
+//! Each is looked up once, on its first call, in the symbol tables the constructor kept
+//! ([`crate::symbols::save_next_objects`]: no walk of the loaded objects, no lock), or by a walk
+//! when a hook runs before the constructor (another library's constructor calling `open`). A
+//! process start resolves only what the program calls: a start that resolved all hundred
+//! would read the libc symbol tables' pages for names most programs never call. The pointer
+//! is cached in an atomic; a racing second lookup stores the same value.
 //!
 //! Calling the exported name from inside this library would come back into the hook, so the
 //! library calls the real functions only through these pointers, and makes its own system
@@ -39,17 +42,6 @@ impl RealFn {
             return p;
         }
         self.resolve()
-    }
-
-    /// Resolve from tables already read (the constructor's one walk), unless done. Not
-    /// inlined: [`resolve_all`] is one loop over a table, a few hundred bytes of code, where
-    /// a call per function inlined would be 64 KiB of it, each page of which a process start
-    /// would fault in.
-    #[inline(never)]
-    fn resolve_in(&self, objects: &crate::symbols::NextObjects) {
-        if self.ptr.load(Relaxed).is_null() {
-            self.ptr.store(objects.find(self.name), Relaxed);
-        }
     }
 
     #[cold]
@@ -125,16 +117,6 @@ macro_rules! reals {
                 }
             }
         )*
-        /// Every real function's slot, for [`resolve_all`].
-        static ALL: &[&RealFn] = &[$( &slot::$name ),*];
-
-        /// Look every real function up now (the constructor calls this) in the tables of
-        /// the objects loaded after this library, read in one walk.
-        pub fn resolve_all(objects: &crate::symbols::NextObjects) {
-            for f in ALL {
-                f.resolve_in(objects);
-            }
-        }
     };
 }
 

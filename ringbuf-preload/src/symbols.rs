@@ -8,7 +8,10 @@
 //! table defines the name with its default version. It allocates nothing and makes no system
 //! call, so it is safe in any hook.
 
+use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_void, CStr};
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering::*};
 
 /// An entry of a dynamic section (`Elf64_Dyn`).
 #[repr(C)]
@@ -124,8 +127,8 @@ unsafe fn lookup(t: &Tables, name: &[u8]) -> *mut c_void {
                 let sym = &*((t.symtab as *const libc::Elf64_Sym).add(i as usize));
                 let hidden =
                     t.versym != 0 && *((t.versym as *const u16).add(i as usize)) & 0x8000 != 0;
-                let sname = CStr::from_ptr((t.strtab + sym.st_name as usize) as *const c_char);
-                if sym.st_shndx != 0 && !hidden && sname.to_bytes() == name {
+                let sname = (t.strtab + sym.st_name as usize) as *const u8;
+                if sym.st_shndx != 0 && !hidden && same_name(sname, name) {
                     let addr = (t.base + sym.st_value as usize) as *mut c_void;
                     // STT_GNU_IFUNC: the address is the resolver's; ask it.
                     if sym.st_info & 0xf == 10 {
@@ -141,6 +144,23 @@ unsafe fn lookup(t: &Tables, name: &[u8]) -> *mut c_void {
             i += 1;
         }
     }
+}
+
+/// Whether the C string at `s` is `name`, comparing no further than the first difference (no
+/// `strlen` of every candidate: the string table's NUL ends a shorter one, as a mismatch).
+///
+/// # Safety
+/// `s` points to a NUL-terminated string.
+unsafe fn same_name(s: *const u8, name: &[u8]) -> bool {
+    for (k, &b) in name.iter().enumerate() {
+        // SAFETY: every byte before index k matched a byte of `name` (none is NUL: a symbol name
+        // has none), so the string is at least k + 1 bytes long with its NUL.
+        if unsafe { *s.add(k) } != b {
+            return false;
+        }
+    }
+    // SAFETY: as above, the string has at least name.len() bytes before (or at) its NUL.
+    unsafe { *s.add(name.len()) == 0 }
 }
 
 /// How many objects after this library [`NextObjects`] holds; more are searched one by one.
@@ -165,7 +185,7 @@ impl NextObjects {
             }
         }
         if self.overflow {
-            next(name)
+            walk(Want::Symbol(name)).found
         } else {
             core::ptr::null_mut()
         }
@@ -239,7 +259,7 @@ fn walk(want: Want<'_>) -> Search<'_> {
 }
 
 /// The symbol tables of every object loaded after this library, for many lookups.
-pub fn next_objects() -> NextObjects {
+fn next_objects() -> NextObjects {
     let mut objects = NextObjects {
         tables: [None; MAX_NEXT],
         overflow: false,
@@ -248,9 +268,51 @@ pub fn next_objects() -> NextObjects {
     objects
 }
 
-/// The definition of `name` in the first object loaded after this library (`RTLD_NEXT`).
+/// The tables the constructor read ([`save_next_objects`]): written once, then published by
+/// [`SAVED_READY`] and only read.
+struct SavedObjects(UnsafeCell<MaybeUninit<NextObjects>>);
+// SAFETY: written once, by the constructor, before SAVED_READY's release store; read only after
+// an acquire load saw it set.
+unsafe impl Sync for SavedObjects {}
+static SAVED: SavedObjects = SavedObjects(UnsafeCell::new(MaybeUninit::uninit()));
+static SAVED_READY: AtomicBool = AtomicBool::new(false);
+static SAVING: AtomicBool = AtomicBool::new(false);
+
+/// Read the symbol tables of every object after this library once (one `dl_iterate_phdr`
+/// walk, at the constructor) and keep them: from then on [`next`] looks a name up in them
+/// without a walk, which takes the loader's lock and would not be safe in every hook (a signal
+/// handler, a forked child of a threaded parent). The objects loaded at start are never
+/// unloaded. Returns them; `None` if they were saved already.
+pub fn save_next_objects() -> Option<&'static NextObjects> {
+    // Relaxed: only one caller may write the cell; SAVED_READY publishes it.
+    if SAVING.swap(true, Relaxed) {
+        return None;
+    }
+    let p = SAVED.0.get().cast::<NextObjects>();
+    // SAFETY: the one writer (the swap above), before publication.
+    unsafe { p.write(next_objects()) };
+    // Release: the tables are written before anyone sees SAVED_READY.
+    SAVED_READY.store(true, Release);
+    // SAFETY: just written, never written again.
+    Some(unsafe { &*p })
+}
+
+/// The tables [`save_next_objects`] kept, once published.
+fn saved() -> Option<&'static NextObjects> {
+    // Acquire: pairs with the release store in `save_next_objects`.
+    SAVED_READY
+        .load(Acquire)
+        // SAFETY: written before SAVED_READY was set, and never again.
+        .then(|| unsafe { &*SAVED.0.get().cast::<NextObjects>() })
+}
+
+/// The definition of `name` in the first object loaded after this library (`RTLD_NEXT`): from
+/// the tables the constructor kept, else (a hook running before the constructor) by a walk.
 pub fn next(name: &CStr) -> *mut c_void {
-    walk(Want::Symbol(name)).found
+    match saved() {
+        Some(objects) => objects.find(name),
+        None => walk(Want::Symbol(name)).found,
+    }
 }
 
 /// [`next`] for the C side (`c/compat.c`).
