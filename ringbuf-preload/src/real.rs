@@ -13,7 +13,7 @@
 //! calls raw (`format::sys`).
 
 use core::ffi::{c_char, c_int, c_void, CStr};
-use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering::Relaxed};
 
 use libc::{
     gid_t, mode_t, off64_t, off_t, pid_t, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval,
@@ -42,6 +42,15 @@ impl RealFn {
             return p;
         }
         self.resolve()
+    }
+
+    /// Resolve from the constructor's tables, unless done. Not inlined: [`resolve_all`] stays
+    /// one small loop.
+    #[inline(never)]
+    fn resolve_in(&self, objects: &crate::symbols::NextObjects) {
+        if self.ptr.load(Relaxed).is_null() {
+            self.ptr.store(objects.find(self.name), Relaxed);
+        }
     }
 
     #[cold]
@@ -117,7 +126,31 @@ macro_rules! reals {
                 }
             }
         )*
+        /// Every real function's slot, for [`resolve_all`].
+        static ALL: &[&RealFn] = &[$( &slot::$name ),*];
     };
+}
+
+/// Every function resolved already ([`resolve_all`]).
+static ALL_RESOLVED: AtomicBool = AtomicBool::new(false);
+
+/// Resolve every real function now, once per process, from the constructor's tables (nothing
+/// if there are none yet: a walk would take the loader's lock). The fork hooks call it in the
+/// parent before its first fork: a child inherits the pointers, where each child would
+/// otherwise look its `execve` up again, reading (and faulting in) the same symbol-table pages
+/// the parent already had. Lock-free and allocation-free, like the fork it precedes.
+pub fn resolve_all() {
+    // Relaxed: a racing second pass only repeats idempotent stores.
+    if ALL_RESOLVED.load(Relaxed) {
+        return;
+    }
+    let Some(objects) = crate::symbols::saved() else {
+        return;
+    };
+    for f in ALL {
+        f.resolve_in(objects);
+    }
+    ALL_RESOLVED.store(true, Relaxed);
 }
 
 type Argv = *const *const c_char;

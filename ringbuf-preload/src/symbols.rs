@@ -298,7 +298,7 @@ pub fn save_next_objects() -> Option<&'static NextObjects> {
 }
 
 /// The tables [`save_next_objects`] kept, once published.
-fn saved() -> Option<&'static NextObjects> {
+pub fn saved() -> Option<&'static NextObjects> {
     // Acquire: pairs with the release store in `save_next_objects`.
     SAVED_READY
         .load(Acquire)

@@ -16,7 +16,7 @@ use core::ffi::{c_int, c_void};
 use format::records::{exit_how, proc_op, Fork};
 use libc::pid_t;
 
-use crate::real::call_real;
+use crate::real::{self, call_real};
 use crate::{emit, errno, lifecycle, objects};
 
 fn record_fork(op: u16, r: pid_t, e: c_int) {
@@ -35,6 +35,8 @@ fn record_fork(op: u16, r: pid_t, e: c_int) {
 }
 
 fn fork_like(op: u16, call: impl FnOnce() -> pid_t) -> pid_t {
+    // Before the first fork, resolve what the children will call (real.rs), recording or not.
+    real::resolve_all();
     let Some((_, img)) = lifecycle::recording() else {
         return call();
     };
@@ -102,6 +104,10 @@ pub unsafe extern "C" fn substrate_clone_hook(
     ctid: *mut pid_t,
 ) -> c_int {
     let thread = flags & libc::CLONE_THREAD != 0;
+    if !thread {
+        // As in `fork_like`.
+        real::resolve_all();
+    }
     // Threads share the image: nothing to record.
     let active = lifecycle::recording().filter(|_| !thread);
     let Some((_, img)) = active else {
