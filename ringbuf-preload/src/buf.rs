@@ -72,6 +72,112 @@ impl<const N: usize> Buf<N> {
     }
 }
 
+/// Where a string appended to: a [`Buf`], or one string being built in a [`Packed`].
+pub trait Out {
+    /// Append what fits; false if something was cut.
+    fn push(&mut self, b: &[u8]) -> bool;
+    /// Forget what was appended.
+    fn clear(&mut self);
+}
+
+impl<const N: usize> Out for Buf<N> {
+    fn push(&mut self, b: &[u8]) -> bool {
+        Buf::push(self, b)
+    }
+    fn clear(&mut self) {
+        self.set_len(0);
+    }
+}
+
+/// A string of a [`Packed`]: where it starts and how long it is (all zero: empty).
+#[derive(Clone, Copy, Default)]
+pub struct PackedStr {
+    at: u32,
+    len: u32,
+}
+
+/// Write-once strings packed one after another (each NUL-terminated) in one fixed buffer in
+/// static memory: a process start touches the pages its strings fill, where a [`Buf`] each
+/// would touch one page per string. All zero bytes are an empty `Packed`.
+#[repr(C)]
+pub struct Packed<const N: usize> {
+    used: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Packed<N> {
+    /// Start a string of at most `cap` bytes after the last one.
+    pub fn begin(&mut self, cap: usize) -> Packing<'_, N> {
+        let at = self.used;
+        let cap = cap.min(N.saturating_sub(at + 1));
+        Packing {
+            p: self,
+            at,
+            len: 0,
+            cap,
+        }
+    }
+    /// The bytes of `s`, without the NUL.
+    pub fn get(&self, s: PackedStr) -> &[u8] {
+        &self.bytes[s.at as usize..(s.at + s.len) as usize]
+    }
+    /// `s` as a C string (a static empty one for an empty `s`).
+    pub fn c_ptr(&self, s: PackedStr) -> *const c_char {
+        if s.len == 0 {
+            return c"".as_ptr();
+        }
+        self.bytes[s.at as usize..].as_ptr().cast()
+    }
+}
+
+/// One string being appended to a [`Packed`]; [`Packing::finish`] ends it.
+pub struct Packing<'a, const N: usize> {
+    p: &'a mut Packed<N>,
+    at: usize,
+    len: usize,
+    cap: usize,
+}
+
+impl<const N: usize> Packing<'_, N> {
+    /// The room left in this string, for a system call to fill; then [`Packing::set_len`].
+    pub fn raw(&mut self) -> &mut [u8] {
+        &mut self.p.bytes[self.at..self.at + self.cap]
+    }
+    /// Set the length after filling [`Packing::raw`].
+    pub fn set_len(&mut self, n: usize) {
+        self.len = n.min(self.cap);
+    }
+    /// NUL-terminate the string and keep it.
+    pub fn finish(self) -> PackedStr {
+        let end = self.at + self.len;
+        if end < N {
+            self.p.bytes[end] = 0;
+            self.p.used = end + 1;
+        }
+        PackedStr {
+            at: self.at as u32,
+            len: self.len as u32,
+        }
+    }
+    /// The bytes so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.p.bytes[self.at..self.at + self.len]
+    }
+}
+
+impl<const N: usize> Out for Packing<'_, N> {
+    fn push(&mut self, b: &[u8]) -> bool {
+        let n = b.len().min(self.cap - self.len);
+        let from = self.at + self.len;
+        self.p.bytes[from..from + n].copy_from_slice(&b[..n]);
+        self.len += n;
+        n == b.len()
+    }
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
 /// An anonymous private mapping used as a bump allocator for one exec or spawn. Unmapped on
 /// drop; an exec that succeeds discards it with the old image.
 pub struct Scratch {

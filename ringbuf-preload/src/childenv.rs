@@ -33,10 +33,10 @@
 use core::ffi::c_char;
 use core::ptr;
 
-use crate::buf::{Buf, Scratch};
+use crate::buf::{Out, Scratch};
 use crate::cstr::{cstr, CStrs};
 use crate::proc_info;
-use crate::session::{self, Fixed, Image, PRELOAD_MAX};
+use crate::session::{self, Fixed, Image};
 
 /// Bytes of scratch a child environment built from `envp` needs, plus `extra` for the caller.
 ///
@@ -47,7 +47,7 @@ pub unsafe fn scratch_size(fx: &Fixed, envp: *const *const c_char, extra: usize)
     let n = unsafe { CStrs::new(envp) }.count();
     // SAFETY: forwarded.
     let preload = unsafe { proc_info::env_value(envp, b"LD_PRELOAD=") }.map_or(0, |v| v.len());
-    (n + 8) * 8 + preload + fx.lib_path.as_bytes().len() + 64 + extra
+    (n + 8) * 8 + preload + fx.get(fx.lib_path).len() + 64 + extra
 }
 
 /// The preload's own variables: the program's entries for them are replaced by this image's.
@@ -97,9 +97,9 @@ pub unsafe fn build(
             push(e);
         }
     }
-    push(fx.env_ring.as_ptr());
+    push(fx.c_ptr(fx.env_ring));
     push(img.env_parent_image.as_ptr());
-    let lib = fx.lib_path.as_bytes();
+    let lib = fx.get(fx.lib_path);
     match preload {
         // The program's own list: kept, this library appended when it is not in it.
         Some(v) if lists_some(v) => {
@@ -110,7 +110,7 @@ pub unsafe fn build(
             }
         }
         // None (unset, cleared, empty): the chain this image started with (static memory).
-        _ if !fx.env_preload.is_empty() => push(fx.env_preload.as_ptr()),
+        _ if !fx.get(fx.env_preload).is_empty() => push(fx.c_ptr(fx.env_preload)),
         Some(_) => push(preload_entry),
         None => {}
     }
@@ -123,8 +123,8 @@ pub unsafe fn build(
 /// unchanged, plus `:` and `lib` if `start` does not name this library; `LD_PRELOAD=<lib>`
 /// when `start` lists nothing or does not fit; empty when `lib` is unknown too. Called once,
 /// by the constructor.
-pub fn preload_entry(out: &mut Buf<PRELOAD_MAX>, start: Option<&[u8]>, lib: &[u8]) {
-    out.set_len(0);
+pub fn preload_entry(out: &mut impl Out, start: Option<&[u8]>, lib: &[u8]) {
+    out.clear();
     if let Some(v) = start.filter(|v| lists_some(v)) {
         let mut fits = out.push(b"LD_PRELOAD=") && out.push(v);
         if fits && !lib.is_empty() && !names_library(v, lib) {
@@ -133,7 +133,7 @@ pub fn preload_entry(out: &mut Buf<PRELOAD_MAX>, start: Option<&[u8]>, lib: &[u8
         if fits {
             return;
         }
-        out.set_len(0);
+        out.clear();
     }
     if !lib.is_empty() {
         out.push(b"LD_PRELOAD=");

@@ -35,7 +35,7 @@ use core::sync::atomic::{AtomicU8, Ordering::*};
 use format::records::{ev_flags, exit_how, start_flags, ProcessExit, ProcessStart};
 use format::{ids, sys, Ring};
 
-use crate::buf::Buf;
+use crate::buf::Out;
 use crate::cstr::{cstr, CStrs};
 use crate::objects::Checkpoint;
 use crate::session::{self, Fixed, Image};
@@ -212,33 +212,36 @@ unsafe fn start_recording(
     let p = unsafe { session::unpublished_fixed() };
     // SAFETY: every field but `ring` is valid as the zero bytes the cell holds (`Fixed`'s
     // docs), and nothing else refers to the cell before it is published below.
-    let (env_ring, exe, lib_path, env_preload, shim_span, shim_session) = unsafe {
+    let (fx, shim_span, shim_session) = unsafe {
         (
-            &mut *ptr::addr_of_mut!((*p).env_ring),
-            &mut *ptr::addr_of_mut!((*p).exe),
-            &mut *ptr::addr_of_mut!((*p).lib_path),
-            &mut *ptr::addr_of_mut!((*p).env_preload),
+            &mut *ptr::addr_of_mut!((*p).strings),
             &mut *ptr::addr_of_mut!((*p).shim_parent_span),
             &mut *ptr::addr_of_mut!((*p).shim_session_id),
         )
     };
 
     // Children may run elsewhere: give them an absolute path.
+    let mut env_ring = fx.begin(session::RING_VAR_MAX);
     env_ring.push(RING_VAR);
     if ring_path[0] != b'/' {
-        push_cwd(env_ring);
+        push_cwd(&mut env_ring);
         env_ring.push(b"/");
     }
     if !env_ring.push(ring_path) {
         return;
     }
-    let Some(ring) = open_ring(env_ring.c_str_from(RING_VAR.len())) else {
+    let env_ring = env_ring.finish();
+    let path = &fx.get(env_ring)[RING_VAR.len()..];
+    // SAFETY: `path` ends where the packed string's NUL is.
+    let path = unsafe { CStr::from_ptr(path.as_ptr().cast()) };
+    let Some(ring) = open_ring(path) else {
         return;
     };
     // SAFETY: the unpublished cell (above); `ring` is the field not valid as zero bytes.
     unsafe {
         ptr::addr_of_mut!((*p).ring).write(ring);
         ptr::addr_of_mut!((*p).argv).write(argv);
+        ptr::addr_of_mut!((*p).env_ring).write(env_ring);
     }
 
     // Substrate's variables, recorded as they are (never parsed: they are not ours).
@@ -255,10 +258,23 @@ unsafe fn start_recording(
     // children whose environment has none.
     // SAFETY: envp as above.
     let start_preload = unsafe { proc_info::env_last(envp, b"LD_PRELOAD=") };
-    own_path(lib_path);
-    childenv::preload_entry(env_preload, start_preload, lib_path.as_bytes());
+    let mut exe = fx.begin(session::PATH_MAX);
     let n = proc_info::readlink(c"/proc/self/exe", exe.raw()).len();
     exe.set_len(n);
+    let exe = exe.finish();
+    let lib_name = own_path();
+    let mut lib = fx.begin(session::PATH_MAX);
+    lib.push(lib_name);
+    let lib = lib.finish();
+    let mut preload = fx.begin(session::PRELOAD_MAX);
+    childenv::preload_entry(&mut preload, start_preload, lib_name);
+    let preload = preload.finish();
+    // SAFETY: the unpublished cell, as above.
+    unsafe {
+        ptr::addr_of_mut!((*p).exe).write(exe);
+        ptr::addr_of_mut!((*p).lib_path).write(lib);
+        ptr::addr_of_mut!((*p).env_preload).write(preload);
+    }
 
     // SAFETY: the constructor, once; `ring` (the one field not valid as zeros) is written.
     let fx = unsafe { session::publish_fixed() };
@@ -285,7 +301,7 @@ const RING_VAR: &[u8] = b"SUBSTRATE_RING=";
 /// Append the working directory (a relative ring path, rare: out of [`start_recording`]'s
 /// frame).
 #[inline(never)]
-fn push_cwd(out: &mut Buf<4200>) {
+fn push_cwd(out: &mut impl Out) {
     let mut cwd = [0u8; 4096];
     out.push(proc_info::cwd(&mut cwd));
 }
@@ -301,12 +317,14 @@ fn open_ring(path: &CStr) -> Option<Ring> {
 }
 
 /// This library's file name as the loader knows it.
-fn own_path(out: &mut Buf<4096>) {
+fn own_path() -> &'static [u8] {
     let name = symbols::own_name();
-    if !name.is_null() {
-        // SAFETY: dlpi_name is a valid C string owned by the loader.
-        out.push(unsafe { cstr(name) });
+    if name.is_null() {
+        return b"";
     }
+    // SAFETY: dlpi_name is a valid C string owned by the loader, for as long as this library
+    // is loaded (a preloaded library is never unloaded).
+    unsafe { cstr(name) }
 }
 
 /// Write this image's `process_start` record.
@@ -341,7 +359,7 @@ fn record_start(fx: &Fixed, img: &Image, flags: u32) {
     // SAFETY: argv is the vector the loader passed to the constructor (NULL-terminated).
     let argv = unsafe { CStrs::new(fx.argv) };
     let vars = [
-        fx.exe.as_bytes(),
+        fx.get(fx.exe),
         cwd,
         span.value.as_bytes(),
         session.value.as_bytes(),

@@ -25,7 +25,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, Ordering::*};
 use format::records::SHIM_VALUE_MAX;
 use format::{ids, sys, DropReason, Ring, Writer, WriterIdentity};
 
-use crate::buf::Buf;
+use crate::buf::{Buf, Packed, PackedStr};
 
 /// The preload's own variable (name and `=`) carrying the span of the image that starts a
 /// child: `SUBSTRATE_PARENT_IMAGE=spn_<uuid>`. Kept in every child's environment like
@@ -59,14 +59,21 @@ impl ShimValue {
     }
 }
 
+/// Room for every string of a [`Fixed`]: the most each may hold, plus their NULs.
+const STRINGS_MAX: usize = RING_VAR_MAX + PATH_MAX + PATH_MAX + PRELOAD_MAX + 4;
+/// The most `SUBSTRATE_RING=<absolute path>` may hold.
+pub const RING_VAR_MAX: usize = 4199;
+/// The most a path of [`Fixed`] may hold.
+pub const PATH_MAX: usize = 4095;
+
 /// What the constructor learns once and children inherit.
 ///
 /// Filled in place in its static cell, which starts as zero bytes: every field but `ring` is
-/// valid as zero bytes (an empty [`Buf`], an unset [`ShimValue`], a null `argv`), so a start
-/// writes only the bytes it sets. Laid out in this order, page-aligned, so that those bytes
-/// (the small fields, then the head of each buffer) fall in as few pages as possible: each page
-/// a process start touches first costs a page fault.
-#[repr(C, align(4096))]
+/// valid as zero bytes (an unset [`ShimValue`], empty strings, a null `argv`), so a start
+/// writes only the bytes it sets. The small fields come first and the strings are packed one
+/// after another ([`Packed`]), so that a start touches one or two pages of it: each page a
+/// process start touches first costs a page fault.
+#[repr(C)]
 pub struct Fixed {
     /// The session ring, mapped shared.
     pub ring: Ring,
@@ -78,17 +85,30 @@ pub struct Fixed {
     /// `SHIM_SESSION_ID` as this image received it, likewise.
     pub shim_session_id: ShimValue,
     /// `/proc/self/exe` at start.
-    pub exe: Buf<4096>,
+    pub exe: PackedStr,
     /// `SUBSTRATE_RING=<absolute path>` for children.
-    pub env_ring: Buf<4200>,
+    pub env_ring: PackedStr,
     /// Path of this library, as the loader found it (for children's `LD_PRELOAD`).
-    pub lib_path: Buf<4096>,
+    pub lib_path: PackedStr,
     /// `LD_PRELOAD=<chain>` for a child whose environment has no preload list: the value this
     /// image started with, byte for byte and in its order (this library keeps its place in
     /// it), with this library appended only if it was not in it; `LD_PRELOAD=<this library>`
-    /// when there was no value (or one longer than this buffer). Empty when neither is known.
-    /// See [`crate::childenv`].
-    pub env_preload: Buf<{ PRELOAD_MAX }>,
+    /// when there was no value (or one longer than [`PRELOAD_MAX`]). Empty when neither is
+    /// known. See [`crate::childenv`].
+    pub env_preload: PackedStr,
+    /// The bytes of the strings above.
+    pub strings: Packed<STRINGS_MAX>,
+}
+
+impl Fixed {
+    /// The bytes of one of this `Fixed`'s strings.
+    pub fn get(&self, s: PackedStr) -> &[u8] {
+        self.strings.get(s)
+    }
+    /// One of this `Fixed`'s strings as a C string.
+    pub fn c_ptr(&self, s: PackedStr) -> *const c_char {
+        self.strings.c_ptr(s)
+    }
 }
 
 /// One process image (or forked copy of one).
@@ -132,8 +152,17 @@ impl<T> StaticCell<T> {
     }
 }
 
-static FIXED_CELL: StaticCell<Fixed> = StaticCell::zeroed();
-static IMAGE_CELLS: [StaticCell<Image>; 2] = [StaticCell::new(), StaticCell::new()];
+/// The images and the `Fixed`, together and page-aligned: a start writes the first page (an
+/// image, `Fixed`'s small fields and its first strings) and seldom another.
+#[repr(C, align(4096))]
+struct Cells {
+    images: [StaticCell<Image>; 2],
+    fixed: StaticCell<Fixed>,
+}
+static CELLS: Cells = Cells {
+    images: [StaticCell::new(), StaticCell::new()],
+    fixed: StaticCell::zeroed(),
+};
 
 /// The constructor's data; null until the library is active.
 static FIXED: AtomicPtr<Fixed> = AtomicPtr::new(ptr::null_mut());
@@ -165,7 +194,7 @@ pub fn current() -> Option<(&'static Fixed, &'static Image)> {
 /// Only the constructor calls this, once, before anything is published; nothing else refers
 /// to the cell until [`publish_fixed`].
 pub unsafe fn unpublished_fixed() -> *mut Fixed {
-    FIXED_CELL.ptr()
+    CELLS.fixed.ptr()
 }
 
 /// Publish the [`Fixed`] filled in place (once, from the constructor).
@@ -174,7 +203,7 @@ pub unsafe fn unpublished_fixed() -> *mut Fixed {
 /// Called once, by the constructor, after it wrote every field of [`unpublished_fixed`] that
 /// is not valid as zero bytes (`ring`), and before any image is published.
 pub unsafe fn publish_fixed() -> &'static Fixed {
-    let p = FIXED_CELL.ptr();
+    let p = CELLS.fixed.ptr();
     FIXED.store(p, Relaxed);
     // SAFETY: fully written (the caller's contract); immutable from now on.
     unsafe { &*p }
@@ -186,10 +215,10 @@ pub unsafe fn publish_fixed() -> &'static Fixed {
 /// Only the constructor or a forked child's single thread may call this.
 pub unsafe fn publish_image(img: Image) -> &'static Image {
     let cur = CURRENT.load(Relaxed);
-    let cell = if cur == IMAGE_CELLS[0].ptr() {
-        IMAGE_CELLS[1].ptr()
+    let cell = if cur == CELLS.images[0].ptr() {
+        CELLS.images[1].ptr()
     } else {
-        IMAGE_CELLS[0].ptr()
+        CELLS.images[0].ptr()
     };
     // SAFETY: the cell is not the current image; the image it held (two generations back) is
     // not used by any thread of this process (module invariants). It is overwritten without

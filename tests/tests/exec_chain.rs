@@ -40,24 +40,22 @@ fn an_exec_chain_in_one_process_keeps_one_writer_slot() {
     let r = Ring::open_read_only(&ring).unwrap();
     let stats = r.stats();
     assert_eq!(stats.dropped(), 0, "no record lost for want of a slot");
-    let used: Vec<_> = r
-        .writers(&ProcLiveness)
-        .into_iter()
-        .filter(|w| w.generation > 0)
-        .collect();
-    // The chain's slot, and the slots its `sleep` children held and released.
-    let mine: Vec<_> = used
-        .iter()
-        .filter(|w| w.generation as usize >= images)
-        .collect();
-    assert_eq!(mine.len(), 1, "one slot for the chain's process: {used:?}");
-
     let o = Command::new(&tools().drain).arg(&ring).output().unwrap();
     let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let pid = &lines[0]["pid"];
+    let chain_pid = pid.as_u64().unwrap() as u32;
+    // The chain's process held one slot, claimed once per image; its `sleep` children held
+    // others and released them.
+    let mine: Vec<_> = r
+        .writers(&ProcLiveness)
+        .into_iter()
+        .filter(|w| w.generation > 0 && w.pid == chain_pid)
+        .collect();
+    assert_eq!(mine.len(), 1, "one slot for the chain's process: {mine:?}");
+    assert_eq!(mine[0].generation as usize, images, "{mine:?}");
     let starts = lines
         .iter()
         .filter(|l| l["event_type"] == "process_start" && &l["pid"] == pid)
