@@ -384,6 +384,9 @@ PROFILE = ["", "## Where the time goes", "",
     ""]
 
 
+KEEP_MARKER = "<!-- Hand-written sections below: kept as they are by benches/suite/run. -->"
+
+
 def write_report(modes, results, fid, sfid):
     med = statistics.median
     out = ["# Benchmarks: substrate tracing against strace -f and Bear", "",
@@ -440,7 +443,16 @@ def write_report(modes, results, fid, sfid):
             "Goals (issue 5): heavy tools within 2% of plain; micro at most 50 ns per hooked call and 5% per fork+exec; no drops with the default ring; exec recall 100% for dynamic programs; file-open recall ≥ 99% of libc-routed opens. "
             "The per-call and per-fork+exec costs are analysed in README.md (*How fast*): the library's user-space work is about 70 ns per call, a fork+exec pays for loading the library (dynamic loader) and attaching to the ring twice.", ""]
     out += PROFILE
-    (ROOT / "BENCHMARKS.md").write_text("\n".join(out) + "\n")
+    # Sections written by hand (side-by-side runs of other benchmarks) follow a marker line and
+    # are kept as they are.
+    path = ROOT / "BENCHMARKS.md"
+    kept = ""
+    if path.exists():
+        old = path.read_text()
+        at = old.find(KEEP_MARKER)
+        if at >= 0:
+            kept = old[at:]
+    path.write_text("\n".join(out) + "\n" + (kept or KEEP_MARKER + "\n"))
     print("wrote BENCHMARKS.md")
 
 
