@@ -183,6 +183,21 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Print a shell completion script.
+    ///
+    /// Example: `substrate-drain completions bash > ~/.local/share/bash-completion/completions/substrate-drain`
+    /// (zsh: into a directory of `$fpath` as `_substrate-drain`; fish:
+    /// `~/.config/fish/completions/substrate-drain.fish`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), of the command and each subcommand.
+    ///
+    /// Example: `substrate-drain man > ~/.local/share/man/man1/substrate-drain.1`, then
+    /// `man substrate-drain`.
+    Man,
 }
 
 #[derive(Args)]
@@ -213,6 +228,49 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mul))
         .ok_or_else(|| format!("`{s}` is not a size (bytes, or a number with K, M or G)"))
+}
+
+/// The manual page: the command's (`clap_mangen`), then a section per subcommand with its
+/// synopsis, description and options as subsections.
+fn man() -> ExitCode {
+    let cmd = <Cli as clap::CommandFactory>::command().name("substrate-drain");
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(cmd.clone()).render(&mut out) {
+        return fail(format!("man: {e}"));
+    }
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("substrate-drain {}", sub.get_name());
+        let page = clap_mangen::Man::new(
+            sub.clone()
+                .display_name(name.clone())
+                .bin_name(name.clone()),
+        );
+        let mut part = Vec::new();
+        let rendered = page
+            .render_synopsis_section(&mut part)
+            .and_then(|()| page.render_description_section(&mut part))
+            .and_then(|()| page.render_options_section(&mut part));
+        if rendered.is_err() {
+            continue;
+        }
+        let _ = writeln!(out, ".SH \"{}\"", name.to_uppercase());
+        for line in String::from_utf8_lossy(&part).lines() {
+            let line = line
+                .strip_prefix(".SH ")
+                .map_or(line.to_string(), |t| format!(".SS {t}"));
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    write_stdout(&out, "man")
+}
+
+/// Write `bytes` to standard output; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8], what: &str) -> ExitCode {
+    match io::stdout().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(format!("{what}: {e}")),
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -256,6 +314,14 @@ fn main() -> ExitCode {
             format: ExportFormat::CompileCommands,
             output,
         }) => export_compdb(&input, &output),
+        Some(Cmd::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            // Into memory first: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "substrate-drain", &mut script);
+            write_stdout(&script, "completions")
+        }
+        Some(Cmd::Man) => man(),
         None => decode_cmd(cli.decode),
     }
 }

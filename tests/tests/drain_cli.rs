@@ -735,3 +735,58 @@ fn a_version_2_ring_decodes_its_process_start_records() {
     );
     assert_eq!(s["argv"], serde_json::json!(["true"]));
 }
+
+#[test]
+fn completions_are_valid_shell_and_the_man_page_covers_every_subcommand() {
+    let drain = &tools().drain;
+    let bash = Command::new(drain)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(bash.status.success());
+    let script = String::from_utf8(bash.stdout).unwrap();
+    assert!(script.contains("complete -F _substrate__drain"), "{script}");
+    // bash accepts the script, and completes a subcommand from its prefix.
+    let probe = format!(
+        "{script}\nCOMP_WORDS=(substrate-drain sum); COMP_CWORD=1; \
+         _substrate__drain substrate-drain sum substrate-drain; echo \"${{COMPREPLY[@]}}\""
+    );
+    let out = Command::new("bash").args(["-c", &probe]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "summary");
+    for shell in ["zsh", "fish"] {
+        let o = Command::new(drain)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(o.status.success() && o.stdout.len() > 100, "{shell}");
+    }
+
+    let man = Command::new(drain).arg("man").output().unwrap();
+    assert!(man.status.success());
+    let page = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH substrate-drain"),
+        "{page}"
+    );
+    for sub in [
+        "record", "decode", "create", "stat", "summary", "tree", "show", "export", "gc",
+    ] {
+        assert!(
+            page.contains(&format!(".SH \"SUBSTRATE-DRAIN {}\"", sub.to_uppercase())),
+            "no section for {sub}"
+        );
+    }
+    // A closed pipe is not an error.
+    let mut child = Command::new(drain)
+        .arg("man")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert!(child.wait().unwrap().success());
+}
