@@ -423,7 +423,7 @@ def write_report(modes, results, fid, sfid):
                 "- *libc-internal*: opens libc makes through its internal symbols, which no hook of an exported function sees: locale and gconv files of `setlocale`/`iconv`, NSS and resolver configuration. Examples:", ""]
         for name, f in fid.items():
             out.append(f"  - {name}: " + ", ".join(f"`{s}`" for s in f["libc_internal_samples"]))
-        out += ["", "- *library's own*: the preload library opening the ring and `/proc/self/stat` at start (and `/proc/self/cmdline` when a hook runs before its constructor), and opening each exec target to see whether it will be traced; not the program's work, left out of the recall.",
+        out += ["", "- *library's own*: the preload library opening the ring at start (and `/proc/self/stat` before issue 15, `/proc/self/cmdline` when a hook runs before its constructor), and opening each exec target to see whether it will be traced; not the program's work, left out of the recall.",
                 "- *other*: opens strace saw, not in the classes above, that the trace lacks. Causes found so far: "
                 ""
                 "`/proc/self/maps` is read by glibc's `pthread_getattr_np` through its internal `fopen`; `libLLVM…` is `dlopen`ed (the loader opens it); "

@@ -193,7 +193,8 @@ pub mod ctl {
 pub mod slot {
     /// `state (8 bits) | generation (24 bits) << 8 | pid (32 bits) << 32`.
     pub const CTL: u64 = 0;
-    /// Process start time, clock ticks after boot (`/proc/PID/stat` field 22); 0 if unknown.
+    /// An upper bound of the owner's start time, clock ticks after boot (`/proc/PID/stat`
+    /// field 22 is at most this, RING.md §1.3); 0 if unknown.
     pub const START_TIME: u64 = 8;
     /// The reservation position read right after this owner claimed the slot: every record an
     /// earlier owner of the slot reserved lies below it.
