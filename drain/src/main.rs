@@ -134,6 +134,28 @@ enum Cmd {
         #[arg(long, default_value = "120", value_name = "COLUMNS")]
         width: usize,
     },
+    /// One self-contained HTML page: the process tree on a timeline, and the summary's tables.
+    ///
+    /// A row per process image (program and pid, under the image that started it), a bar from
+    /// its start to its end coloured by how it ended, hover titles with argv, cwd, duration and
+    /// status; then the files read, written, created and deleted, failed execs and opens,
+    /// network endpoints and DNS names. The page loads nothing from anywhere and shows without
+    /// JavaScript; its size is bounded (--max-images, --top).
+    ///
+    /// Example: `substrate-drain report -o report.html trace.jsonl`, then open report.html.
+    Report {
+        /// A trace file (trace.jsonl) or a ring.
+        input: PathBuf,
+        /// Where (`-`: standard output).
+        #[arg(short, long, value_name = "FILE", default_value = "-")]
+        output: OsString,
+        /// How many entries of each table to show.
+        #[arg(long, default_value = "50", value_name = "N")]
+        top: usize,
+        /// Show at most N process images on the timeline (the first started).
+        #[arg(long, default_value = "5000", value_name = "N")]
+        max_images: usize,
+    },
     /// One human line per event, strace-like, flags and modes decoded.
     ///
     /// Example: `substrate-drain show --events file --exclude-path /proc trace.jsonl`
@@ -299,6 +321,12 @@ fn main() -> ExitCode {
         Some(Cmd::Gc { dir }) => gc(dir),
         Some(Cmd::Summary { input, json, top }) => summary(&input, json, top),
         Some(Cmd::Tree { input, width }) => tree(&input, width),
+        Some(Cmd::Report {
+            input,
+            output,
+            top,
+            max_images,
+        }) => report(&input, &output, views::report::Options { top, max_images }),
         Some(Cmd::Show {
             input,
             events,
@@ -358,6 +386,25 @@ fn tree(input: &std::path::Path, width: usize) -> ExitCode {
     let (roots, children) = b.finish();
     let text = views::tree::text(&roots, &children, width);
     written(io::stdout().write_all(text.as_bytes()), "standard output")
+}
+
+fn report(
+    input: &std::path::Path,
+    output: &std::ffi::OsStr,
+    opts: views::report::Options,
+) -> ExitCode {
+    let mut b = views::report::Builder::new(opts);
+    let r = match views::for_each_event(input, |ev| b.add(&ev)) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let page = b.finish(r.skipped, &input.to_string_lossy());
+    let target = Target::parse(output);
+    let r = match &target {
+        Target::Stdout => io::stdout().lock().write_all(page.as_bytes()),
+        Target::File(p) => std::fs::write(p, page),
+    };
+    written(r, &target.display())
 }
 
 fn show(input: &std::path::Path, classes: Vec<String>, exclude_paths: Vec<String>) -> ExitCode {
@@ -492,8 +539,8 @@ fn create(a: CreateArgs) -> ExitCode {
 }
 
 /// The subcommands, for "did you mean" when a bare RING is neither a file nor one of them.
-const SUBCOMMANDS: [&str; 9] = [
-    "record", "decode", "create", "stat", "gc", "summary", "tree", "show", "export",
+const SUBCOMMANDS: [&str; 10] = [
+    "record", "decode", "create", "stat", "gc", "summary", "tree", "report", "show", "export",
 ];
 
 /// `name` is a misspelt subcommand rather than a ring path: no such file, no `/` or `.`, and

@@ -181,11 +181,33 @@ impl Builder {
     }
 }
 
-fn top(m: &BTreeMap<String, u64>, n: usize) -> Vec<(&String, &u64)> {
+/// The `n` entries of `m` with the highest counts, highest first (ties by name).
+pub fn top(m: &BTreeMap<String, u64>, n: usize) -> Vec<(&String, &u64)> {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     v.truncate(n);
     v
+}
+
+/// The counted lists of a summary with their titles, in the order `text` prints them.
+pub fn lists(s: &Summary) -> [(&'static str, &BTreeMap<String, u64>); 12] {
+    [
+        ("events by type", &s.by_type),
+        ("events by program", &s.by_program),
+        ("files written", &s.files_written),
+        ("files created (O_CREAT)", &s.files_created),
+        ("files deleted", &s.files_deleted),
+        ("files read", &s.files_read),
+        (
+            "files changed (size, mode, owner, times, xattrs)",
+            &s.files_changed,
+        ),
+        ("shared objects loaded (images)", &s.objects_loaded),
+        ("failed opens", &s.failed_opens),
+        ("failed execs", &s.failed_execs),
+        ("network endpoints", &s.endpoints),
+        ("DNS names", &s.dns_names),
+    ]
 }
 
 /// The summary as text for a terminal, lists cut to `n` entries.
@@ -209,21 +231,9 @@ pub fn text(s: &Summary, n: usize) -> String {
             let _ = writeln!(o, "  {v:>7}  {}", super::shorten(k, 100));
         }
     };
-    section("events by type", &s.by_type);
-    section("events by program", &s.by_program);
-    section("files written", &s.files_written);
-    section("files created (O_CREAT)", &s.files_created);
-    section("files deleted", &s.files_deleted);
-    section("files read", &s.files_read);
-    section(
-        "files changed (size, mode, owner, times, xattrs)",
-        &s.files_changed,
-    );
-    section("shared objects loaded (images)", &s.objects_loaded);
-    section("failed opens", &s.failed_opens);
-    section("failed execs", &s.failed_execs);
-    section("network endpoints", &s.endpoints);
-    section("DNS names", &s.dns_names);
+    for (title, m) in lists(s) {
+        section(title, m);
+    }
     if !s.failed_processes.is_empty() {
         let _ = writeln!(o, "\nprocesses that failed ({}):", s.failed_processes.len());
         for p in s.failed_processes.iter().take(n) {
