@@ -538,24 +538,21 @@ fn create(a: CreateArgs) -> ExitCode {
     }
 }
 
-/// The subcommands, for "did you mean" when a bare RING is neither a file nor one of them.
-const SUBCOMMANDS: [&str; 10] = [
-    "record", "decode", "create", "stat", "gc", "summary", "tree", "report", "show", "export",
-];
-
 /// `name` is a misspelt subcommand rather than a ring path: no such file, no `/` or `.`, and
 /// within two edits of a subcommand.
-fn misspelt_subcommand(name: &std::path::Path) -> Option<&'static str> {
+fn misspelt_subcommand(name: &std::path::Path) -> Option<String> {
     let n = name.to_str()?;
     if name.exists() || n.contains(['/', '.']) {
         return None;
     }
-    SUBCOMMANDS
-        .into_iter()
-        .map(|c| (edit_distance(n, c), c))
+    // The subcommands as the parser knows them (the visible ones), so this list cannot drift.
+    let cmd = <Cli as clap::CommandFactory>::command();
+    cmd.get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| (edit_distance(n, c.get_name()), c.get_name()))
         .filter(|(d, _)| *d <= 2)
         .min()
-        .map(|(_, c)| c)
+        .map(|(_, c)| c.to_string())
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
