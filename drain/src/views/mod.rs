@@ -1,4 +1,4 @@
-//! Reading a trace: `summary`, `tree`, `show` and `export` (chrome, compile-commands) over a
+//! Reading a trace: `summary`, `tree`, `show` and `export` (chrome, compile-commands, otlp) over a
 //! `trace.jsonl` file or a ring, as typed [`Event`]s.
 //!
 //! Input is either a ring (decoded in-process, as `decode` would) or a trace file of JSON
@@ -8,6 +8,7 @@
 
 pub mod chrome;
 pub mod compdb;
+pub mod otlp;
 pub mod show;
 pub mod summary;
 pub mod tree;
