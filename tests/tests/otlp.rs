@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::harness::tools;
+use tests::harness::{record_with, tools};
 
 const SCRIPT: &str = "cat /etc/hostname > copy; cat /nonexistent 2>/dev/null; \
                       mkdir -p d; cat copy > d/x; rm copy; /bin/true; exit 3";
@@ -31,32 +31,20 @@ fn is_span_event(t: &str) -> bool {
 
 /// Record SCRIPT in `dir` (ring kept): the trace file, the ring and the trace's lines.
 fn recorded(dir: &Path) -> (PathBuf, PathBuf, Vec<Value>) {
-    let trace = dir.join("trace.jsonl");
     let ring = dir.join("r.ring");
-    let o = Command::new(&tools().drain)
-        .args(["record", "--keep-ring", "--ring"])
-        .arg(&ring)
-        .arg("-o")
-        .arg(&trace)
-        .args(["--", "sh", "-c", SCRIPT])
-        .current_dir(dir)
-        .env_remove("SUBSTRATE_PARENT_IMAGE")
-        .env_remove("SHIM_SESSION_ID")
-        .env("SHIM_PARENT_SPAN", ENCLOSING)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let run = record_with(
+        dir,
+        &["--keep-ring", "--ring", ring.to_str().unwrap()],
+        &["sh", "-c", SCRIPT],
+        &[("SHIM_PARENT_SPAN", ENCLOSING)],
     );
-    let lines = std::fs::read_to_string(&trace)
+    assert_eq!(run.out.status.code(), Some(3), "{}", run.dump());
+    let trace = std::fs::read_dir(dir)
         .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (trace, ring, lines)
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .expect("the trace file");
+    (trace, ring, run.lines)
 }
 
 /// The receiver, killed when dropped (it also exits by itself after a minute).
