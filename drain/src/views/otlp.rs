@@ -749,7 +749,8 @@ pub struct Builder {
 }
 
 impl Builder {
-    fn new(config: &Config) -> Builder {
+    /// A builder for `config` (its TRACEPARENT and TRACESTATE).
+    pub fn new(config: &Config) -> Builder {
         Builder {
             remote: config.remote,
             trace_state: config.trace_state.clone(),
