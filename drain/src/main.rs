@@ -73,6 +73,8 @@ enum ExportFormat {
     Chrome,
     /// The compilation database (compile_commands.json) Bear writes, from the compiler runs.
     CompileCommands,
+    /// OpenTelemetry spans sent over OTLP/HTTP to --endpoint (a Collector, Jaeger, Tempo…).
+    Otlp,
 }
 
 /// What a full ring does.
@@ -174,16 +176,21 @@ enum Cmd {
     ///
     /// Example: `substrate-drain export --format chrome -o trace.json trace.jsonl`, then open
     /// trace.json in https://ui.perfetto.dev or chrome://tracing; or `--format
-    /// compile-commands -o compile_commands.json` for clangd and other tools.
+    /// compile-commands -o compile_commands.json` for clangd and other tools; or `--format otlp
+    /// --endpoint http://localhost:4318 trace.jsonl` to send the process tree as OpenTelemetry
+    /// spans to a Collector, Jaeger or Tempo (OTLP/HTTP; a one-line summary on stderr, exit
+    /// status 1 when the endpoint does not take them).
     Export {
         /// A trace file (trace.jsonl) or a ring.
         input: PathBuf,
         /// What to write.
         #[arg(long, value_enum)]
         format: ExportFormat,
-        /// Where (`-`: standard output).
+        /// Where (`-`: standard output; not with otlp).
         #[arg(short, long, value_name = "FILE", default_value = "-")]
         output: OsString,
+        #[command(flatten)]
+        otlp: views::otlp::Args,
     },
     /// Follow, with ptrace, the programs of a session the preload cannot enter.
     ///
@@ -333,14 +340,21 @@ fn main() -> ExitCode {
             exclude_path,
         }) => show(&input, events, exclude_path),
         Some(Cmd::Export {
+            format: ExportFormat::Chrome | ExportFormat::CompileCommands,
+            otlp,
+            ..
+        }) if otlp.given() => fail("the OTLP options go with --format otlp"),
+        Some(Cmd::Export {
             input,
             format: ExportFormat::Chrome,
             output,
+            ..
         }) => export_chrome(&input, &output),
         Some(Cmd::Export {
             input,
             format: ExportFormat::CompileCommands,
             output,
+            ..
         }) => export_compdb(&input, &output),
         Some(Cmd::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -350,6 +364,12 @@ fn main() -> ExitCode {
             write_stdout(&script, "completions")
         }
         Some(Cmd::Man) => man(),
+        Some(Cmd::Export {
+            input,
+            format: ExportFormat::Otlp,
+            output,
+            otlp,
+        }) => export_otlp(&input, &output, &otlp),
         None => decode_cmd(cli.decode),
     }
 }
@@ -481,6 +501,29 @@ fn export_compdb(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
         },
     };
     written(r, &target.display())
+}
+
+fn export_otlp(
+    input: &std::path::Path,
+    output: &std::ffi::OsStr,
+    a: &views::otlp::Args,
+) -> ExitCode {
+    if output != "-" {
+        return fail("--format otlp sends to --endpoint; it writes no file (-o)");
+    }
+    match views::otlp::export(input, a) {
+        Ok(r) => {
+            for w in &r.warnings {
+                eprintln!("substrate-drain: {w}");
+            }
+            eprintln!("substrate-drain: {r}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("substrate-drain: {}", e.message);
+            ExitCode::from(e.status)
+        }
+    }
 }
 
 fn gc(dir: Option<PathBuf>) -> ExitCode {

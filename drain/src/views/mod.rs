@@ -1,5 +1,5 @@
 //! Reading a trace: `summary`, `tree`, `show`, `report` (HTML) and `export` (chrome,
-//! compile-commands) over a `trace.jsonl` file or a ring, as typed [`Event`]s.
+//! compile-commands, otlp) over a `trace.jsonl` file or a ring, as typed [`Event`]s.
 //!
 //! Input is either a ring (decoded in-process, as `decode` would) or a trace file of JSON
 //! lines. A trace file may be shared with `substrate` and other sessions: lines that are not
@@ -8,6 +8,7 @@
 
 pub mod chrome;
 pub mod compdb;
+pub mod otlp;
 pub mod report;
 pub mod show;
 pub mod summary;
