@@ -64,6 +64,31 @@ struct DecodeArgs {
     /// Keep argument values that look like secrets (default: replaced by [REDACTED]).
     #[arg(long)]
     no_redact: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+/// Which lines to write: the same filters as `show`. `lost` lines are always written.
+#[derive(Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only events of these classes (comma-separated): process, file, object (shared objects
+    /// loaded), net, dns. `lost` lines are always kept.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(views::show::CLASSES))]
+    pub events: Vec<String>,
+    /// Leave out events whose path starts with PREFIX (repeatable), e.g. `--exclude-path /proc
+    /// --exclude-path /sys --exclude-path /dev`.
+    #[arg(long, value_name = "PREFIX")]
+    pub exclude_path: Vec<String>,
+}
+
+impl FilterArgs {
+    /// As the view's filter.
+    pub fn filter(&self) -> views::show::Filter {
+        views::show::Filter {
+            classes: self.events.clone(),
+            exclude_paths: self.exclude_path.clone(),
+        }
+    }
 }
 
 /// Export formats.
@@ -649,6 +674,7 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(format!("{}: {e}", target.display())),
     };
+    out.set_filter(a.filter.filter());
     if a.follow {
         follow::catch_signals();
     }

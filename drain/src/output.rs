@@ -95,6 +95,8 @@ pub struct Output {
     reopened: u64,
     /// When the path was last checked for a rotation.
     checked: Option<std::time::Instant>,
+    /// Lines to leave out (`--events`, `--exclude-path`); `None`: every line is written.
+    filter: Option<crate::views::show::Filter>,
 }
 
 fn open_append(path: &Path) -> io::Result<(File, (u64, u64))> {
@@ -144,7 +146,13 @@ impl Output {
             buf: Vec::with_capacity(BATCH),
             reopened: 0,
             checked: None,
+            filter: None,
         })
+    }
+
+    /// Leave out the lines `filter` does not keep ([`crate::views::show::Filter::keeps_line`]).
+    pub fn set_filter(&mut self, filter: crate::views::show::Filter) {
+        self.filter = (!filter.is_empty()).then_some(filter);
     }
 
     /// The target.
@@ -157,9 +165,12 @@ impl Output {
         self.reopened
     }
 
-    /// Queue one complete line (with its newline). Flushes first when the batch would
-    /// overflow, so batches hold whole lines only.
+    /// Queue one complete line (with its newline), unless the filter leaves it out. Flushes
+    /// first when the batch would overflow, so batches hold whole lines only.
     pub fn line(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.filter.as_ref().is_some_and(|f| !f.keeps_line(line)) {
+            return Ok(());
+        }
         if !self.buf.is_empty() && self.buf.len() + line.len() > BATCH {
             self.flush()?;
         }

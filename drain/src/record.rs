@@ -40,6 +40,8 @@ pub struct RecordArgs {
     /// Create the ring at PATH instead of a private temporary name (it must not exist).
     #[arg(long, value_name = "PATH")]
     ring: Option<PathBuf>,
+    #[command(flatten)]
+    filter: crate::FilterArgs,
     /// Ring capacity in bytes (power of two; K, M, G suffixes).
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_size)]
     size: u64,
@@ -226,6 +228,7 @@ pub fn run(a: RecordArgs) -> ExitCode {
             return fail(format!("{}: {e}", target.display()));
         }
     };
+    out.set_filter(a.filter.filter());
 
     let mut preload_env: OsString = preload.clone().into_os_string();
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {

@@ -74,6 +74,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // reads files
     fn dynamic_programs_and_scripts_are_not_static() {
         assert!(!file("/bin/sh"));
         assert!(!file("/usr/bin/env"));

@@ -790,3 +790,70 @@ fn completions_are_valid_shell_and_the_man_page_covers_every_subcommand() {
     drop(child.stdout.take());
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn record_and_decode_leave_out_the_events_and_paths_they_are_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = [
+        "sh",
+        "-c",
+        "cat /proc/self/stat >/dev/null; cat /etc/hostname >/dev/null",
+    ];
+    let opens = |r: &Run| -> Vec<String> {
+        r.of("file_open")
+            .iter()
+            .map(|l| l["abs_path"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let all = record(dir.path(), &cmd);
+    assert!(opens(&all).iter().any(|p| p.starts_with("/proc/")));
+    assert!(opens(&all).iter().any(|p| p == "/etc/hostname"));
+
+    let no_proc = record_with(
+        dir.path(),
+        &["--exclude-path", "/proc", "--exclude-path", "/dev"],
+        &cmd,
+        &[],
+    );
+    assert!(no_proc.out.status.success());
+    let o = opens(&no_proc);
+    assert!(
+        o.iter()
+            .all(|p| !p.starts_with("/proc") && !p.starts_with("/dev")),
+        "{o:?}"
+    );
+    assert!(o.iter().any(|p| p == "/etc/hostname"), "{o:?}");
+    assert_eq!(
+        no_proc.of("process_start").len(),
+        all.of("process_start").len()
+    );
+
+    let processes = record_with(dir.path(), &["--events", "process"], &cmd, &[]);
+    assert!(processes.of("file_open").is_empty());
+    assert!(processes.of("object_load").is_empty());
+    assert!(!processes.of("process_start").is_empty() && !processes.of("exec").is_empty());
+
+    // decode: the same filters on a ring.
+    let (_d, bin, ring) = fixture(&[]);
+    let st = traced(&ring, &bin, &["opens", "3"]).status().unwrap();
+    assert!(st.success());
+    let decode_with = |args: &[&str]| -> Vec<Value> {
+        let o = Command::new(&tools().drain)
+            .arg("decode")
+            .args(args)
+            .arg(&ring)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        parse(&String::from_utf8_lossy(&o.stdout))
+    };
+    let files = decode_with(&["--events", "file"]);
+    assert_eq!(
+        files.len(),
+        3,
+        "the three opens and nothing else: {files:?}"
+    );
+    assert!(files.iter().all(|l| l["event_type"] == "file_open"));
+    assert!(decode_with(&["--events", "file", "--exclude-path", "/etc"]).is_empty());
+    assert!(decode_with(&[]).len() > 3);
+}

@@ -41,14 +41,63 @@ impl Filter {
     /// assert!(!f.keeps(&ev));
     /// ```
     pub fn keeps(&self, ev: &Event) -> bool {
-        if !self.classes.is_empty() && !self.classes.iter().any(|c| c == class(&ev.event_type)) {
+        self.keeps_fields(&ev.event_type, ev.path.as_deref(), ev.abs_path.as_deref())
+    }
+
+    /// Whether an event of `event_type` with these paths passes (the one rule of both
+    /// [`Filter::keeps`] and [`Filter::keeps_line`]).
+    pub fn keeps_fields(
+        &self,
+        event_type: &str,
+        path: Option<&str>,
+        abs_path: Option<&str>,
+    ) -> bool {
+        if !self.classes.is_empty() && !self.classes.iter().any(|c| c == class(event_type)) {
             return false;
         }
-        let excluded = |p: &Option<String>| {
-            p.as_deref()
-                .is_some_and(|p| self.exclude_paths.iter().any(|x| p.starts_with(x.as_str())))
+        let excluded = |p: Option<&str>| {
+            p.is_some_and(|p| self.exclude_paths.iter().any(|x| p.starts_with(x.as_str())))
         };
-        !(excluded(&ev.path) || excluded(&ev.abs_path))
+        !(excluded(path) || excluded(abs_path))
+    }
+
+    /// Whether a line of `trace.jsonl` passes, for `decode --events/--exclude-path` and
+    /// `record`'s. A line that is not a telemetry event (not JSON, another component) and a
+    /// `lost` line pass always: a filtered trace still says what it is missing.
+    ///
+    /// ```
+    /// use drain::views::show::Filter;
+    /// let f = Filter { classes: vec![], exclude_paths: vec!["/proc".into()] };
+    /// assert!(!f.keeps_line(br#"{"event_type":"file_open","component":"telemetry","path":"/proc/self/maps"}"#));
+    /// assert!(f.keeps_line(br#"{"event_type":"file_open","component":"telemetry","path":"/etc/hosts"}"#));
+    /// assert!(f.keeps_line(br#"{"event_type":"lost","component":"telemetry","reason":"ring_full"}"#));
+    /// ```
+    pub fn keeps_line(&self, line: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Fields<'a> {
+            #[serde(borrow, default)]
+            event_type: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default)]
+            component: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default)]
+            path: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default)]
+            abs_path: Option<std::borrow::Cow<'a, str>>,
+        }
+        let Ok(f) = serde_json::from_slice::<Fields<'_>>(line) else {
+            return true;
+        };
+        match (f.component.as_deref(), f.event_type.as_deref()) {
+            (Some("telemetry"), Some(t)) if t != "lost" => {
+                self.keeps_fields(t, f.path.as_deref(), f.abs_path.as_deref())
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether this filter keeps everything (no class chosen, no prefix left out).
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty() && self.exclude_paths.is_empty()
     }
 }
 
