@@ -218,7 +218,7 @@ impl Decoder {
         let l = &mut self.line;
         l.begin();
         l.key_only("ts");
-        self.ts.push(l.buf_mut(), unix);
+        self.ts.push_bytes(l.buf_mut(), unix);
         l.end_str();
         l.int("ts_unix_ns", unix);
         l.str("event_type", event_type);
@@ -247,7 +247,7 @@ impl Decoder {
             return Ok(());
         }
         self.stats.events += 1;
-        out.write_all(self.line.end().as_bytes())
+        out.write_all(self.line.end())
     }
 
     fn lost(&mut self, ring: &Ring, l: &Loss, out: &mut impl Write) -> io::Result<()> {
@@ -280,7 +280,7 @@ impl Decoder {
         line.int("pos", l.pos);
         line.raw(&self.ring_id);
         render::lost(line, l);
-        out.write_all(self.line.end().as_bytes())
+        out.write_all(self.line.end())
     }
 
     fn undecodable(

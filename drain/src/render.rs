@@ -79,8 +79,11 @@ impl Ids {
         v.write(&mut l);
         let line = l.end();
         // `{members}\n` without the braces: no `escaped` array, as every value is UTF-8.
+        let members = line
+            .get(1..line.len().saturating_sub(2))
+            .unwrap_or_default();
         Ids {
-            text: line[1..line.len() - 2].to_string(),
+            text: String::from_utf8_lossy(members).into_owned(),
             raw: None,
         }
     }

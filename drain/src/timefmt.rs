@@ -1,7 +1,10 @@
 //! RFC 3339 timestamps in UTC with nanoseconds (`2026-11-27T05:10:00.123456789Z`), without a
 //! date library: days since the epoch to a civil date (Howard Hinnant's algorithm).
 
-/// Formats timestamps, reusing the date of the previous call when the day is the same.
+use std::io::Write;
+
+/// Formats timestamps, reusing the text up to the second of the previous call when the
+/// second is the same (consecutive records mostly share it).
 ///
 /// ```
 /// let mut c = drain::timefmt::TsCache::default();
@@ -12,32 +15,42 @@
 /// ```
 #[derive(Default)]
 pub struct TsCache {
-    day: Option<i64>,
-    date: String,
+    /// The second of `prefix`, since the epoch.
+    sec: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:SS.` of that second.
+    prefix: Vec<u8>,
 }
 
 impl TsCache {
-    /// Append the RFC 3339 form of `unix_ns` to `out` (no allocation on the same day).
+    /// Append the RFC 3339 form of `unix_ns` to `out` (no allocation in the same second).
     pub fn push(&mut self, out: &mut String, unix_ns: i128) {
+        let mut b = Vec::with_capacity(40);
+        self.push_bytes(&mut b, unix_ns);
+        // Only ASCII digits and separators are written.
+        out.push_str(&String::from_utf8_lossy(&b));
+    }
+
+    /// [`TsCache::push`] into a byte buffer.
+    pub fn push_bytes(&mut self, out: &mut Vec<u8>, unix_ns: i128) {
         let secs = unix_ns.div_euclid(1_000_000_000) as i64;
         let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        if self.day != Some(days) {
+        if self.sec != Some(secs) {
+            let days = secs.div_euclid(86_400);
+            let sod = secs.rem_euclid(86_400);
             let (y, m, d) = civil(days);
-            self.date = format!("{y:04}-{m:02}-{d:02}T");
-            self.day = Some(days);
+            self.prefix.clear();
+            let _ = write!(
+                self.prefix,
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+                sod / 3600,
+                sod / 60 % 60,
+                sod % 60
+            );
+            self.sec = Some(secs);
         }
-        out.push_str(&self.date);
-        use crate::json::push_padded;
-        push_padded(out, (sod / 3600) as u32, 2);
-        out.push(':');
-        push_padded(out, (sod / 60 % 60) as u32, 2);
-        out.push(':');
-        push_padded(out, (sod % 60) as u32, 2);
-        out.push('.');
-        push_padded(out, nanos, 9);
-        out.push('Z');
+        out.extend_from_slice(&self.prefix);
+        crate::json::push_padded(out, nanos, 9);
+        out.push(b'Z');
     }
 }
 

@@ -57,6 +57,29 @@ fn start_event(w: &Writer<'_>, span: [u8; 16]) {
     w.write_event(&ev, vars.into_iter()).unwrap();
 }
 
+/// Section 1's ring: a `process_start`, then `n` `file_open` records with 60-byte paths.
+fn decode_ring(ring_path: &std::path::Path, n: u64, span: [u8; 16]) -> Ring {
+    let ring = Ring::create(
+        ring_path,
+        &CreateOptions {
+            capacity: (n * 144 * 2).next_power_of_two().clamp(1 << 20, 1 << 30),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    {
+        let w = Writer::attach(&ring).unwrap();
+        start_event(&w, span);
+        let mut path = b"/usr/include/x86_64-linux-gnu/bits/types/struct_FILE_000000.h".to_vec();
+        for i in 0..n {
+            let d = format!("{:06}", i % 1_000_000);
+            path[48..54].copy_from_slice(d.as_bytes());
+            open_event(&w, span, &path);
+        }
+    }
+    ring
+}
+
 fn cpu_of(pid: u32) -> Duration {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
@@ -85,27 +108,27 @@ fn main() {
     let dir = benches::ring_dir();
     let span = format::ids::new_uuid_v7();
 
+    // `drain-bench --write-ring PATH [N]`: write section 1's ring (N records, default 2 M)
+    // to PATH and exit, for profiling the decode (`valgrind --tool=callgrind substrate-drain
+    // PATH -o /dev/null`) and for comparing two builds' output.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--write-ring") {
+        let Some(path) = args.get(1) else {
+            eprintln!("usage: drain-bench [--write-ring PATH [RECORDS]]");
+            std::process::exit(2);
+        };
+        let n = args
+            .get(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2_000_000);
+        drop(decode_ring(std::path::Path::new(path), n, span));
+        return;
+    }
+
     // 1. Decode throughput.
     let n = 2_000_000u64;
     let ring_path = dir.path().join("decode.ring");
-    let ring = Ring::create(
-        &ring_path,
-        &CreateOptions {
-            capacity: 1 << 30,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    {
-        let w = Writer::attach(&ring).unwrap();
-        start_event(&w, span);
-        let mut path = b"/usr/include/x86_64-linux-gnu/bits/types/struct_FILE_000000.h".to_vec();
-        for i in 0..n {
-            let d = format!("{:06}", i % 1_000_000);
-            path[48..54].copy_from_slice(d.as_bytes());
-            open_event(&w, span, &path);
-        }
-    }
+    let ring = decode_ring(&ring_path, n, span);
     let cpu0 = children_cpu();
     let t = Instant::now();
     let st = Command::new(&drain)
