@@ -107,6 +107,8 @@ pub struct Decoder {
     ts: timefmt::TsCache,
     pending: Vec<PendingExec>,
     line: Line,
+    /// Scratch space for an absolute path (reused: no allocation per line).
+    abs: Vec<u8>,
     cur_pos: u64,
     /// Lines of records below this position update the state but are not written (a resumed
     /// follow re-reads what it already wrote, to learn spans and directories again).
@@ -132,6 +134,7 @@ impl Decoder {
             ts: timefmt::TsCache::default(),
             pending: Vec::new(),
             line: Line::default(),
+            abs: Vec::new(),
             cur_pos: 0,
             mute_below: 0,
             written: Written::default(),
@@ -211,7 +214,7 @@ impl Decoder {
     }
 
     /// Start the line of an event of image `h.span`: the members every line has.
-    fn common(&mut self, ring: &Ring, h: &EventHeader, event_type: &str, pos: u64) {
+    fn common(&mut self, ring: &Ring, h: &EventHeader, event_type: &'static str, pos: u64) {
         let image = self.procs.image(h.span);
         let unix = ring.to_unix_ns(h.ts_ns.get());
         self.cur_pos = pos;
@@ -221,7 +224,7 @@ impl Decoder {
         self.ts.push_bytes(l.buf_mut(), unix);
         l.end_str();
         l.int("ts_unix_ns", unix);
-        l.str("event_type", event_type);
+        l.name("event_type", event_type);
         image.ids.write(l);
         l.raw("\"component\":\"telemetry\"");
         l.int("pid", h.pid.get());
@@ -375,16 +378,18 @@ impl Decoder {
             }
             AnyEvent::FileOpen(e, mut vars) => {
                 let path = vars.next().unwrap_or(b"");
-                let abs = if path.is_empty() {
-                    None
-                } else {
-                    self.procs.resolve(h.span, e.dirfd.get(), path)
-                };
+                let mut abs = std::mem::take(&mut self.abs);
+                let known = !path.is_empty()
+                    && self
+                        .procs
+                        .resolve_into(h.span, e.dirfd.get(), path, &mut abs);
+                let abs_ref = known.then_some(abs.as_slice());
                 if e.fd.get() >= 0 {
-                    self.procs.opened(h.span, e.fd.get(), abs.as_deref());
+                    self.procs.opened(h.span, e.fd.get(), abs_ref);
                 }
                 self.common(ring, h, "file_open", pos);
-                render::file_open(&mut self.line, e, path, abs.as_deref());
+                render::file_open(&mut self.line, e, path, abs_ref);
+                self.abs = abs;
                 self.emit(out)
             }
             AnyEvent::FileOp(e, mut vars) => {
@@ -419,13 +424,14 @@ impl Decoder {
                 let path = vars.next().unwrap_or(b"");
                 // The loader's name of the object: absolute, or relative to the working
                 // directory (as the drain knows it now; see SCHEMA.md).
-                let abs = if path.is_empty() {
-                    None
-                } else {
-                    self.procs.resolve(h.span, libc::AT_FDCWD, path)
-                };
+                let mut abs = std::mem::take(&mut self.abs);
+                let known = !path.is_empty()
+                    && self
+                        .procs
+                        .resolve_into(h.span, libc::AT_FDCWD, path, &mut abs);
                 self.common(ring, h, "object_load", pos);
-                render::object_load(&mut self.line, e, path, abs.as_deref());
+                render::object_load(&mut self.line, e, path, known.then_some(abs.as_slice()));
+                self.abs = abs;
                 self.emit(out)
             }
         }

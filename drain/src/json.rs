@@ -18,6 +18,9 @@ pub struct Line {
     buf: Vec<u8>,
     first: bool,
     escaped: Vec<String>,
+    /// Where the value of the last [`Line::bytes`] member is in `buf`, and whether it was
+    /// escaped, for [`Line::repeat_bytes`].
+    last_bytes: Option<(usize, usize, bool)>,
 }
 
 impl Default for Line {
@@ -26,6 +29,7 @@ impl Default for Line {
             buf: Vec::with_capacity(512),
             first: true,
             escaped: Vec::new(),
+            last_bytes: None,
         }
     }
 }
@@ -256,6 +260,7 @@ impl Line {
         self.buf.push(b'{');
         self.first = true;
         self.escaped.clear();
+        self.last_bytes = None;
     }
 
     /// Start a string member whose text the caller appends to [`Line::buf_mut`] (UTF-8 that
@@ -296,17 +301,49 @@ impl Line {
     }
 
     /// `"k": "s"`.
+    #[inline]
     pub fn str(&mut self, k: &str, s: &str) {
         self.key(k);
         push_json_str(&mut self.buf, s);
     }
 
+    /// `"k": "v"` for a name from this program's own tables (an event type, a call's name):
+    /// ASCII that needs no escaping, written as it is.
+    #[inline]
+    pub fn name(&mut self, k: &str, v: &'static str) {
+        debug_assert!(v
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && escape_of(b).is_none()));
+        self.key(k);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(v.as_bytes());
+        self.buf.push(b'"');
+    }
+
     /// `"k": "<bytes>"`, escaped losslessly when not UTF-8.
     pub fn bytes(&mut self, k: &str, b: &[u8]) {
         self.key(k);
-        if !push_json_bytes(&mut self.buf, b, true) {
+        let start = self.buf.len();
+        let escaped = !push_json_bytes(&mut self.buf, b, true);
+        if escaped {
             self.escaped.push(k.to_string());
             push_json_str(&mut self.buf, &escaped_text(b));
+        }
+        self.last_bytes = Some((start, self.buf.len(), escaped));
+    }
+
+    /// `"k": "<bytes>"` where the bytes are those of the last [`Line::bytes`] member of this
+    /// line (`abs_path` when it is `path`): its text is copied rather than scanned again.
+    pub fn repeat_bytes(&mut self, k: &str, b: &[u8]) {
+        match self.last_bytes {
+            Some((start, end, escaped)) => {
+                self.key(k);
+                self.buf.extend_from_within(start..end);
+                if escaped {
+                    self.escaped.push(k.to_string());
+                }
+            }
+            None => self.bytes(k, b),
         }
     }
 

@@ -123,7 +123,7 @@ pub fn process_start(
     l.bytes("exe", exe);
     argv(l, "argv", args, redact);
     l.bytes("cwd", cwd);
-    l.str("via", if forked { "fork" } else { "exec" });
+    l.name("via", if forked { "fork" } else { "exec" });
 }
 
 /// `process_exit` members.
@@ -167,7 +167,7 @@ pub struct ExecCall<'a> {
 
 /// `exec` members.
 pub fn exec(l: &mut Line, c: &ExecCall<'_>, redact: bool) {
-    l.str("op", proc_op::name(c.op).unwrap_or("unknown"));
+    l.name("op", proc_op::name(c.op).unwrap_or("unknown"));
     l.bytes("path", c.path);
     if let Some(a) = c.abs_path {
         l.bytes("abs_path", a);
@@ -184,7 +184,7 @@ pub fn exec(l: &mut Line, c: &ExecCall<'_>, redact: bool) {
 
 /// `spawn` members.
 pub fn spawn(l: &mut Line, e: &Spawn, path: &[u8], args: &[&[u8]], redact: bool) {
-    l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+    l.name("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
     l.bytes("path", path);
     argv(l, "argv", args, redact);
     if e.child_pid.get() > 0 {
@@ -201,7 +201,7 @@ pub fn spawn(l: &mut Line, e: &Spawn, path: &[u8], args: &[&[u8]], redact: bool)
 
 /// `fork` members.
 pub fn fork(l: &mut Line, e: &Fork) {
-    l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+    l.name("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
     if e.child_pid.get() >= 0 {
         l.int("child_pid", e.child_pid.get());
     } else {
@@ -213,16 +213,19 @@ pub fn fork(l: &mut Line, e: &Fork) {
 pub fn file_open(l: &mut Line, e: &FileOpen, path: &[u8], abs: Option<&[u8]>) {
     let flags = e.flags.get();
     let dirfd = e.dirfd.get();
-    l.str("op", open_op::name(e.op.get()).unwrap_or("unknown"));
+    l.name("op", open_op::name(e.op.get()).unwrap_or("unknown"));
     l.bytes("path", path);
-    if let Some(a) = abs {
-        l.bytes("abs_path", a);
+    match abs {
+        // An absolute path already normal: the same text.
+        Some(a) if a == path => l.repeat_bytes("abs_path", a),
+        Some(a) => l.bytes("abs_path", a),
+        None => {}
     }
     if dirfd != AT_FDCWD {
         l.int("dirfd", dirfd);
     }
     l.int("flags", flags);
-    l.str(
+    l.name(
         "access",
         match flags & libc::O_ACCMODE {
             libc::O_RDONLY => "read",
@@ -285,7 +288,7 @@ pub struct FileOpPaths<'a> {
 pub fn file_op(l: &mut Line, e: &FileOp, p: &FileOpPaths<'_>) {
     let op = e.op.get();
     let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
-    l.str("op", file_op::name(op).unwrap_or("unknown"));
+    l.name("op", file_op::name(op).unwrap_or("unknown"));
     if op == file_op::SCANDIR {
         l.str("access", "read");
     }
@@ -365,7 +368,7 @@ pub fn utime_text(sec: i64, nsec: i32) -> String {
 /// descriptor, `fd`), `abs` what the process model resolved it to, `name` the xattr name.
 pub fn file_meta(l: &mut Line, e: &FileMeta, path: &[u8], abs: Option<&[u8]>, name: &[u8]) {
     let (op, fd) = (e.op.get(), e.fd.get());
-    l.str("op", meta_call::name(e.call.get()).unwrap_or("unknown"));
+    l.name("op", meta_call::name(e.call.get()).unwrap_or("unknown"));
     if e.meta_flags.get() & meta_flags::FD != 0 {
         l.int("fd", fd);
         if let Some(a) = abs {
@@ -424,7 +427,7 @@ pub fn net_type(op: u16) -> &'static str {
 
 /// `net_*` members; `unix_path` is the socket path of an `AF_UNIX` address.
 pub fn net(l: &mut Line, e: &Net, unix_path: Option<&[u8]>) {
-    l.str("op", net_op::name(e.op.get()).unwrap_or("unknown"));
+    l.name("op", net_op::name(e.op.get()).unwrap_or("unknown"));
     l.int("fd", e.fd.get());
     addr_fields(l, e.family.get(), &e.addr, e.port.get(), unix_path);
     l.int("result", e.result.get());
@@ -538,6 +541,35 @@ fn addr_fields(l: &mut Line, family: u16, a: &[u8; 16], port: u16, path: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names written with [`Line::name`] (unescaped) must need no escaping.
+    #[test]
+    fn table_names_are_plain() {
+        let plain = |s: &str| {
+            assert!(
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{s:?}"
+            )
+        };
+        for op in 0..=u16::MAX {
+            for n in [
+                open_op::name(op),
+                proc_op::name(op),
+                file_op::name(op),
+                meta_call::name(op),
+                net_op::name(op),
+                meta_op::event_type(op),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                plain(n);
+            }
+            plain(file_op_type(op));
+            plain(file_meta_type(op));
+            plain(net_type(op));
+        }
+    }
 
     #[test]
     fn utime_times_are_dates_or_markers() {
