@@ -220,10 +220,7 @@ impl Decoder {
         self.cur_pos = pos;
         let l = &mut self.line;
         l.begin();
-        l.key_only("ts");
-        self.ts.push_bytes(l.buf_mut(), unix);
-        l.end_str();
-        l.int("ts_unix_ns", unix);
+        l.members_with(|b| self.ts.push_members(b, unix));
         l.name("event_type", event_type);
         image.ids.write(l);
         l.raw("\"component\":\"telemetry\"");

@@ -263,24 +263,18 @@ impl Line {
         self.last_bytes = None;
     }
 
-    /// Start a string member whose text the caller appends to [`Line::buf_mut`] (UTF-8 that
-    /// needs no escaping), then closes with [`Line::end_str`].
-    pub fn key_only(&mut self, k: &str) {
-        self.key(k);
-        self.buf.push(b'"');
-    }
-
-    /// The buffer, for [`Line::key_only`].
-    pub fn buf_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
-    }
-
-    /// Close a member opened with [`Line::key_only`].
-    pub fn end_str(&mut self) {
-        self.buf.push(b'"');
-    }
-
+    /// Members that `f` appends to the buffer (JSON it vouches for), after a comma if some
+    /// member came before.
     #[inline]
+    pub fn members_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        f(&mut self.buf);
+    }
+
+    #[inline(always)]
     fn key(&mut self, k: &str) {
         if !self.first {
             self.buf.push(b',');
@@ -309,7 +303,7 @@ impl Line {
 
     /// `"k": "v"` for a name from this program's own tables (an event type, a call's name):
     /// ASCII that needs no escaping, written as it is.
-    #[inline]
+    #[inline(always)]
     pub fn name(&mut self, k: &str, v: &'static str) {
         debug_assert!(v
             .bytes()
@@ -377,7 +371,7 @@ impl Line {
     }
 
     /// `"k": n`.
-    #[inline]
+    #[inline(always)]
     pub fn int(&mut self, k: &str, n: impl Int) {
         self.key(k);
         n.push_to(&mut self.buf);

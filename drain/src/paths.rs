@@ -109,23 +109,53 @@ impl Dirs {
 
 /// Whether an absolute path is already normal: no `.` or `..` component, no `//`, no trailing
 /// `/` (except the root itself).
+///
+/// Called for every path of every line, so the common case (no `/` followed by `/` or `.`) is
+/// found a word at a time; a path with such a pair (a hidden directory, `./`) is looked at
+/// component by component.
 fn is_normal(p: &[u8]) -> bool {
     if p == b"/" {
         return true;
     }
-    // Look only after each `/`: what follows must start a component that is neither empty
-    // (`//`, a trailing `/`) nor `.` nor `..`.
-    let mut i = 0;
-    while let Some(off) = p.get(i..).and_then(|r| r.iter().position(|&b| b == b'/')) {
-        let rest = &p[i + off + 1..];
-        let comp_len = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-        match &rest[..comp_len] {
-            b"" | b"." | b".." => return false,
-            _ => {}
-        }
-        i += off + 1 + comp_len;
+    if p.last() == Some(&b'/') {
+        return false;
     }
-    true
+    if !has_slash_pair(p) {
+        return true;
+    }
+    p.split(|&b| b == b'/')
+        .skip(1)
+        .all(|c| !c.is_empty() && c != b"." && c != b"..")
+}
+
+/// Whether a `/` in `p` is followed by `/` or `.` (possibly a false positive, never a false
+/// negative).
+fn has_slash_pair(p: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A superset of the bytes of `w` equal to `b` (every such byte is flagged).
+    let eq = |w: u64, b: u8| {
+        let x = w ^ (ONES * b as u64);
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    let mut i = 0;
+    // Each byte of the word at `i` against the byte after it (the word at `i + 1`).
+    while let (Some(a), Some(b)) = (p.get(i..i + 8), p.get(i + 1..i + 9)) {
+        let (a, b) = (word(a), word(b));
+        if eq(a, b'/') & (eq(b, b'/') | eq(b, b'.')) != 0 {
+            return true;
+        }
+        i += 8;
+    }
+    p.get(i..)
+        .unwrap_or_default()
+        .windows(2)
+        .any(|w| w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'))
 }
 
 /// Fold `.`, `..` and repeated `/` of an absolute path.
@@ -202,7 +232,8 @@ mod tests {
                 || p == b"/";
             assert_eq!(old, normal);
         }
-        // Every string of up to 7 of `/`, `.` and `a`, against the old definition.
+        // Every string of up to 10 of `/`, `.` and `a` (across a word), against the old
+        // definition.
         let mut stack = vec![Vec::new()];
         while let Some(p) = stack.pop() {
             let old = p
@@ -211,7 +242,7 @@ mod tests {
                 .all(|c| !c.is_empty() && c != b"." && c != b"..")
                 || p == b"/";
             assert_eq!(is_normal(&p), old, "{}", String::from_utf8_lossy(&p));
-            if p.len() < 7 {
+            if p.len() < 10 {
                 for b in [b'/', b'.', b'a'] {
                     let mut q = p.clone();
                     q.push(b);
