@@ -1,16 +1,21 @@
 //! The drain loop shared by `decode`, `--follow` and `record`: poll the reader, write lines,
 //! and when there is nothing to read, flush, publish the position and sleep.
 //!
-//! Sleeping is adaptive: 2 ms after the last record, doubling up to 5 ms while idle, so a
-//! commit shows up as a line within a few milliseconds, an idle drain wakes 200 times a second
-//! at most (well under 1% of a core), and a busy one reads records in batches instead of
-//! waking for each. Waking costs more CPU in context switches than decoding: following
-//! `make -j2` (40,000 events in 3.4 s), naps of 20 µs cost 0.57 s of CPU, of 0.5 ms 0.20 s,
-//! of 2 ms 0.14 s.
+//! Sleeping is adaptive: [`MIN_NAP`] after the first records that follow a quiet spell (the
+//! rest of a burst comes soon), then each nap twice the last, up to [`MAX_NAP`], whether the
+//! stream is busy or quiet. So a commit shows up as a line within [`MAX_NAP`] (within a few
+//! milliseconds when records came recently), a busy drain reads its records in batches of a
+//! [`MAX_NAP`]'s worth, and an idle one wakes 100 times a second (well under 1% of a core).
+//! Waking costs more CPU than decoding: each wake-up is a context switch, a `write(2)` of the
+//! batch, and the position published. Following `make -j2` (40,000 events in 3.4 s), naps of
+//! 20 µs cost 0.57 s of CPU, of 0.5 ms 0.20 s, of 2 ms 0.14 s (before the decoder got faster);
+//! `drain-bench` measures what following costs beyond decoding.
 //!
 //! A record that a live writer is still writing is first waited for with `crossbeam-utils`'
 //! `Backoff` (a few spins, then a few yields: writers finish a record in nanoseconds), and only
-//! then with the naps above.
+//! then with the naps above. Whether its writer is still alive is asked of
+//! [`crate::liveness::CachedLiveness`], which remembers answers: spinning on a busy record does
+//! not read `/proc` each time round.
 //!
 //! The published position is what a restarted drain resumes from: it is only advanced once
 //! the lines before it are flushed to the output, and never past an `exec` line still waiting
@@ -27,9 +32,10 @@ use format::{Item, Loss, LossReason, Reader, ReaderOptions, Ring, Start, Waiting
 use crate::decode::{self, Decoder, Stats};
 use crate::resume;
 
-/// The sleep after a poll that found records, and the longest sleep when idle.
-const MIN_NAP: Duration = Duration::from_millis(2);
-const MAX_NAP: Duration = Duration::from_millis(5);
+/// The first sleep after records that follow a quiet spell.
+pub const MIN_NAP: Duration = Duration::from_millis(2);
+/// The longest sleep: how late a line can be.
+pub const MAX_NAP: Duration = Duration::from_millis(10);
 
 /// A signal number caught by the drain (0: none). Every access is `Relaxed`: the word is a
 /// flag that publishes no other data, so the loop only needs to see the handler's store
@@ -86,9 +92,12 @@ impl Progress<'_> {
     /// Whether a traced process of the session may still write: a writer slot's process is
     /// alive, or a child that a `fork` or `spawn` line announced has not written its
     /// `process_start` yet and is alive (between `fork` and its first record a child holds no
-    /// slot: its parent may have exited already).
+    /// slot: its parent may have exited already). Asked afresh each time, of every writer
+    /// slot used so far: a caller that asks it often (at each wake-up) should ask it only every
+    /// so often while it answers `true`.
     pub fn traced_processes_alive(&mut self) -> bool {
-        self.ring.any_writer_alive(&format::ProcLiveness) || self.dec.unstarted_children_alive()
+        self.ring.any_writer_alive(&crate::liveness::FreshLiveness)
+            || self.dec.unstarted_children_alive()
     }
 }
 
@@ -141,6 +150,7 @@ impl<'r> Follower<'r> {
                 ring,
                 ReaderOptions {
                     start: Start::Oldest,
+                    liveness: Box::new(crate::liveness::CachedLiveness::default()),
                     ..Default::default()
                 },
             ),
@@ -225,9 +235,12 @@ fn run(
     until: Until<'_>,
 ) -> io::Result<()> {
     let ring = reader.ring();
+    let me = std::process::id();
     let mut until = until;
     let mut out = WriteAdapter(out);
     let mut nap = MIN_NAP;
+    // Whether the last wake-up found nothing to read, and whether this one found something.
+    let (mut quiet, mut found) = (false, false);
     let mut busy_since: Option<Instant> = None;
     let mut unflushed = 0u32;
     // A record a live writer is in the middle of is done within nanoseconds, almost always:
@@ -240,7 +253,12 @@ fn run(
             Item::Record(_) | Item::Lost(_) => {
                 backoff.reset();
                 dec.item(ring, &item, &mut out)?;
-                nap = MIN_NAP;
+                if quiet {
+                    // The first records after a quiet spell: more may follow at once.
+                    nap = MIN_NAP;
+                    quiet = false;
+                }
+                found = true;
                 busy_since = None;
                 unflushed += 1;
                 if unflushed >= 8192 {
@@ -257,10 +275,11 @@ fn run(
             Item::Waiting(w) => {
                 dec.flush_pending(ring, Some(Duration::from_millis(100)), &mut out)?;
                 out.flush()?;
+                quiet = !std::mem::take(&mut found);
                 unflushed = 0;
                 if until.publish {
                     publish(reader, dec);
-                    ring.drain_heartbeat(std::process::id());
+                    ring.drain_heartbeat(me);
                 }
                 if !until.follow {
                     if w == Waiting::CaughtUp {
