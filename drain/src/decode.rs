@@ -67,8 +67,21 @@ struct PendingExec {
     op: u16,
     untraced: u16,
     fd: i32,
-    vars: Vec<Vec<u8>>,
+    /// The var fields (path, argv…), end to end, and where each ends: two allocations for an
+    /// exec, whatever its argv.
+    vars: Vec<u8>,
+    ends: Vec<usize>,
     since: Instant,
+}
+
+impl PendingExec {
+    /// The var fields.
+    fn vars(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| self.vars.get(a..b).unwrap_or_default())
+    }
 }
 
 /// Turns records into lines. [`crate::follow::Follower`] drives it; used alone, it takes the
@@ -99,7 +112,8 @@ struct PendingExec {
 /// assert_eq!(dec.stats.events, 1);
 /// ```
 pub struct Decoder {
-    opts: Options,
+    /// Redaction of argv, on or off (`Options::redact`).
+    redaction: render::Redaction,
     /// The ring's format version: which layouts its records have.
     version: u32,
     ring_session: [u8; 16],
@@ -127,7 +141,7 @@ impl Decoder {
     /// A decoder for records of `ring`.
     pub fn new(ring: &Ring, opts: Options) -> Decoder {
         Decoder {
-            opts,
+            redaction: render::Redaction::new(opts.redact),
             version: ring.header().version.get(),
             ring_session: ring.session_id(),
             procs: Processes::new(ring.session_id()),
@@ -342,13 +356,19 @@ impl Decoder {
             AnyEvent::ProcessStartV2(e, vars) => self.process_start_v2(ring, pos, e, vars, out),
             AnyEvent::ProcessExit(e) => self.process_exit(ring, pos, e, out),
             AnyEvent::Exec(e, vars) => {
+                let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+                for v in vars {
+                    bytes.extend_from_slice(v);
+                    ends.push(bytes.len());
+                }
                 self.pending.push(PendingExec {
                     pos,
                     hdr: *h,
                     op: e.op.get(),
                     untraced: e.untraced.get(),
                     fd: e.fd.get(),
-                    vars: vars.map(|v| v.to_vec()).collect(),
+                    vars: bytes,
+                    ends,
                     since: Instant::now(),
                 });
                 Ok(())
@@ -364,7 +384,7 @@ impl Decoder {
                 let path = vars.first().copied().unwrap_or(b"");
                 self.common(ring, h, "spawn", pos);
                 let args = &vars[1.min(vars.len())..];
-                render::spawn(&mut self.line, e, path, args, self.opts.redact);
+                render::spawn(&mut self.line, e, path, args, &mut self.redaction);
                 self.emit(out)
             }
             AnyEvent::Fork(e) => {
@@ -511,7 +531,7 @@ impl Decoder {
         self.stats.processes += u64::from(self.writes(pos));
         self.common(ring, h, "process_start", pos);
         let forked = s.start_flags & start_flags::FORKED != 0;
-        let redact = self.opts.redact;
+        let redact = &mut self.redaction;
         render::process_start(&mut self.line, s.ppid, s.exe, &argv, s.cwd, forked, redact);
         if s.start_flags & start_flags::SUPERVISED != 0 {
             self.line.bool("supervised", true);
@@ -629,13 +649,13 @@ impl Decoder {
         errno: Option<i32>,
         out: &mut impl Write,
     ) -> io::Result<()> {
-        let path = p.vars.first().map(|v| v.as_slice()).unwrap_or(b"");
+        let path = p.vars().next().unwrap_or(b"");
         let abs = if path.first() != Some(&b'/') && path.contains(&b'/') {
             self.procs.resolve(p.hdr.span, p.fd, path)
         } else {
             None
         };
-        let args: Vec<&[u8]> = p.vars.iter().skip(1).map(|v| v.as_slice()).collect();
+        let args: Vec<&[u8]> = p.vars().skip(1).collect();
         self.common(ring, &p.hdr, "exec", p.pos);
         let call = render::ExecCall {
             op: p.op,
@@ -646,7 +666,7 @@ impl Decoder {
             errno,
             untraced: p.untraced,
         };
-        render::exec(&mut self.line, &call, self.opts.redact);
+        render::exec(&mut self.line, &call, &mut self.redaction);
         self.emit(out)
     }
 }

@@ -25,8 +25,15 @@ pub struct Line {
 
 impl Default for Line {
     fn default() -> Self {
+        Line::with_capacity(512)
+    }
+}
+
+impl Line {
+    /// A line whose buffer starts with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Line {
         Line {
-            buf: Vec::with_capacity(512),
+            buf: Vec::with_capacity(n),
             first: true,
             escaped: Vec::new(),
             last_bytes: None,
@@ -233,7 +240,8 @@ pub(crate) fn push_padded(buf: &mut Vec<u8>, mut v: u32, width: usize) {
 }
 
 /// `bytes` as text: itself when UTF-8 (`false`), else the escaped form (`true`).
-pub fn text(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+#[cfg(test)]
+fn text(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.into(), false),
         Err(_) => (escaped_text(bytes).into(), true),
@@ -285,13 +293,31 @@ impl Line {
         self.buf.extend_from_slice(b"\":");
     }
 
-    /// Append pre-rendered members (`"a":1,"b":"x"`), JSON the caller vouches for.
-    pub fn raw(&mut self, members: &str) {
+    /// Append pre-rendered members (`"a":1,"b":"x"`), JSON in UTF-8 the caller vouches for.
+    pub fn raw(&mut self, members: impl AsRef<[u8]>) {
         if !self.first {
             self.buf.push(b',');
         }
         self.first = false;
-        self.buf.extend_from_slice(members.as_bytes());
+        self.buf.extend_from_slice(members.as_ref());
+    }
+
+    /// `"k": "spn_<span as a UUID>"`.
+    pub fn span(&mut self, k: &str, span: &[u8; 16]) {
+        let mut text = [0u8; format::ids::UUID_TEXT_LEN];
+        format::ids::format_uuid(span, &mut text);
+        self.key(k);
+        self.buf.push(b'"');
+        self.buf
+            .extend_from_slice(format::ids::SPAN_PREFIX.as_bytes());
+        self.buf.extend_from_slice(&text);
+        self.buf.push(b'"');
+    }
+
+    /// The members written since [`Line::begin`], without braces, `escaped` or newline.
+    pub fn into_members(mut self) -> Vec<u8> {
+        self.buf.drain(..1.min(self.buf.len()));
+        self.buf
     }
 
     /// `"k": "s"`.

@@ -61,8 +61,17 @@ impl TsCache {
     /// Make the cache hold the second of `unix_ns`; returns the nanoseconds within it.
     #[inline]
     fn second(&mut self, unix_ns: i128) -> u32 {
-        let secs = unix_ns.div_euclid(1_000_000_000) as i64;
-        let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
+        // 64-bit division for every time of years 1678-2261 (128-bit division is a call).
+        let (secs, nanos) = match i64::try_from(unix_ns) {
+            Ok(ns) => (
+                ns.div_euclid(1_000_000_000),
+                ns.rem_euclid(1_000_000_000) as u32,
+            ),
+            Err(_) => (
+                unix_ns.div_euclid(1_000_000_000) as i64,
+                unix_ns.rem_euclid(1_000_000_000) as u32,
+            ),
+        };
         if self.sec != Some(secs) {
             let days = secs.div_euclid(86_400);
             let sod = secs.rem_euclid(86_400);
@@ -133,6 +142,8 @@ mod tests {
             -1_000_000_000,
             -1_000_000_001,
             i64::MAX as i128,
+            i64::MIN as i128,
+            i64::MIN as i128 - 1,
             u64::MAX as i128,
             u64::MAX as i128 * 3,
             -(u64::MAX as i128),
