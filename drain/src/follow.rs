@@ -1,15 +1,20 @@
 //! The drain loop shared by `decode`, `--follow` and `record`: poll the reader, write lines,
 //! and when there is nothing to read, flush, publish the position and sleep.
 //!
-//! Sleeping is adaptive: [`MIN_NAP`] after the first records that follow a quiet spell (the
-//! rest of a burst comes soon), then each nap twice the last, up to [`MAX_NAP`], whether the
-//! stream is busy or quiet. So a commit shows up as a line within [`MAX_NAP`] (within a few
-//! milliseconds when records came recently), a busy drain reads its records in batches of a
-//! [`MAX_NAP`]'s worth, and an idle one wakes 100 times a second (well under 1% of a core).
-//! Waking costs more CPU than decoding: each wake-up is a context switch, a `write(2)` of the
-//! batch, and the position published. Following `make -j2` (40,000 events in 3.4 s), naps of
-//! 20 µs cost 0.57 s of CPU, of 0.5 ms 0.20 s, of 2 ms 0.14 s (before the decoder got faster);
-//! `drain-bench` measures what following costs beyond decoding.
+//! Sleeping is adaptive: [`MIN_NAP`] after the first records that follow a quiet spell of
+//! [`QUIET_SPELL`] (the rest of a burst comes soon), then each nap twice the last, up to
+//! [`MAX_NAP`] while records come now and then or not at all, and up to [`BUSY_NAP`] while
+//! they come at [`BUSY_RATE`] or faster (a build). So an occasional commit shows up as a line
+//! within [`MAX_NAP`], a busy stream's within [`BUSY_NAP`] and in batches of hundreds, and an
+//! idle drain wakes 100 times a second (about 0.1% of a core here).
+//!
+//! Waking costs more CPU than decoding the records it finds: each wake-up is a timer, two
+//! context switches, a `write(2)` of the batch (a write of a few lines costs nearly what one
+//! of 64 KiB does), the position published, and a working set brought back into caches that
+//! a build's compilers evicted meanwhile. Following `make -j2` (48,000 events in 4 s), naps
+//! of at most 5 ms (the old rule) cost 2-3 times the CPU of decoding the same ring at once,
+//! naps of 10 ms and 20 ms when busy about 1.5 times; `drain-bench` measures the same
+//! against a synthetic build.
 //!
 //! A record that a live writer is still writing is first waited for with `crossbeam-utils`'
 //! `Backoff` (a few spins, then a few yields: writers finish a record in nanoseconds), and only
@@ -36,6 +41,12 @@ use crate::resume;
 pub const MIN_NAP: Duration = Duration::from_millis(2);
 /// The longest sleep: how late a line can be.
 pub const MAX_NAP: Duration = Duration::from_millis(10);
+/// The longest sleep while records come at [`BUSY_RATE`] or faster.
+pub const BUSY_NAP: Duration = Duration::from_millis(20);
+/// Records per millisecond (over the last nap) that make a stream busy: see [`BUSY_NAP`].
+pub const BUSY_RATE: u32 = 2;
+/// Records found after this long without any start a burst: naps start again at [`MIN_NAP`].
+pub const QUIET_SPELL: Duration = Duration::from_millis(100);
 
 /// A signal number caught by the drain (0: none). Every access is `Relaxed`: the word is a
 /// flag that publishes no other data, so the loop only needs to see the handler's store
@@ -76,6 +87,7 @@ pub struct Progress<'p> {
     ring: &'p Ring,
     dec: &'p mut Decoder,
     caught_up: bool,
+    soon: bool,
 }
 
 impl Progress<'_> {
@@ -87,6 +99,12 @@ impl Progress<'_> {
     /// Whether everything reserved so far was read.
     pub fn caught_up(&self) -> bool {
         self.caught_up
+    }
+
+    /// Ask again soon ([`MIN_NAP`]) rather than after the next adaptive nap: the end is
+    /// near (the traced command exited), and should be noticed promptly.
+    pub fn ask_again_soon(&mut self) {
+        self.soon = true;
     }
 
     /// Whether a traced process of the session may still write: a writer slot's process is
@@ -202,14 +220,19 @@ impl<'r> Follower<'r> {
 }
 
 impl Until<'_> {
-    fn is_done(&mut self, ring: &Ring, dec: &mut Decoder, caught_up: bool) -> bool {
+    /// Whether the loop ends, and whether the caller asked to be asked again soon.
+    fn is_done(&mut self, ring: &Ring, dec: &mut Decoder, caught_up: bool) -> (bool, bool) {
         match self.done.as_mut() {
-            Some(f) => f(&mut Progress {
-                ring,
-                dec,
-                caught_up,
-            }),
-            None => SIGNALLED.load(Relaxed) != 0,
+            Some(f) => {
+                let mut p = Progress {
+                    ring,
+                    dec,
+                    caught_up,
+                    soon: false,
+                };
+                (f(&mut p), p.soon)
+            }
+            None => (SIGNALLED.load(Relaxed) != 0, false),
         }
     }
 }
@@ -239,8 +262,10 @@ fn run(
     let mut until = until;
     let mut out = WriteAdapter(out);
     let mut nap = MIN_NAP;
-    // Whether the last wake-up found nothing to read, and whether this one found something.
-    let (mut quiet, mut found) = (false, false);
+    // The last nap: what the records found after it accumulated over.
+    let mut slept = MIN_NAP;
+    // When records were last found (`None`: not yet), and how many this wake-up found.
+    let (mut last_found, mut batch): (Option<Instant>, u32) = (None, 0);
     let mut busy_since: Option<Instant> = None;
     let mut unflushed = 0u32;
     // A record a live writer is in the middle of is done within nanoseconds, almost always:
@@ -253,12 +278,7 @@ fn run(
             Item::Record(_) | Item::Lost(_) => {
                 backoff.reset();
                 dec.item(ring, &item, &mut out)?;
-                if quiet {
-                    // The first records after a quiet spell: more may follow at once.
-                    nap = MIN_NAP;
-                    quiet = false;
-                }
-                found = true;
+                batch = batch.saturating_add(1);
                 busy_since = None;
                 unflushed += 1;
                 if unflushed >= 8192 {
@@ -267,7 +287,7 @@ fn run(
                     if until.publish {
                         publish(reader, dec);
                     }
-                    if until.follow && until.is_done(ring, dec, false) {
+                    if until.follow && until.is_done(ring, dec, false).0 {
                         break;
                     }
                 }
@@ -275,7 +295,15 @@ fn run(
             Item::Waiting(w) => {
                 dec.flush_pending(ring, Some(Duration::from_millis(100)), &mut out)?;
                 out.flush()?;
-                quiet = !std::mem::take(&mut found);
+                let found = std::mem::take(&mut batch);
+                if found > 0 {
+                    let now = Instant::now();
+                    if last_found.is_none_or(|t| now.duration_since(t) >= QUIET_SPELL) {
+                        // The first records after a quiet spell: more may follow at once.
+                        nap = MIN_NAP;
+                    }
+                    last_found = Some(now);
+                }
                 unflushed = 0;
                 if until.publish {
                     publish(reader, dec);
@@ -293,11 +321,21 @@ fn run(
                         dec.stats.unfinished = Some(loss);
                         break;
                     }
-                } else if until.is_done(ring, dec, w == Waiting::CaughtUp) {
-                    break;
+                } else {
+                    let (done, soon) = until.is_done(ring, dec, w == Waiting::CaughtUp);
+                    if done {
+                        break;
+                    }
+                    if soon {
+                        nap = MIN_NAP;
+                    }
                 }
+                // A busy stream is read in bigger batches, at longer intervals.
+                let busy = u128::from(found) * 1000 >= slept.as_micros() * u128::from(BUSY_RATE);
+                let cap = if busy { BUSY_NAP } else { MAX_NAP };
                 std::thread::sleep(nap);
-                nap = (nap * 2).min(MAX_NAP);
+                slept = nap;
+                nap = (nap * 2).min(cap);
             }
         }
     }
