@@ -1,7 +1,10 @@
 //! The drain's speed: records decoded to JSON lines per second on one core, the latency from
-//! a commit to its line in a followed file, and the CPU an idle follower uses.
+//! a commit to its line in a followed file, the CPU an idle follower uses, and what following
+//! a build costs beyond decoding its records.
 //!
 //! Run: `cargo build --release && cargo run --release -p benches --bin drain-bench`
+//! (`drain-bench follow`: section 4 only; `drain-bench --write-ring PATH [RECORDS]`: write
+//! section 1's ring and exit, for profiling and comparing builds).
 //!
 //! 1. Decode: 2,000,000 `file_open` records (60-byte paths, as a compiler's include opens)
 //!    written by this process into a ring in tmpfs, then `substrate-drain RING -o /dev/null`;
@@ -14,11 +17,12 @@
 //!    processes, two at a time (as `make -j2` runs compilers, so both cores are busy), each
 //!    attach, write 100-400 records (a `process_start`, `file_open`s with 60-byte paths, a
 //!    `process_exit`) in clusters of 1-30 between which they compute (10-50 ms of CPU in
-//!    all), and detach: about 40,000 records in about 3 s. Once every line
-//!    is in FILE the follower is stopped (SIGTERM) and its CPU time (user + system, from
-//!    `wait4`) is divided by that of `substrate-drain RING -o FILE2`, the offline decode of the
-//!    same ring into a file in the same directory: what following costs beyond decoding. Also
-//!    its wake-ups (voluntary context switches). Three rounds; the median ratio and the range.
+//!    all), and detach: about 40,000 records in about 3 s. Once every line is in FILE the
+//!    follower is stopped (SIGTERM) and its CPU time (user + system, from `wait4`) is divided
+//!    by that of `substrate-drain RING -o FILE2`, the offline decode of the same ring into a
+//!    file in the same directory: what following costs beyond decoding. Also its wake-ups
+//!    (voluntary context switches), and whether both files are the same. Three rounds; the
+//!    median ratio and the range.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -250,7 +254,9 @@ fn follow_round(drain: &std::path::Path, dir: &std::path::Path, round: u32) -> F
         } else {
             let mut st = 0;
             // SAFETY: waits for any child; st is valid for writes.
-            if unsafe { libc::waitpid(-1, &mut st, 0) } > 0 {
+            let pid = unsafe { libc::waitpid(-1, &mut st, 0) };
+            assert!(pid != follower as i32, "the follower ended early");
+            if pid > 0 {
                 running -= 1;
             }
         }
