@@ -4,17 +4,20 @@
 //! Sleeping is adaptive: [`MIN_NAP`] after the first records that follow a quiet spell of
 //! [`QUIET_SPELL`] (the rest of a burst comes soon), then each nap twice the last, up to
 //! [`MAX_NAP`] while records come now and then or not at all, and up to [`BUSY_NAP`] while
-//! they come at [`BUSY_RATE`] or faster (a build). So an occasional commit shows up as a line
-//! within [`MAX_NAP`], a busy stream's within [`BUSY_NAP`] and in batches of hundreds, and an
-//! idle drain wakes 100 times a second (about 0.1% of a core here).
+//! they come at [`BUSY_RATE`] or faster (a build); but never longer than the ring takes to
+//! fill a quarter at the rate it filled during the last nap (a small ring and a storm of
+//! records: naps down to [`MIN_NAP`]). So an occasional commit shows up as a line within
+//! [`MAX_NAP`], a busy stream's within [`BUSY_NAP`] and in batches of hundreds, and an idle
+//! drain wakes 100 times a second (about 0.1% of a core here).
 //!
 //! Waking costs more CPU than decoding the records it finds: each wake-up is a timer, two
-//! context switches, a `write(2)` of the batch (a write of a few lines costs nearly what one
-//! of 64 KiB does), the position published, and a working set brought back into caches that
-//! a build's compilers evicted meanwhile. Following `make -j2` (48,000 events in 4 s), naps
-//! of at most 5 ms (the old rule) cost 2-3 times the CPU of decoding the same ring at once,
-//! naps of 10 ms and 20 ms when busy about 1.5 times; `drain-bench` measures the same
-//! against a synthetic build.
+//! context switches, a `write(2)` of the batch, the position published, and, most of all
+//! while a build runs, a working set (code, the process model, the output buffer) brought
+//! back into caches that the build's compilers evicted meanwhile: about 80 µs of CPU per
+//! wake-up of a busy follower here. Following `make -j2` (48,000 events in 4 s), naps of at
+//! most 5 ms (the old rule: about 1,600 wake-ups) cost 2-3 times the CPU of decoding the
+//! same ring at once, busy naps of 20 ms about 1.5 times, of 40 ms about 1.3 times (130
+//! wake-ups); `drain-bench` measures the same against a synthetic build.
 //!
 //! A record that a live writer is still writing is first waited for with `crossbeam-utils`'
 //! `Backoff` (a few spins, then a few yields: writers finish a record in nanoseconds), and only
@@ -42,7 +45,7 @@ pub const MIN_NAP: Duration = Duration::from_millis(2);
 /// The longest sleep: how late a line can be.
 pub const MAX_NAP: Duration = Duration::from_millis(10);
 /// The longest sleep while records come at [`BUSY_RATE`] or faster.
-pub const BUSY_NAP: Duration = Duration::from_millis(20);
+pub const BUSY_NAP: Duration = Duration::from_millis(40);
 /// Records per millisecond (over the last nap) that make a stream busy: see [`BUSY_NAP`].
 pub const BUSY_RATE: u32 = 2;
 /// Records found after this long without any start a burst: naps start again at [`MIN_NAP`].
@@ -262,8 +265,10 @@ fn run(
     let mut until = until;
     let mut out = WriteAdapter(out);
     let mut nap = MIN_NAP;
-    // The last nap: what the records found after it accumulated over.
+    // The last nap: what the records found after it accumulated over; and the position
+    // before them.
     let mut slept = MIN_NAP;
+    let mut read_from = reader.position();
     // When records were last found (`None`: not yet), and how many this wake-up found.
     let (mut last_found, mut batch): (Option<Instant>, u32) = (None, 0);
     let mut busy_since: Option<Instant> = None;
@@ -330,9 +335,20 @@ fn run(
                         nap = MIN_NAP;
                     }
                 }
-                // A busy stream is read in bigger batches, at longer intervals.
+                // A busy stream is read in bigger batches, at longer intervals, but never so
+                // far apart that the ring would fill past a quarter at the rate it just
+                // filled.
                 let busy = u128::from(found) * 1000 >= slept.as_micros() * u128::from(BUSY_RATE);
-                let cap = if busy { BUSY_NAP } else { MAX_NAP };
+                let mut cap = if busy { BUSY_NAP } else { MAX_NAP };
+                let read = reader.position().saturating_sub(read_from);
+                read_from = reader.position();
+                if read > 0 {
+                    let quarter = ring.geometry().capacity / 4;
+                    let fill_cap = slept.as_secs_f64() * quarter as f64 / read as f64;
+                    let fill_cap = Duration::try_from_secs_f64(fill_cap.min(1.0));
+                    cap = cap.min(fill_cap.unwrap_or(MIN_NAP).max(MIN_NAP));
+                }
+                nap = nap.min(cap);
                 std::thread::sleep(nap);
                 slept = nap;
                 nap = (nap * 2).min(cap);
