@@ -16,9 +16,10 @@
 //!    share of one core.
 //! 4. Follow CPU: `substrate-drain --follow -o FILE RING` runs while short-lived writer
 //!    processes, two at a time (as `make -j2` runs compilers, so both cores are busy), each
-//!    attach, write 100-400 records (a `process_start`, `file_open`s with 60-byte paths, a
-//!    `process_exit`) in clusters of 1-30 between which they compute (10-50 ms of CPU in
-//!    all), and detach: about 40,000 records in about 3 s. Once every line is in FILE the
+//!    attach, write 10-60 records (a `process_start`, `file_open`s with 60-byte paths, a
+//!    `process_exit`) in clusters of 1-30 between which they compute (2-10 ms of CPU in
+//!    all), and detach: about 40,000 records from about 1,100 processes in about 4 s (a
+//!    `make -j2` of 300 small C files: 48,000 from 1,800). Once every line is in FILE the
 //!    follower is stopped (SIGTERM) and its CPU time (user + system, from `wait4`) is divided
 //!    by that of `substrate-drain RING -o FILE2`, the offline decode of the same ring into a
 //!    file in the same directory: what following costs beyond decoding. Also its wake-ups
