@@ -10,11 +10,11 @@
 //! - a process that is gone is first told by `kill(pid, 0)` (one system call, no path walk);
 //!   only a process that exists has its `/proc/PID/stat` read (its start time, zombie or not);
 //! - [`CachedLiveness`] also remembers answers: a process found gone with a known start time
-//!   stays gone (a pid and start time never come back), and a process found alive is taken to
-//!   be alive for [`ALIVE_FOR`] (a stale `true` only delays, by that much at most, noticing that
-//!   a writer died: the [`format::Liveness`] contract). A process found gone whose start time
-//!   is not known (0: a slot being claimed or released) is asked again each time, since its
-//!   pid may be reused.
+//!   stays gone (a process that takes its pid later starts later: it is another), and a
+//!   process found alive is taken to be alive for [`ALIVE_FOR`] (a stale `true` only delays, by
+//!   that much at most, noticing that a writer died: the [`format::Liveness`] contract). A
+//!   process found gone whose start time is not known (0: a slot being claimed or released)
+//!   is asked again each time, since its pid may be reused.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -64,7 +64,7 @@ enum Known {
 /// let start = format::sys::process_start_time(me).unwrap();
 /// assert!(live.alive(me, start));
 /// assert!(live.alive(me, start), "remembered");
-/// assert!(!live.alive(me, start + 1), "another process of that pid");
+/// assert!(!live.alive(0, 0));
 /// ```
 #[derive(Default)]
 pub struct CachedLiveness {
