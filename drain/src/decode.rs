@@ -67,8 +67,21 @@ struct PendingExec {
     op: u16,
     untraced: u16,
     fd: i32,
-    vars: Vec<Vec<u8>>,
+    /// The var fields (path, argv…), end to end, and where each ends: two allocations for an
+    /// exec, whatever its argv.
+    vars: Vec<u8>,
+    ends: Vec<usize>,
     since: Instant,
+}
+
+impl PendingExec {
+    /// The var fields.
+    fn vars(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| self.vars.get(a..b).unwrap_or_default())
+    }
 }
 
 /// Turns records into lines. [`crate::follow::Follower`] drives it; used alone, it takes the
@@ -99,7 +112,8 @@ struct PendingExec {
 /// assert_eq!(dec.stats.events, 1);
 /// ```
 pub struct Decoder {
-    opts: Options,
+    /// Redaction of argv, on or off (`Options::redact`).
+    redaction: render::Redaction,
     /// The ring's format version: which layouts its records have.
     version: u32,
     ring_session: [u8; 16],
@@ -107,6 +121,8 @@ pub struct Decoder {
     ts: timefmt::TsCache,
     pending: Vec<PendingExec>,
     line: Line,
+    /// Scratch space for an absolute path (reused: no allocation per line).
+    abs: Vec<u8>,
     cur_pos: u64,
     /// Lines of records below this position update the state but are not written (a resumed
     /// follow re-reads what it already wrote, to learn spans and directories again).
@@ -125,13 +141,14 @@ impl Decoder {
     /// A decoder for records of `ring`.
     pub fn new(ring: &Ring, opts: Options) -> Decoder {
         Decoder {
-            opts,
+            redaction: render::Redaction::new(opts.redact),
             version: ring.header().version.get(),
             ring_session: ring.session_id(),
             procs: Processes::new(ring.session_id()),
             ts: timefmt::TsCache::default(),
             pending: Vec::new(),
             line: Line::default(),
+            abs: Vec::new(),
             cur_pos: 0,
             mute_below: 0,
             written: Written::default(),
@@ -211,17 +228,14 @@ impl Decoder {
     }
 
     /// Start the line of an event of image `h.span`: the members every line has.
-    fn common(&mut self, ring: &Ring, h: &EventHeader, event_type: &str, pos: u64) {
+    fn common(&mut self, ring: &Ring, h: &EventHeader, event_type: &'static str, pos: u64) {
         let image = self.procs.image(h.span);
         let unix = ring.to_unix_ns(h.ts_ns.get());
         self.cur_pos = pos;
         let l = &mut self.line;
         l.begin();
-        l.key_only("ts");
-        self.ts.push(l.buf_mut(), unix);
-        l.end_str();
-        l.int("ts_unix_ns", unix);
-        l.str("event_type", event_type);
+        l.members_with(|b| self.ts.push_members(b, unix));
+        l.name("event_type", event_type);
         image.ids.write(l);
         l.raw("\"component\":\"telemetry\"");
         l.int("pid", h.pid.get());
@@ -247,7 +261,7 @@ impl Decoder {
             return Ok(());
         }
         self.stats.events += 1;
-        out.write_all(self.line.end().as_bytes())
+        out.write_all(self.line.end())
     }
 
     fn lost(&mut self, ring: &Ring, l: &Loss, out: &mut impl Write) -> io::Result<()> {
@@ -280,7 +294,7 @@ impl Decoder {
         line.int("pos", l.pos);
         line.raw(&self.ring_id);
         render::lost(line, l);
-        out.write_all(self.line.end().as_bytes())
+        out.write_all(self.line.end())
     }
 
     fn undecodable(
@@ -342,13 +356,19 @@ impl Decoder {
             AnyEvent::ProcessStartV2(e, vars) => self.process_start_v2(ring, pos, e, vars, out),
             AnyEvent::ProcessExit(e) => self.process_exit(ring, pos, e, out),
             AnyEvent::Exec(e, vars) => {
+                let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+                for v in vars {
+                    bytes.extend_from_slice(v);
+                    ends.push(bytes.len());
+                }
                 self.pending.push(PendingExec {
                     pos,
                     hdr: *h,
                     op: e.op.get(),
                     untraced: e.untraced.get(),
                     fd: e.fd.get(),
-                    vars: vars.map(|v| v.to_vec()).collect(),
+                    vars: bytes,
+                    ends,
                     since: Instant::now(),
                 });
                 Ok(())
@@ -364,7 +384,7 @@ impl Decoder {
                 let path = vars.first().copied().unwrap_or(b"");
                 self.common(ring, h, "spawn", pos);
                 let args = &vars[1.min(vars.len())..];
-                render::spawn(&mut self.line, e, path, args, self.opts.redact);
+                render::spawn(&mut self.line, e, path, args, &mut self.redaction);
                 self.emit(out)
             }
             AnyEvent::Fork(e) => {
@@ -375,16 +395,18 @@ impl Decoder {
             }
             AnyEvent::FileOpen(e, mut vars) => {
                 let path = vars.next().unwrap_or(b"");
-                let abs = if path.is_empty() {
-                    None
-                } else {
-                    self.procs.resolve(h.span, e.dirfd.get(), path)
-                };
+                let mut abs = std::mem::take(&mut self.abs);
+                let known = !path.is_empty()
+                    && self
+                        .procs
+                        .resolve_into(h.span, e.dirfd.get(), path, &mut abs);
+                let abs_ref = known.then_some(abs.as_slice());
                 if e.fd.get() >= 0 {
-                    self.procs.opened(h.span, e.fd.get(), abs.as_deref());
+                    self.procs.opened(h.span, e.fd.get(), abs_ref);
                 }
                 self.common(ring, h, "file_open", pos);
-                render::file_open(&mut self.line, e, path, abs.as_deref());
+                render::file_open(&mut self.line, e, path, abs_ref);
+                self.abs = abs;
                 self.emit(out)
             }
             AnyEvent::FileOp(e, mut vars) => {
@@ -419,13 +441,14 @@ impl Decoder {
                 let path = vars.next().unwrap_or(b"");
                 // The loader's name of the object: absolute, or relative to the working
                 // directory (as the drain knows it now; see SCHEMA.md).
-                let abs = if path.is_empty() {
-                    None
-                } else {
-                    self.procs.resolve(h.span, libc::AT_FDCWD, path)
-                };
+                let mut abs = std::mem::take(&mut self.abs);
+                let known = !path.is_empty()
+                    && self
+                        .procs
+                        .resolve_into(h.span, libc::AT_FDCWD, path, &mut abs);
                 self.common(ring, h, "object_load", pos);
-                render::object_load(&mut self.line, e, path, abs.as_deref());
+                render::object_load(&mut self.line, e, path, known.then_some(abs.as_slice()));
+                self.abs = abs;
                 self.emit(out)
             }
         }
@@ -508,7 +531,7 @@ impl Decoder {
         self.stats.processes += u64::from(self.writes(pos));
         self.common(ring, h, "process_start", pos);
         let forked = s.start_flags & start_flags::FORKED != 0;
-        let redact = self.opts.redact;
+        let redact = &mut self.redaction;
         render::process_start(&mut self.line, s.ppid, s.exe, &argv, s.cwd, forked, redact);
         if s.start_flags & start_flags::SUPERVISED != 0 {
             self.line.bool("supervised", true);
@@ -626,13 +649,13 @@ impl Decoder {
         errno: Option<i32>,
         out: &mut impl Write,
     ) -> io::Result<()> {
-        let path = p.vars.first().map(|v| v.as_slice()).unwrap_or(b"");
+        let path = p.vars().next().unwrap_or(b"");
         let abs = if path.first() != Some(&b'/') && path.contains(&b'/') {
             self.procs.resolve(p.hdr.span, p.fd, path)
         } else {
             None
         };
-        let args: Vec<&[u8]> = p.vars.iter().skip(1).map(|v| v.as_slice()).collect();
+        let args: Vec<&[u8]> = p.vars().skip(1).collect();
         self.common(ring, &p.hdr, "exec", p.pos);
         let call = render::ExecCall {
             op: p.op,
@@ -643,7 +666,7 @@ impl Decoder {
             errno,
             untraced: p.untraced,
         };
-        render::exec(&mut self.line, &call, self.opts.redact);
+        render::exec(&mut self.line, &call, &mut self.redaction);
         self.emit(out)
     }
 }

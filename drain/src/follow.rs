@@ -1,16 +1,29 @@
 //! The drain loop shared by `decode`, `--follow` and `record`: poll the reader, write lines,
 //! and when there is nothing to read, flush, publish the position and sleep.
 //!
-//! Sleeping is adaptive: 2 ms after the last record, doubling up to 5 ms while idle, so a
-//! commit shows up as a line within a few milliseconds, an idle drain wakes 200 times a second
-//! at most (well under 1% of a core), and a busy one reads records in batches instead of
-//! waking for each. Waking costs more CPU in context switches than decoding: following
-//! `make -j2` (40,000 events in 3.4 s), naps of 20 µs cost 0.57 s of CPU, of 0.5 ms 0.20 s,
-//! of 2 ms 0.14 s.
+//! Sleeping is adaptive: [`MIN_NAP`] after the first records that follow a quiet spell of
+//! [`QUIET_SPELL`] (the rest of a burst comes soon), then each nap twice the last, up to
+//! [`MAX_NAP`] while records come now and then or not at all, and up to [`BUSY_NAP`] while
+//! they come at [`BUSY_RATE`] or faster (a build); but never longer than the ring takes to
+//! fill a quarter at the rate it filled during the last nap (a small ring and a storm of
+//! records: naps down to [`MIN_NAP`]). So an occasional commit shows up as a line within
+//! [`MAX_NAP`], a busy stream's within [`BUSY_NAP`] and in batches of hundreds, and an idle
+//! drain wakes 100 times a second (about 0.1% of a core here).
+//!
+//! Waking costs more CPU than decoding the records it finds: each wake-up is a timer, two
+//! context switches, a `write(2)` of the batch, the position published, and, most of all
+//! while a build runs, a working set (code, the process model, the output buffer) brought
+//! back into caches that the build's compilers evicted meanwhile: about 80 µs of CPU per
+//! wake-up of a busy follower here. Following `make -j2` (48,000 events in 4 s), naps of at
+//! most 5 ms (the old rule: about 1,600 wake-ups) cost 2-3 times the CPU of decoding the
+//! same ring at once, busy naps of 20 ms about 1.5 times, of 40 ms about 1.3 times (130
+//! wake-ups); `drain-bench` measures the same against a synthetic build.
 //!
 //! A record that a live writer is still writing is first waited for with `crossbeam-utils`'
 //! `Backoff` (a few spins, then a few yields: writers finish a record in nanoseconds), and only
-//! then with the naps above.
+//! then with the naps above. Whether its writer is still alive is asked of
+//! [`crate::liveness::CachedLiveness`], which remembers answers: spinning on a busy record does
+//! not read `/proc` each time round.
 //!
 //! The published position is what a restarted drain resumes from: it is only advanced once
 //! the lines before it are flushed to the output, and never past an `exec` line still waiting
@@ -27,9 +40,16 @@ use format::{Item, Loss, LossReason, Reader, ReaderOptions, Ring, Start, Waiting
 use crate::decode::{self, Decoder, Stats};
 use crate::resume;
 
-/// The sleep after a poll that found records, and the longest sleep when idle.
-const MIN_NAP: Duration = Duration::from_millis(2);
-const MAX_NAP: Duration = Duration::from_millis(5);
+/// The first sleep after records that follow a quiet spell.
+pub const MIN_NAP: Duration = Duration::from_millis(2);
+/// The longest sleep: how late a line can be.
+pub const MAX_NAP: Duration = Duration::from_millis(10);
+/// The longest sleep while records come at [`BUSY_RATE`] or faster.
+pub const BUSY_NAP: Duration = Duration::from_millis(40);
+/// Records per millisecond (over the last nap) that make a stream busy: see [`BUSY_NAP`].
+pub const BUSY_RATE: u32 = 2;
+/// Records found after this long without any start a burst: naps start again at [`MIN_NAP`].
+pub const QUIET_SPELL: Duration = Duration::from_millis(100);
 
 /// A signal number caught by the drain (0: none). Every access is `Relaxed`: the word is a
 /// flag that publishes no other data, so the loop only needs to see the handler's store
@@ -70,6 +90,7 @@ pub struct Progress<'p> {
     ring: &'p Ring,
     dec: &'p mut Decoder,
     caught_up: bool,
+    soon: bool,
 }
 
 impl Progress<'_> {
@@ -83,12 +104,21 @@ impl Progress<'_> {
         self.caught_up
     }
 
+    /// Ask again soon ([`MIN_NAP`]) rather than after the next adaptive nap: the end is
+    /// near (the traced command exited), and should be noticed promptly.
+    pub fn ask_again_soon(&mut self) {
+        self.soon = true;
+    }
+
     /// Whether a traced process of the session may still write: a writer slot's process is
     /// alive, or a child that a `fork` or `spawn` line announced has not written its
     /// `process_start` yet and is alive (between `fork` and its first record a child holds no
-    /// slot: its parent may have exited already).
+    /// slot: its parent may have exited already). Asked afresh each time, of every writer
+    /// slot used so far: a caller that asks it often (at each wake-up) should ask it only every
+    /// so often while it answers `true`.
     pub fn traced_processes_alive(&mut self) -> bool {
-        self.ring.any_writer_alive(&format::ProcLiveness) || self.dec.unstarted_children_alive()
+        self.ring.any_writer_alive(&crate::liveness::FreshLiveness)
+            || self.dec.unstarted_children_alive()
     }
 }
 
@@ -141,6 +171,7 @@ impl<'r> Follower<'r> {
                 ring,
                 ReaderOptions {
                     start: Start::Oldest,
+                    liveness: Box::new(crate::liveness::CachedLiveness::default()),
                     ..Default::default()
                 },
             ),
@@ -192,14 +223,19 @@ impl<'r> Follower<'r> {
 }
 
 impl Until<'_> {
-    fn is_done(&mut self, ring: &Ring, dec: &mut Decoder, caught_up: bool) -> bool {
+    /// Whether the loop ends, and whether the caller asked to be asked again soon.
+    fn is_done(&mut self, ring: &Ring, dec: &mut Decoder, caught_up: bool) -> (bool, bool) {
         match self.done.as_mut() {
-            Some(f) => f(&mut Progress {
-                ring,
-                dec,
-                caught_up,
-            }),
-            None => SIGNALLED.load(Relaxed) != 0,
+            Some(f) => {
+                let mut p = Progress {
+                    ring,
+                    dec,
+                    caught_up,
+                    soon: false,
+                };
+                (f(&mut p), p.soon)
+            }
+            None => (SIGNALLED.load(Relaxed) != 0, false),
         }
     }
 }
@@ -225,9 +261,16 @@ fn run(
     until: Until<'_>,
 ) -> io::Result<()> {
     let ring = reader.ring();
+    let me = std::process::id();
     let mut until = until;
     let mut out = WriteAdapter(out);
     let mut nap = MIN_NAP;
+    // The last nap: what the records found after it accumulated over; and the position
+    // before them.
+    let mut slept = MIN_NAP;
+    let mut read_from = reader.position();
+    // When records were last found (`None`: not yet), and how many this wake-up found.
+    let (mut last_found, mut batch): (Option<Instant>, u32) = (None, 0);
     let mut busy_since: Option<Instant> = None;
     let mut unflushed = 0u32;
     // A record a live writer is in the middle of is done within nanoseconds, almost always:
@@ -240,7 +283,7 @@ fn run(
             Item::Record(_) | Item::Lost(_) => {
                 backoff.reset();
                 dec.item(ring, &item, &mut out)?;
-                nap = MIN_NAP;
+                batch = batch.saturating_add(1);
                 busy_since = None;
                 unflushed += 1;
                 if unflushed >= 8192 {
@@ -249,7 +292,7 @@ fn run(
                     if until.publish {
                         publish(reader, dec);
                     }
-                    if until.follow && until.is_done(ring, dec, false) {
+                    if until.follow && until.is_done(ring, dec, false).0 {
                         break;
                     }
                 }
@@ -257,10 +300,19 @@ fn run(
             Item::Waiting(w) => {
                 dec.flush_pending(ring, Some(Duration::from_millis(100)), &mut out)?;
                 out.flush()?;
+                let found = std::mem::take(&mut batch);
+                if found > 0 {
+                    let now = Instant::now();
+                    if last_found.is_none_or(|t| now.duration_since(t) >= QUIET_SPELL) {
+                        // The first records after a quiet spell: more may follow at once.
+                        nap = MIN_NAP;
+                    }
+                    last_found = Some(now);
+                }
                 unflushed = 0;
                 if until.publish {
                     publish(reader, dec);
-                    ring.drain_heartbeat(std::process::id());
+                    ring.drain_heartbeat(me);
                 }
                 if !until.follow {
                     if w == Waiting::CaughtUp {
@@ -274,11 +326,32 @@ fn run(
                         dec.stats.unfinished = Some(loss);
                         break;
                     }
-                } else if until.is_done(ring, dec, w == Waiting::CaughtUp) {
-                    break;
+                } else {
+                    let (done, soon) = until.is_done(ring, dec, w == Waiting::CaughtUp);
+                    if done {
+                        break;
+                    }
+                    if soon {
+                        nap = MIN_NAP;
+                    }
                 }
+                // A busy stream is read in bigger batches, at longer intervals, but never so
+                // far apart that the ring would fill past a quarter at the rate it just
+                // filled.
+                let busy = u128::from(found) * 1000 >= slept.as_micros() * u128::from(BUSY_RATE);
+                let mut cap = if busy { BUSY_NAP } else { MAX_NAP };
+                let read = reader.position().saturating_sub(read_from);
+                read_from = reader.position();
+                if read > 0 {
+                    let quarter = ring.geometry().capacity / 4;
+                    let fill_cap = slept.as_secs_f64() * quarter as f64 / read as f64;
+                    let fill_cap = Duration::try_from_secs_f64(fill_cap.min(1.0));
+                    cap = cap.min(fill_cap.unwrap_or(MIN_NAP).max(MIN_NAP));
+                }
+                nap = nap.min(cap);
                 std::thread::sleep(nap);
-                nap = (nap * 2).min(MAX_NAP);
+                slept = nap;
+                nap = (nap * 2).min(cap);
             }
         }
     }

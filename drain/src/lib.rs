@@ -8,7 +8,8 @@
 //!   absolute paths), apart from `render`, which writes each event's members.
 //! - [`event`]: the lines as typed, serde-serializable values, and a sink that hands them
 //!   to a callback; [`output`]: stdout or a shared, rotated trace file.
-//! - `json`: the line writer; [`paths`]: path resolution; [`redact`]: secrets in argv;
+//! - `json`: the line writer; [`liveness`]: whether writers are alive, cheaply;
+//!   [`paths`]: path resolution; [`redact`]: secrets in argv;
 //!   [`timefmt`]: RFC 3339 timestamps; [`rings`]: this user's ring directory and `gc`.
 //!
 //! The `substrate-drain` binary is a thin command line over these modules.
@@ -17,6 +18,7 @@ pub mod decode;
 pub mod event;
 pub mod follow;
 mod json;
+pub mod liveness;
 pub mod model;
 pub mod output;
 pub mod paths;

@@ -638,6 +638,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// How often `--follow --until-done` asks whether the session's processes are still alive.
+const LIVENESS_EVERY: Duration = Duration::from_millis(100);
+
 fn decode_cmd(a: DecodeArgs) -> ExitCode {
     let Some(path) = a.ring else {
         return fail("no ring given (see `substrate-drain --help`)");
@@ -680,6 +683,9 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
     }
     let until_done = a.until_done;
     let mut seen_writer = false;
+    // While writers live, whether they still do is asked only every so often (it reads every
+    // writer slot used so far), not at each wake-up.
+    let mut alive_at: Option<std::time::Instant> = None;
     let mut done = |p: &mut follow::Progress<'_>| {
         if follow::SIGNALLED.load(std::sync::atomic::Ordering::Relaxed) != 0 {
             return true;
@@ -688,7 +694,14 @@ fn decode_cmd(a: DecodeArgs) -> ExitCode {
             return false;
         }
         seen_writer |= p.ring().stats().attaches > 0;
-        seen_writer && !p.traced_processes_alive()
+        if !seen_writer || alive_at.is_some_and(|t| t.elapsed() < LIVENESS_EVERY) {
+            return false;
+        }
+        if p.traced_processes_alive() {
+            alive_at = Some(std::time::Instant::now());
+            return false;
+        }
+        true
     };
     let until = follow::Until {
         follow: a.follow,

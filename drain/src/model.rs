@@ -205,6 +205,15 @@ impl Processes {
         self.images.get(&span)?.dirs.resolve(dirfd, path)
     }
 
+    /// [`Processes::resolve`] into `out` (its contents replaced, its allocation reused):
+    /// whether the path could be made absolute.
+    pub fn resolve_into(&self, span: [u8; 16], dirfd: i32, path: &[u8], out: &mut Vec<u8>) -> bool {
+        match self.images.get(&span) {
+            Some(i) => i.dirs.resolve_into(dirfd, path, out),
+            None => false,
+        }
+    }
+
     /// Image `span` opened `fd` on `abs` (unknown: `None`).
     pub fn opened(&mut self, span: [u8; 16], fd: i32, abs: Option<&[u8]>) {
         if let Some(s) = self.images.get_mut(&span) {

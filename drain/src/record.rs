@@ -362,6 +362,8 @@ pub fn run(a: RecordArgs) -> ExitCode {
         if signals >= 1 || (!a.wait_all && t.elapsed() >= grace) {
             return true;
         }
+        // The command has exited: the end is near, notice it promptly.
+        p.ask_again_soon();
         // Everyone gone (a forked child that has not attached yet counts) and everything
         // read; a record still busy past that (its writer alive but detached, or a forged
         // header) is reported by the last pass.

@@ -79,9 +79,36 @@ const BUDGET_FLOOR: usize = 1 << 16;
 /// assert_eq!(args[2], b"curl -H 'Authorization: Bearer [REDACTED]' x; true");
 /// ```
 pub fn argv(args: &mut [Vec<u8>]) -> bool {
+    let edits = edits(args);
+    !edits.is_empty() && apply(args, edits)
+}
+
+/// `args` redacted, if anything in them is replaced (`None`: they stand as they are). Copies
+/// nothing unless something is replaced.
+///
+/// ```
+/// let args: [&[u8]; 3] = [b"mysql", b"-u", b"root"];
+/// assert_eq!(drain::redact::redacted(&args), None);
+/// let args: [&[u8]; 2] = [b"login", b"--password=hunter2"];
+/// assert_eq!(
+///     drain::redact::redacted(&args).unwrap()[1],
+///     b"--password=[REDACTED]"
+/// );
+/// ```
+pub fn redacted(args: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
+    let edits = edits(args);
+    if edits.is_empty() {
+        return None;
+    }
+    let mut owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    apply(&mut owned, edits).then_some(owned)
+}
+
+/// What to replace in `args`.
+fn edits<A: AsRef<[u8]>>(args: &[A]) -> Vec<Edit> {
     let mut edits = Vec::new();
-    if args.iter().any(|a| worth_the_rules(a)) {
-        let total: usize = args.iter().map(Vec::len).sum();
+    if args.iter().any(|a| worth_the_rules(a.as_ref())) {
+        let total: usize = args.iter().map(|a| a.as_ref().len()).sum();
         let budget = total
             .saturating_mul(BUDGET_PER_BYTE)
             .saturating_add(BUDGET_FLOOR);
@@ -90,7 +117,7 @@ pub fn argv(args: &mut [Vec<u8>]) -> bool {
         edits = r.edits;
     }
     for (item, a) in args.iter().enumerate() {
-        shapes::scan(a, &mut |start, end| {
+        shapes::scan(a.as_ref(), &mut |start, end| {
             edits.push(Edit {
                 item,
                 start,
@@ -99,7 +126,7 @@ pub fn argv(args: &mut [Vec<u8>]) -> bool {
             })
         });
     }
-    !edits.is_empty() && apply(args, edits)
+    edits
 }
 
 /// Bytes that can make an item start or hold a secret for a rule other than the token shapes:

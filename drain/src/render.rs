@@ -7,7 +7,7 @@ use format::records::{
     proc_op, untraced, utime_nsec, DnsAddr, FileMeta, FileOp, FileOpen, Fork, Net, ObjectLoad,
     ProcessExit, Spawn,
 };
-use format::{ids, Loss};
+use format::Loss;
 use zerocopy::FromBytes;
 
 use crate::json::Line;
@@ -19,8 +19,8 @@ const AT_FDCWD: i32 = libc::AT_FDCWD;
 /// `parent_image`), rendered once per image.
 #[derive(Default)]
 pub(crate) struct Ids {
-    /// Pre-rendered members (empty when `raw` is set).
-    text: String,
+    /// Pre-rendered members, UTF-8 (empty when `raw` is set).
+    text: Vec<u8>,
     /// The values, when a `SHIM_*` value is not UTF-8: then each line writes them itself, so
     /// that its `escaped` array names the field (rare).
     raw: Option<Box<IdValues>>,
@@ -34,21 +34,26 @@ struct IdValues {
     parent_image: Option<[u8; 16]>,
 }
 
-impl IdValues {
-    fn write(&self, l: &mut Line) {
-        match &self.session {
-            Some(s) => l.bytes("session_id", s),
-            None => l.null("session_id"),
-        }
-        l.str("span_id", &ids::span_string(&self.span));
-        match &self.parent_span {
-            Some(p) => l.bytes("parent_span", p),
-            None => l.null("parent_span"),
-        }
-        match &self.parent_image {
-            Some(p) => l.str("parent_image", &ids::span_string(p)),
-            None => l.null("parent_image"),
-        }
+/// Write the id members.
+fn write_ids(
+    l: &mut Line,
+    session: Option<&[u8]>,
+    span: &[u8; 16],
+    parent_span: Option<&[u8]>,
+    parent_image: Option<&[u8; 16]>,
+) {
+    match session {
+        Some(s) => l.bytes("session_id", s),
+        None => l.null("session_id"),
+    }
+    l.span("span_id", span);
+    match parent_span {
+        Some(p) => l.bytes("parent_span", p),
+        None => l.null("parent_span"),
+    }
+    match parent_image {
+        Some(p) => l.span("parent_image", p),
+        None => l.null("parent_image"),
     }
 }
 
@@ -61,26 +66,25 @@ impl Ids {
         parent_span: Option<&[u8]>,
         parent_image: Option<[u8; 16]>,
     ) -> Ids {
-        let v = IdValues {
-            session: session.map(<[u8]>::to_vec),
-            span: *span,
-            parent_span: parent_span.map(<[u8]>::to_vec),
-            parent_image,
-        };
-        let not_utf8 = |b: &Option<Vec<u8>>| b.as_deref().is_some_and(|b| crate::json::text(b).1);
-        if not_utf8(&v.session) || not_utf8(&v.parent_span) {
+        let not_utf8 = |b: Option<&[u8]>| b.is_some_and(|b| std::str::from_utf8(b).is_err());
+        if not_utf8(session) || not_utf8(parent_span) {
+            let v = IdValues {
+                session: session.map(<[u8]>::to_vec),
+                span: *span,
+                parent_span: parent_span.map(<[u8]>::to_vec),
+                parent_image,
+            };
             return Ids {
-                text: String::new(),
+                text: Vec::new(),
                 raw: Some(Box::new(v)),
             };
         }
-        let mut l = Line::default();
+        let mut l = Line::with_capacity(256);
         l.begin();
-        v.write(&mut l);
-        let line = l.end();
-        // `{members}\n` without the braces: no `escaped` array, as every value is UTF-8.
+        write_ids(&mut l, session, span, parent_span, parent_image.as_ref());
+        // No `escaped` array, as every value is UTF-8.
         Ids {
-            text: line[1..line.len() - 2].to_string(),
+            text: l.into_members(),
             raw: None,
         }
     }
@@ -88,20 +92,72 @@ impl Ids {
     pub(crate) fn write(&self, l: &mut Line) {
         match &self.raw {
             None => l.raw(&self.text),
-            Some(v) => v.write(l),
+            Some(v) => write_ids(
+                l,
+                v.session.as_deref(),
+                &v.span,
+                v.parent_span.as_deref(),
+                v.parent_image.as_ref(),
+            ),
         }
     }
 }
 
-/// `argv` (redacted when asked; then `redacted: true` follows).
-pub fn argv(l: &mut Line, key: &str, args: &[&[u8]], redact: bool) {
-    if redact {
-        let mut owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
-        if redact::argv(&mut owned) {
-            l.bytes_array(key, owned.iter().map(|v| v.as_slice()));
-            l.bool("redacted", true);
-            return;
+/// Redaction of argv, with the last argv's outcome remembered: an `exec` line and the
+/// `process_start` line of the image it started carry the same argv, one after the other.
+pub struct Redaction {
+    on: bool,
+    /// The last argv redacted, its items end to end, and where each ends.
+    last: Vec<u8>,
+    last_ends: Vec<usize>,
+    /// What it became (`None`: nothing replaced).
+    last_out: Option<Vec<Vec<u8>>>,
+}
+
+impl Redaction {
+    /// Redaction on (`true`) or off.
+    pub fn new(on: bool) -> Redaction {
+        Redaction {
+            on,
+            last: Vec::new(),
+            last_ends: Vec::new(),
+            last_out: None,
         }
+    }
+
+    /// `args` redacted, if anything in them is replaced (see [`redact::redacted`]).
+    fn redacted(&mut self, args: &[&[u8]]) -> Option<&[Vec<u8>]> {
+        if !self.on {
+            return None;
+        }
+        let same = args.len() == self.last_ends.len()
+            && args
+                .iter()
+                .zip(&self.last_ends)
+                .enumerate()
+                .all(|(i, (a, &end))| {
+                    let start = if i == 0 { 0 } else { self.last_ends[i - 1] };
+                    self.last.get(start..end) == Some(a)
+                });
+        if !same {
+            self.last.clear();
+            self.last_ends.clear();
+            for a in args {
+                self.last.extend_from_slice(a);
+                self.last_ends.push(self.last.len());
+            }
+            self.last_out = redact::redacted(args);
+        }
+        self.last_out.as_deref()
+    }
+}
+
+/// `argv` (redacted when asked; then `redacted: true` follows).
+pub fn argv(l: &mut Line, key: &str, args: &[&[u8]], redact: &mut Redaction) {
+    if let Some(owned) = redact.redacted(args) {
+        l.bytes_array(key, owned.iter().map(|v| v.as_slice()));
+        l.bool("redacted", true);
+        return;
     }
     l.bytes_array(key, args.iter().copied());
 }
@@ -114,13 +170,13 @@ pub fn process_start(
     args: &[&[u8]],
     cwd: &[u8],
     forked: bool,
-    redact: bool,
+    redact: &mut Redaction,
 ) {
     l.int("ppid", ppid);
     l.bytes("exe", exe);
     argv(l, "argv", args, redact);
     l.bytes("cwd", cwd);
-    l.str("via", if forked { "fork" } else { "exec" });
+    l.name("via", if forked { "fork" } else { "exec" });
 }
 
 /// `process_exit` members.
@@ -163,8 +219,8 @@ pub struct ExecCall<'a> {
 }
 
 /// `exec` members.
-pub fn exec(l: &mut Line, c: &ExecCall<'_>, redact: bool) {
-    l.str("op", proc_op::name(c.op).unwrap_or("unknown"));
+pub fn exec(l: &mut Line, c: &ExecCall<'_>, redact: &mut Redaction) {
+    l.name("op", proc_op::name(c.op).unwrap_or("unknown"));
     l.bytes("path", c.path);
     if let Some(a) = c.abs_path {
         l.bytes("abs_path", a);
@@ -180,8 +236,8 @@ pub fn exec(l: &mut Line, c: &ExecCall<'_>, redact: bool) {
 }
 
 /// `spawn` members.
-pub fn spawn(l: &mut Line, e: &Spawn, path: &[u8], args: &[&[u8]], redact: bool) {
-    l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+pub fn spawn(l: &mut Line, e: &Spawn, path: &[u8], args: &[&[u8]], redact: &mut Redaction) {
+    l.name("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
     l.bytes("path", path);
     argv(l, "argv", args, redact);
     if e.child_pid.get() > 0 {
@@ -198,7 +254,7 @@ pub fn spawn(l: &mut Line, e: &Spawn, path: &[u8], args: &[&[u8]], redact: bool)
 
 /// `fork` members.
 pub fn fork(l: &mut Line, e: &Fork) {
-    l.str("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
+    l.name("op", proc_op::name(e.op.get()).unwrap_or("unknown"));
     if e.child_pid.get() >= 0 {
         l.int("child_pid", e.child_pid.get());
     } else {
@@ -210,16 +266,19 @@ pub fn fork(l: &mut Line, e: &Fork) {
 pub fn file_open(l: &mut Line, e: &FileOpen, path: &[u8], abs: Option<&[u8]>) {
     let flags = e.flags.get();
     let dirfd = e.dirfd.get();
-    l.str("op", open_op::name(e.op.get()).unwrap_or("unknown"));
+    l.name("op", open_op::name(e.op.get()).unwrap_or("unknown"));
     l.bytes("path", path);
-    if let Some(a) = abs {
-        l.bytes("abs_path", a);
+    match abs {
+        // An absolute path already normal: the same text.
+        Some(a) if a == path => l.repeat_bytes("abs_path", a),
+        Some(a) => l.bytes("abs_path", a),
+        None => {}
     }
     if dirfd != AT_FDCWD {
         l.int("dirfd", dirfd);
     }
     l.int("flags", flags);
-    l.str(
+    l.name(
         "access",
         match flags & libc::O_ACCMODE {
             libc::O_RDONLY => "read",
@@ -282,7 +341,7 @@ pub struct FileOpPaths<'a> {
 pub fn file_op(l: &mut Line, e: &FileOp, p: &FileOpPaths<'_>) {
     let op = e.op.get();
     let (d1, d2) = (e.dirfd.get(), e.dirfd2.get());
-    l.str("op", file_op::name(op).unwrap_or("unknown"));
+    l.name("op", file_op::name(op).unwrap_or("unknown"));
     if op == file_op::SCANDIR {
         l.str("access", "read");
     }
@@ -362,7 +421,7 @@ pub fn utime_text(sec: i64, nsec: i32) -> String {
 /// descriptor, `fd`), `abs` what the process model resolved it to, `name` the xattr name.
 pub fn file_meta(l: &mut Line, e: &FileMeta, path: &[u8], abs: Option<&[u8]>, name: &[u8]) {
     let (op, fd) = (e.op.get(), e.fd.get());
-    l.str("op", meta_call::name(e.call.get()).unwrap_or("unknown"));
+    l.name("op", meta_call::name(e.call.get()).unwrap_or("unknown"));
     if e.meta_flags.get() & meta_flags::FD != 0 {
         l.int("fd", fd);
         if let Some(a) = abs {
@@ -421,7 +480,7 @@ pub fn net_type(op: u16) -> &'static str {
 
 /// `net_*` members; `unix_path` is the socket path of an `AF_UNIX` address.
 pub fn net(l: &mut Line, e: &Net, unix_path: Option<&[u8]>) {
-    l.str("op", net_op::name(e.op.get()).unwrap_or("unknown"));
+    l.name("op", net_op::name(e.op.get()).unwrap_or("unknown"));
     l.int("fd", e.fd.get());
     addr_fields(l, e.family.get(), &e.addr, e.port.get(), unix_path);
     l.int("result", e.result.get());
@@ -535,6 +594,54 @@ fn addr_fields(l: &mut Line, family: u16, a: &[u8; 16], port: u16, path: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redaction_remembers_only_the_same_argv() {
+        let mut r = Redaction::new(true);
+        let secret: [&[u8]; 2] = [b"login", b"--password=hunter2"];
+        let plain: [&[u8]; 2] = [b"login", b"--passwort=hunter2"];
+        // The same bytes end to end as `secret`, cut elsewhere.
+        let split: [&[u8]; 3] = [b"login--password", b"=", b"hunter2"];
+        let flag: [&[u8]; 3] = [b"login", b"--password", b"hunter2"];
+        for _ in 0..2 {
+            assert_eq!(r.redacted(&secret).unwrap()[1], b"--password=[REDACTED]");
+            assert_eq!(r.redacted(&secret).unwrap()[1], b"--password=[REDACTED]");
+            assert_eq!(r.redacted(&plain), None);
+            assert_eq!(r.redacted(&split), None);
+            assert_eq!(r.redacted(&flag).unwrap()[2], b"[REDACTED]");
+            assert_eq!(r.redacted(&[]), None);
+        }
+        assert_eq!(Redaction::new(false).redacted(&secret), None);
+    }
+
+    /// Names written with [`Line::name`] (unescaped) must need no escaping.
+    #[test]
+    fn table_names_are_plain() {
+        let plain = |s: &str| {
+            assert!(
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{s:?}"
+            )
+        };
+        for op in 0..=u16::MAX {
+            for n in [
+                open_op::name(op),
+                proc_op::name(op),
+                file_op::name(op),
+                meta_call::name(op),
+                net_op::name(op),
+                meta_op::event_type(op),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                plain(n);
+            }
+            plain(file_op_type(op));
+            plain(file_meta_type(op));
+            plain(net_type(op));
+        }
+    }
 
     #[test]
     fn utime_times_are_dates_or_markers() {

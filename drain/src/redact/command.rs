@@ -41,10 +41,10 @@ impl Redactor {
     }
 
     /// Walk argv, a command of its own.
-    pub fn argv(&mut self, args: &[Vec<u8>]) {
+    pub fn argv<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         let mut c = Command::default();
         for (i, a) in args.iter().enumerate() {
-            c.word(self, &Text::item(i, a), 0);
+            c.word(self, &Text::item(i, a.as_ref()), 0);
         }
     }
 
