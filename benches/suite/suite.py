@@ -368,19 +368,13 @@ PROFILE = ["", "## Where the time goes", "",
     "90% is the kernel's open/close path, the same as without the library; what the side-by-side figure adds beyond 70 ns is the kernel path running with colder caches "
     "(each call writes ~100 bytes of new ring memory) and this shared VM's noise (plain runs vary by ±10%). "
     "Tried: prefetching the next record's cache lines for writing after each commit made a missing-file open slower (+15 ns), not faster.",
-    "- **A fork+exec** (`perf stat` of 200 fork+exec+wait of `/bin/true`): CPU per iteration 505 µs plain, 582 µs with the library loaded but inert, 690 µs recording; "
-    "page faults 69, 94 and about 107. The library's load (the dynamic loader mapping and relocating it, 25 more page faults) and the first touches of ring pages in the forked child "
-    "and in the new image dominate. Taken out already: `libgcc_s.so` is no longer loaded (its constructor runs `cpuid`, a VM exit: about −70 µs per exec) and attaching no longer "
-    "scans the whole writer table (−20 µs). Tried and without measurable effect: skipping the `/proc/self/stat` read, skipping the exec-target inspection.",
-    "  A second look (`preload-bench`'s split, `perf record -e page-faults`, and switching parts off one at a time): an empty C library preloaded already costs +45 µs (+8%) here, "
-    "so 5% is out of reach of any preload on this VM; a minor page fault costs 1.8 µs, and `cpuid` in the loader's start-up (a VM exit) is 20% of even a plain exec. "
-    "Of recording's share, the forked child's attach and `process_start` cost about 5 µs and the exec hook (environment, target inspection, record) about 20 µs; resolving the real "
-    "functions took ~9 µs with one loader walk per function, now one walk for all (−4 µs); the rest is spread thinly over the new image's constructor (ring open and map, `/proc` reads, "
-    "the first touches of ring and library pages: 12 page faults more than inert). Building the library for size (`opt-level = \"s\"`) left `.text` at 336 KiB (mostly Rust's "
-    "runtime) and the time unchanged. Pinning the benchmark to one CPU changed nothing.",
-    "- **The drain**: following `make -j2` (40,000 events in 3 s) it used 0.57 s of CPU, mostly context switches from 20 µs naps; with naps of at least 0.5 ms it uses 0.20 s, with at least 2 ms (now) 0.14-0.16 s, "
-    "and the traced build went from 1.17× to 1.06-1.12× of plain. On a 2-core machine the drain's CPU competes with the build, and `record`'s wall time includes decoding every record: "
-    "`micro-storm` (4 threads × 50,000 opens on 2 cores) takes 1.2× plain with the library writing into a ring and no drain, 1.8× under `record`.",
+    "- **A fork+exec** (issue 15; the full account is the hand-written section *A process start toward the floor* below): an empty C library preloaded costs +56 µs here, "
+    "this library inert +120 µs, recording +288 µs (was +359 µs). What is left is page faults (43 more than the floor per fork+exec, 2.5-3 µs each on this VM: the library's "
+    "relocated data and start-path text, the forked child re-faulting the shared ring and the text it runs, the new image's `.bss` and ring pages) and 29 system calls "
+    "(opening and mapping the ring, inspecting the exec target, `readlink /proc/self/exe`); the library's own CPU work is 15-20 µs.",
+    "- **The drain** (issue 15; *The drain's cost* below): decoding takes about 3,000 instructions a line (3.1-3.4 M lines/s of CPU); a follower wakes every 2-40 ms "
+    "depending on the flow and asks `kill(pid, 0)` before `/proc`, and costs 1.3× the offline decode of the same lines while following `make -j2`. On a 2-core machine "
+    "the drain's CPU competes with the build, and `record`'s wall time includes decoding every record.",
     ""]
 
 

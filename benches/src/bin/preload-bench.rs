@@ -3,6 +3,8 @@
 //! - one hooked `open` (+ `close`): a 1,000,000-iteration loop, traced minus plain, per call;
 //! - the same with an `open` that fails at once (`ENOENT`): a cheaper system call, so the
 //!   library's share stands out from the noise of the kernel's path walk;
+//! - the per-call rows again into a ring whose pages were touched before (a ring past its first
+//!   lap): a fresh ring's first touch of each page is a page fault that allocates it;
 //! - one `fork` + `exec` of `/bin/true` + `waitpid`: 2,000 iterations, traced over plain; and,
 //!   in the same rounds, with an empty C library preloaded (the floor any `LD_PRELOAD` pays on
 //!   this machine: needs `cc`) and with this library preloaded but inert (no ring), so the
@@ -110,6 +112,34 @@ fn child(what: &str, n: u64) {
         _ => panic!("unknown child mode"),
     }
     println!("{}", t.elapsed().as_nanos() as f64 / n as f64);
+}
+
+/// Read one byte of every page of the ring at `path`, as a reader that went over it would:
+/// the pages are then allocated and up to date, as in a ring past its first lap.
+fn touch_pages(path: &Path) {
+    let f = std::fs::File::open(path).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    use std::os::fd::AsRawFd;
+    // SAFETY: a fresh read-only shared mapping of a file we opened, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    let mut sum = 0u8;
+    for off in (0..len).step_by(4096) {
+        // SAFETY: within the mapping; volatile so the read happens.
+        sum = sum.wrapping_add(unsafe { std::ptr::read_volatile((p as *const u8).add(off)) });
+    }
+    std::hint::black_box(sum);
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(p, len) };
 }
 
 /// How a child runs.
@@ -370,7 +400,7 @@ fn main() {
     ] {
         let n = n / scale;
         let (mut plain, mut traced, mut diff, mut ratio) = (vec![], vec![], vec![], vec![]);
-        let (mut floor, mut inert) = (vec![], vec![]);
+        let (mut floor, mut inert, mut warm) = (vec![], vec![], vec![]);
         // LTTng's runs: the malloc loop plain and traced (per-call rows) or fork+exec.
         let (mut lt_plain, mut lt_traced, mut lt_diff, mut lt_ratio) =
             (vec![], vec![], vec![], vec![]);
@@ -395,6 +425,14 @@ fn main() {
             let drops = Ring::open_read_only(&ring).unwrap().stats().dropped();
             assert_eq!(drops, 0, "the ring held every record");
             std::fs::remove_file(&ring).unwrap();
+            if what != "forkexec" {
+                // The same into a ring whose pages a reader has touched (a ring past its first
+                // lap): what a record costs without the first touch of fresh memory.
+                drop(Ring::create(&ring, &opts).unwrap());
+                touch_pages(&ring);
+                warm.push(run(&me, what, n, Variant::Traced(&lib, &ring)) - p);
+                std::fs::remove_file(&ring).unwrap();
+            }
             if let Some(l) = &lttng {
                 let wrapper = Variant::Lttng(&l.wrapper);
                 let (lp, lt) = if what == "forkexec" {
@@ -451,6 +489,12 @@ fn main() {
                 median(lt_traced),
                 median(lt_diff.clone()),
                 median(lt_ratio)
+            );
+        }
+        if !warm.is_empty() {
+            println!(
+                "| the same, into a ring whose pages were touched before (past its first lap) | | | {:+.1} {unit} | |",
+                median(warm) / div
             );
         }
         if what == "forkexec" {
