@@ -255,7 +255,6 @@ def fidelity_analyze(name, cmd):
     sdir = WORK / f"fid-{name}"
     trace = WORK / f"fid-{name}.jsonl"
     lines = [json.loads(l) for l in trace.read_text().splitlines()]
-    drain_pid = None
     s_execs, s_opens3 = strace_sets(sdir)
     t_opens_raw = {(l["pid"], l["path"]) for l in lines if l["event_type"] == "file_open"}
     lib_own = {(p, q) for p, q, own in s_opens3 if own}
@@ -263,11 +262,10 @@ def fidelity_analyze(name, cmd):
     # /proc/self/cmdline with a raw system call.
     lib_own |= {(p, q) for p, q, _ in s_opens3 if q == "/proc/self/cmdline" and (p, q) not in t_opens_raw}
     s_opens = {(p, q) for p, q, _ in s_opens3}
-    for pid, argv in list(s_execs):
-        if argv and argv[0].endswith("substrate-drain"):
-            drain_pid = pid
-    s_execs = {e for e in s_execs if e[0] != drain_pid}
-    s_opens = {o for o in s_opens if o[0] != drain_pid}
+    # The tool's own processes: `record` and the supervisor it starts (`supervise`).
+    drain_pids = {pid for pid, argv in s_execs if argv and argv[0].endswith("substrate-drain")}
+    s_execs = {e for e in s_execs if e[0] not in drain_pids}
+    s_opens = {o for o in s_opens if o[0] not in drain_pids}
     root = [l for l in lines if l["event_type"] == "process_start"][0]
     s_execs.discard((root["pid"], ("sh", "-c", cmd)))
     untraced = {(l["pid"] if l["event_type"] == "exec" else l.get("child_pid"), tuple(l["argv"])) for l in lines if l.get("untraced")}
