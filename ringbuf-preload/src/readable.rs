@@ -452,7 +452,9 @@ mod tests {
     #[test]
     fn probes_tell_readable_from_unreadable_and_keep_errno_and_mask() {
         let m = two_pages();
+        // SAFETY: a sigset_t is plain bytes; all zeros is an empty set.
         let mut before: libc::sigset_t = unsafe { core::mem::zeroed() };
+        // SAFETY: as above.
         let mut after: libc::sigset_t = unsafe { core::mem::zeroed() };
         // SAFETY: plain mask queries into local sets.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, core::ptr::null(), &mut before) };
@@ -469,17 +471,15 @@ mod tests {
         assert_eq!(errno::get(), 1234);
         // SAFETY: as above.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, core::ptr::null(), &mut after) };
-        // SAFETY: comparing two initialised sets.
-        assert_eq!(
-            unsafe {
-                libc::memcmp(
-                    (&raw const before).cast(),
-                    (&raw const after).cast(),
-                    size_of::<libc::sigset_t>(),
-                )
-            },
-            0
-        );
+        // SAFETY: comparing two initialised sets of the same size.
+        let same = unsafe {
+            libc::memcmp(
+                (&raw const before).cast(),
+                (&raw const after).cast(),
+                size_of::<libc::sigset_t>(),
+            )
+        };
+        assert_eq!(same, 0, "the signal mask is unchanged");
     }
 
     #[test]

@@ -106,8 +106,8 @@ unsafe fn tables(info: &libc::dl_phdr_info) -> Option<Tables> {
 /// # Safety
 /// `t` describes a loaded object's tables (from [`tables`]).
 unsafe fn lookup(t: &Tables, name: &[u8]) -> *mut c_void {
-    // SAFETY (whole block): the GNU hash table, symbol table, string table and version table of
-    // a loaded object, laid out as the ELF gABI and the GNU hash format define them.
+    // SAFETY: (the whole block) the GNU hash table, symbol table, string table and version
+    // table of a loaded object, laid out as the ELF gABI and the GNU hash format define them.
     unsafe {
         let hdr = t.gnu_hash as *const u32;
         let (nbuckets, symoffset, bloom_size) = (*hdr, *hdr.add(1), *hdr.add(2));

@@ -142,11 +142,9 @@ unsafe fn spawn(
 /// # Safety
 /// Any pointer: nothing is read before the kernel says it is readable.
 unsafe fn command_readable(cmd: *const c_char) -> bool {
-    // SAFETY: any pointer.
-    matches!(
-        unsafe { Pages::new().cstr(cmd, readable::ARG_MAX_STRLEN) },
-        Str::Ok(_)
-    )
+    // SAFETY: any pointer: `Pages::cstr` reads only what the kernel shows readable.
+    let s = unsafe { Pages::new().cstr(cmd, readable::ARG_MAX_STRLEN) };
+    matches!(s, Str::Ok(_))
 }
 
 /// `posix_spawn(3)`.
