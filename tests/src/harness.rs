@@ -249,6 +249,21 @@ pub fn stat_number(ring: &Path, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `substrate-drain ARGS INPUT`, which must succeed: its standard output.
+pub fn drain_ok<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[A], input: &Path) -> Vec<u8> {
+    let o = Command::new(&tools().drain)
+        .args(args)
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
 /// `substrate-drain create EXTRA.. RING`, which must succeed.
 pub fn create_ring(ring: &Path, extra: &[&str]) {
     let o = Command::new(&tools().drain)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use drain::event::Event;
 use serde_json::Value;
-use tests::harness::{output_within, record_with, tools};
+use tests::harness::{drain_ok, output_within, record_with};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 const HOSTILE_IMG: &str = "\"><img src=//evil.invalid/x onerror=alert(2)>";
@@ -47,18 +47,9 @@ fn recorded(dir: &Path) -> (PathBuf, PathBuf, Vec<Event>) {
 
 /// `substrate-drain report ARGS INPUT`, its stdout.
 fn report(args: &[&OsStr], input: &Path) -> Vec<u8> {
-    let o = Command::new(&tools().drain)
-        .arg("report")
-        .args(args)
-        .arg(input)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "report {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
+    let mut all: Vec<&OsStr> = vec!["report".as_ref()];
+    all.extend_from_slice(args);
+    drain_ok(&all, input)
 }
 
 /// Reads the page with `html.parser`: every element closed in order (void elements aside),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use tests::harness::tools;
+use tests::harness::{drain_ok, tools};
 
 const SCRIPT: &str = "cat /etc/hostname > copy; cat /nonexistent 2>/dev/null; \
                       mkdir -p d; cat copy > d/x; rm copy; /bin/true; exit 3";
@@ -46,17 +46,7 @@ fn recorded(dir: &Path) -> (PathBuf, PathBuf, Vec<Value>) {
 }
 
 fn run(args: &[&str], input: &Path) -> String {
-    let o = Command::new(&tools().drain)
-        .args(args)
-        .arg(input)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    String::from_utf8(drain_ok(args, input)).unwrap()
 }
 
 fn count(lines: &[Value], t: &str) -> usize {
