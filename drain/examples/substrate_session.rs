@@ -59,10 +59,11 @@ fn main() {
         .expect("run the command");
 
     // 3. Follow in-process until the command has exited and its last traced process is gone.
-    let mut events = EventSink::new(|ev: Event| {
+    let mut events = EventSink::new(|ev: Event<'_>| {
         let what = ev
             .path
-            .clone()
+            .as_deref()
+            .map(str::to_string)
             .or_else(|| ev.argv.as_ref().map(|a| a.join(" ")))
             .unwrap_or_default();
         println!("{:>7} {:<14} {what}", ev.pid.unwrap_or(0), ev.event_type);

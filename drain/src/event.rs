@@ -7,9 +7,15 @@
 //! event with [`EventSink`]. Serializing an event gives back the line's JSON object (member
 //! order aside): a test holds every line of real traces to that.
 //!
+//! An event borrows its strings from the line it was read from where it can (a string with
+//! no escapes), so reading one allocates next to nothing; [`Event::into_owned`] makes one
+//! that outlives its line. [`Event::parse`] is this crate's own reader (see `event/parse.rs`):
+//! it gives the same event as the `serde` derive, several times faster.
+//!
 //! Fields every line has are plain members; fields of some event types only are `Option`s,
 //! absent from the JSON when `None`. Member names are the schema's.
 
+use std::borrow::Cow;
 use std::io;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -33,25 +39,25 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
 /// assert_eq!(ev.fd, Some(3));
 /// assert_eq!(ev.path.as_deref(), Some("a"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event<'a> {
     /// RFC 3339 UTC with nanoseconds.
-    pub ts: String,
+    pub ts: Cow<'a, str>,
     /// The same instant in ns since the Unix epoch.
     pub ts_unix_ns: i64,
     /// `process_start`, `exec`, `file_open`, `lost`, … (see the schema).
-    pub event_type: String,
+    pub event_type: Cow<'a, str>,
     /// The substrate session.
-    pub session_id: Option<String>,
+    pub session_id: Option<Cow<'a, str>>,
     /// The process image (`spn_` + UUIDv7); null on `lost`.
-    pub span_id: Option<String>,
+    pub span_id: Option<Cow<'a, str>>,
     /// The enclosing substrate span the process inherited (`SHIM_PARENT_SPAN`).
-    pub parent_span: Option<String>,
+    pub parent_span: Option<Cow<'a, str>>,
     /// The span of the image that started this one.
     #[serde(default)]
-    pub parent_image: Option<String>,
+    pub parent_image: Option<Cow<'a, str>>,
     /// Always `telemetry`.
-    pub component: String,
+    pub component: Cow<'a, str>,
     /// Process id; null on `lost`.
     pub pid: Option<i64>,
     /// Thread id; null on `lost`.
@@ -59,14 +65,14 @@ pub struct Event {
     /// Position of the record in the ring's stream.
     pub pos: u64,
     /// The ring the line came from.
-    pub ring_id: String,
+    pub ring_id: Cow<'a, str>,
 
     /// A variable field was cut to fit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
     /// Fields that held bytes that are not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escaped: Option<Vec<String>>,
+    pub escaped: Option<Vec<Cow<'a, str>>>,
     /// An argv value was replaced by `[REDACTED]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redacted: Option<bool>,
@@ -91,22 +97,22 @@ pub struct Event {
 
     /// Which call (`open`, `execve`, `connect`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub op: Option<String>,
+    pub op: Option<Cow<'a, str>>,
     /// Path as the program gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Cow<'a, str>>,
     /// The path made absolute, where it could be resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abs_path: Option<String>,
+    pub abs_path: Option<Cow<'a, str>>,
     /// Second path (rename, link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_path: Option<String>,
+    pub new_path: Option<Cow<'a, str>>,
     /// The second path made absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abs_new_path: Option<String>,
+    pub abs_new_path: Option<Cow<'a, str>>,
     /// A symlink's target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    pub target: Option<Cow<'a, str>>,
     /// Directory descriptors of `*at` calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dirfd: Option<i64>,
@@ -118,7 +124,7 @@ pub struct Event {
     pub flags: Option<i64>,
     /// `read`, `write` or `read_write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access: Option<String>,
+    pub access: Option<Cow<'a, str>>,
     /// Creation mode (`file_open`, `file_mkdir`), or the new mode (`file_chmod`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<i64>,
@@ -136,10 +142,10 @@ pub struct Event {
     pub gid: Option<i64>,
     /// `file_utime`: the new access time (RFC 3339, `now`, `omit` or `invalid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub atime: Option<String>,
+    pub atime: Option<Cow<'a, str>>,
     /// `file_utime`: the new modification time, as `atime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtime: Option<String>,
+    pub mtime: Option<Cow<'a, str>>,
     /// `file_setxattr`: the size of the value set, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
@@ -158,19 +164,19 @@ pub struct Event {
     pub ppid: Option<i64>,
     /// `process_start`: the executable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
+    pub exe: Option<Cow<'a, str>>,
     /// Arguments (`process_start`, `exec`, `spawn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub argv: Option<Vec<String>>,
+    pub argv: Option<Vec<Cow<'a, str>>>,
     /// `process_start`: working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
+    pub cwd: Option<Cow<'a, str>>,
     /// `process_start`: `exec` or `fork`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
+    pub via: Option<Cow<'a, str>>,
     /// `process_exit`: how it ended (`exit`, `_exit`, `return`, `signal`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub how: Option<String>,
+    pub how: Option<Cow<'a, str>>,
     /// Exit status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
@@ -185,14 +191,14 @@ pub struct Event {
     pub untraced: Option<bool>,
     /// Why it will not be traced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub untraced_reason: Option<String>,
+    pub untraced_reason: Option<Cow<'a, str>>,
     /// `exec`, `spawn`: the preload cannot enter the child, the supervisor follows it;
     /// `process_start`: this image is followed by the supervisor (process events only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervised: Option<bool>,
     /// `exec`, `spawn`: why the preload cannot enter the child (`static`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub supervised_reason: Option<String>,
+    pub supervised_reason: Option<Cow<'a, str>>,
 
     /// Network: `inet`, `inet6`, `unix`, null (unspecified) or a number.
     #[serde(
@@ -203,19 +209,19 @@ pub struct Event {
     pub family: Option<Value>,
     /// Network address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub addr: Option<String>,
+    pub addr: Option<Cow<'a, str>>,
     /// Network port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
     /// `dns_lookup`: the name looked up; `file_setxattr`, `file_removexattr`: the attribute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Cow<'a, str>>,
     /// `dns_lookup`: the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
+    pub service: Option<Cow<'a, str>>,
     /// `dns_lookup`: addresses found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub addrs: Option<Vec<String>>,
+    pub addrs: Option<Vec<Cow<'a, str>>>,
     /// `dns_lookup`: how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub naddrs: Option<i64>,
@@ -232,7 +238,7 @@ pub struct Event {
     pub count: Option<u64>,
     /// `lost`: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'a, str>>,
     /// `lost`: whether `count` is exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exact: Option<bool>,
@@ -244,16 +250,126 @@ pub struct Event {
     pub kind: Option<u64>,
 }
 
-impl Event {
-    /// Parse one line (with or without its newline).
-    pub fn parse(line: &str) -> serde_json::Result<Event> {
-        serde_json::from_str(line.trim_end_matches('\n'))
+mod members;
+mod parse;
+
+pub use members::{for_each_member, write_members, HEADER};
+pub use parse::{ParseError, MAX_DEPTH};
+
+impl<'a> Event<'a> {
+    /// Parse one line (with or without its newline). Strings without escapes borrow from
+    /// `line`; [`Event::into_owned`] makes an event that outlives it.
+    pub fn parse(line: &'a str) -> Result<Event<'a>, ParseError> {
+        parse::parse(line.strip_suffix('\n').unwrap_or(line))
+    }
+
+    /// [`Event::parse`] of bytes, which must be UTF-8.
+    pub fn parse_bytes(line: &'a [u8]) -> Result<Event<'a>, ParseError> {
+        let mut ev = Event::default();
+        ev.parse_bytes_into(line).map(|()| ev)
+    }
+
+    /// [`Event::parse_bytes`] into this event, which must be [`Event::default`] (an event is
+    /// large: filling one in place saves moving it).
+    pub fn parse_bytes_into(&mut self, line: &'a [u8]) -> Result<(), ParseError> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        match std::str::from_utf8(line) {
+            Ok(s) => parse::parse_into(s, self),
+            Err(e) => Err(ParseError {
+                at: e.valid_up_to(),
+                what: "not UTF-8",
+            }),
+        }
     }
 
     /// The line's JSON object.
     pub fn to_value(&self) -> Value {
         // An Event always serializes: every member is a string, number, bool, array or null.
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// An event with every string its own, independent of the line it was read from.
+    pub fn into_owned(self) -> Event<'static> {
+        fn own(s: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(s.into_owned())
+        }
+        fn own_opt(s: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+            s.map(own)
+        }
+        fn own_vec(v: Option<Vec<Cow<'_, str>>>) -> Option<Vec<Cow<'static, str>>> {
+            v.map(|v| v.into_iter().map(own).collect())
+        }
+        Event {
+            ts: own(self.ts),
+            ts_unix_ns: self.ts_unix_ns,
+            event_type: own(self.event_type),
+            session_id: own_opt(self.session_id),
+            span_id: own_opt(self.span_id),
+            parent_span: own_opt(self.parent_span),
+            parent_image: own_opt(self.parent_image),
+            component: own(self.component),
+            pid: self.pid,
+            tid: self.tid,
+            pos: self.pos,
+            ring_id: own(self.ring_id),
+            truncated: self.truncated,
+            escaped: own_vec(self.escaped),
+            redacted: self.redacted,
+            path_unreadable: self.path_unreadable,
+            argv_unreadable: self.argv_unreadable,
+            envp_unreadable: self.envp_unreadable,
+            addr_unreadable: self.addr_unreadable,
+            times_unreadable: self.times_unreadable,
+            name_unreadable: self.name_unreadable,
+            op: own_opt(self.op),
+            path: own_opt(self.path),
+            abs_path: own_opt(self.abs_path),
+            new_path: own_opt(self.new_path),
+            abs_new_path: own_opt(self.abs_new_path),
+            target: own_opt(self.target),
+            dirfd: self.dirfd,
+            dirfd2: self.dirfd2,
+            flags: self.flags,
+            access: own_opt(self.access),
+            mode: self.mode,
+            length: self.length,
+            length_low32: self.length_low32,
+            uid: self.uid,
+            gid: self.gid,
+            atime: own_opt(self.atime),
+            mtime: own_opt(self.mtime),
+            size: self.size,
+            fd: self.fd,
+            result: self.result,
+            errno: self.errno,
+            ppid: self.ppid,
+            exe: own_opt(self.exe),
+            argv: own_vec(self.argv),
+            cwd: own_opt(self.cwd),
+            via: own_opt(self.via),
+            how: own_opt(self.how),
+            exit_code: self.exit_code,
+            signal: self.signal,
+            child_pid: self.child_pid,
+            untraced: self.untraced,
+            untraced_reason: own_opt(self.untraced_reason),
+            supervised: self.supervised,
+            supervised_reason: own_opt(self.supervised_reason),
+            family: self.family,
+            addr: own_opt(self.addr),
+            port: self.port,
+            name: own_opt(self.name),
+            service: own_opt(self.service),
+            addrs: own_vec(self.addrs),
+            naddrs: self.naddrs,
+            base: self.base,
+            at_start: self.at_start,
+            count: self.count,
+            reason: own_opt(self.reason),
+            exact: self.exact,
+            bytes: self.bytes,
+            kind: self.kind,
+        }
     }
 }
 
@@ -263,28 +379,28 @@ impl Event {
 /// ```
 /// use std::io::Write;
 /// let mut seen = vec![];
-/// let mut sink = drain::event::EventSink::new(|ev| seen.push(ev.event_type.clone()));
+/// let mut sink = drain::event::EventSink::new(|ev| seen.push(ev.event_type.to_string()));
 /// sink.write_all(br#"{"ts":"x","ts_unix_ns":1,"event_type":"lost","session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":null,"tid":null,"pos":0,"ring_id":"r","count":1,"reason":"unwritten","exact":false,"bytes":64}
 /// "#).unwrap();
 /// drop(sink);
 /// assert_eq!(seen, ["lost"]);
 /// ```
-pub struct EventSink<F: FnMut(Event)> {
+pub struct EventSink<F: FnMut(Event<'_>)> {
     f: F,
 }
 
-impl<F: FnMut(Event)> EventSink<F> {
+impl<F: FnMut(Event<'_>)> EventSink<F> {
     /// A sink calling `f` with each event.
     pub fn new(f: F) -> Self {
         EventSink { f }
     }
 }
 
-impl<F: FnMut(Event)> io::Write for EventSink<F> {
+impl<F: FnMut(Event<'_>)> io::Write for EventSink<F> {
     /// Each call carries one whole line (as the decoder writes them).
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        let ev = serde_json::from_slice::<Event>(b.strip_suffix(b"\n").unwrap_or(b))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let ev =
+            Event::parse_bytes(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         (self.f)(ev);
         Ok(b.len())
     }

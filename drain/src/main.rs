@@ -410,7 +410,7 @@ fn written(r: io::Result<()>, what: &str) -> ExitCode {
 
 fn summary(input: &std::path::Path, json: bool, top: usize) -> ExitCode {
     let mut b = views::summary::Builder::default();
-    let r = match views::for_each_event(input, |ev| b.add(&ev)) {
+    let r = match views::for_each_event(input, |ev| b.add(ev)) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -425,7 +425,7 @@ fn summary(input: &std::path::Path, json: bool, top: usize) -> ExitCode {
 
 fn tree(input: &std::path::Path, width: usize) -> ExitCode {
     let mut b = views::tree::Builder::default();
-    if let Err(e) = views::for_each_event(input, |ev| b.add(&ev)) {
+    if let Err(e) = views::for_each_event(input, |ev| b.add(ev)) {
         return fail(e);
     }
     let (roots, children) = b.finish();
@@ -439,7 +439,7 @@ fn report(
     opts: views::report::Options,
 ) -> ExitCode {
     let mut b = views::report::Builder::new(opts);
-    let r = match views::for_each_event(input, |ev| b.add(&ev)) {
+    let r = match views::for_each_event(input, |ev| b.add(ev)) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -465,14 +465,14 @@ fn show(input: &std::path::Path, classes: Vec<String>, exclude_paths: Vec<String
         if err.is_some() {
             return;
         }
-        let span = ev.span_id.clone().unwrap_or_default();
+        let span = ev.span_id.as_deref().unwrap_or_default();
         if ev.event_type == "process_start" {
-            programs.insert(span.clone(), views::program(&ev));
+            programs.insert(span.to_string(), views::program(ev));
         }
         let t0 = *t0.get_or_insert(ev.ts_unix_ns);
-        if filter.keeps(&ev) {
-            let prog = programs.get(&span).map_or("?", String::as_str);
-            if let Err(e) = writeln!(out, "{}", views::show::line(&ev, t0, prog)) {
+        if filter.keeps(ev) {
+            let prog = programs.get(span).map_or("?", String::as_str);
+            if let Err(e) = writeln!(out, "{}", views::show::line(ev, t0, prog)) {
                 err = Some(e);
             }
         }
@@ -485,13 +485,15 @@ fn show(input: &std::path::Path, classes: Vec<String>, exclude_paths: Vec<String
 
 fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode {
     let target = Target::parse(output);
+    // One concrete buffer in front (the many small writes are inlined), the target behind.
     let out: Box<dyn Write> = match &target {
-        Target::Stdout => Box::new(io::BufWriter::new(io::stdout().lock())),
+        Target::Stdout => Box::new(io::stdout().lock()),
         Target::File(p) => match std::fs::File::create(p) {
-            Ok(f) => Box::new(io::BufWriter::new(f)),
+            Ok(f) => Box::new(f),
             Err(e) => return fail(format!("{}: {e}", p.display())),
         },
     };
+    let out = io::BufWriter::with_capacity(1 << 16, out);
     let mut w = match views::chrome::Writer::new(out) {
         Ok(w) => w,
         Err(e) => return fail(format!("writing {}: {e}", target.display())),
@@ -499,7 +501,7 @@ fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
     let mut err = None;
     let r = views::for_each_event(input, |ev| {
         if err.is_none() {
-            err = w.add(&ev).err();
+            err = w.add(ev).err();
         }
     });
     if let Err(e) = r {
@@ -514,7 +516,7 @@ fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
 
 fn export_compdb(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode {
     let mut db = views::compdb::Database::default();
-    if let Err(e) = views::for_each_event(input, |ev| db.add(&ev)) {
+    if let Err(e) = views::for_each_event(input, |ev| db.add(ev)) {
         return fail(e);
     }
     let target = Target::parse(output);

@@ -56,7 +56,8 @@ fn with_outcome(mut v: Value, ret: i64, errno: i64) -> Value {
 /// Every line of the trace holds to the typed [`Event`]: parsing and serializing gives it back.
 fn assert_typed_round_trip(r: &Run) {
     for l in &r.lines {
-        let ev = Event::parse(&l.to_string()).unwrap_or_else(|e| panic!("{l}: {e}"));
+        let text = l.to_string();
+        let ev = Event::parse(&text).unwrap_or_else(|e| panic!("{l}: {e}"));
         assert_eq!(&ev.to_value(), l, "{l}");
     }
 }

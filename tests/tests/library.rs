@@ -15,7 +15,7 @@ use tests::harness::{compile, tools};
 
 /// Run `cmd` traced into a new ring in `dir` and follow it in-process until every traced
 /// process is gone; the events as the callback got them.
-fn follow_in_process(dir: &Path, cmd: &[&str]) -> (Vec<Event>, drain::decode::Stats) {
+fn follow_in_process(dir: &Path, cmd: &[&str]) -> (Vec<Event<'static>>, drain::decode::Stats) {
     let path = dir.join("session.ring");
     let ring = Ring::create(&path, &CreateOptions::default()).unwrap();
     let mut child = Command::new(cmd[0])
@@ -32,7 +32,7 @@ fn follow_in_process(dir: &Path, cmd: &[&str]) -> (Vec<Event>, drain::decode::St
         .spawn()
         .unwrap();
     let mut events = vec![];
-    let mut sink = EventSink::new(|e| events.push(e));
+    let mut sink = EventSink::new(|e| events.push(e.into_owned()));
     let mut status = None;
     let mut done = |p: &mut Progress<'_>| {
         if status.is_none() {
@@ -71,12 +71,19 @@ fn a_ring_followed_in_process_gives_typed_events_of_the_whole_tree() {
             "cat /etc/hostname > copy; ls / > /dev/null; exit 0",
         ],
     );
-    fn of<'a>(events: &'a [Event], t: &'static str) -> impl Iterator<Item = &'a Event> {
+    fn of<'a>(
+        events: &'a [Event<'static>],
+        t: &'static str,
+    ) -> impl Iterator<Item = &'a Event<'static>> {
         events.iter().filter(move |e| e.event_type == t)
     }
     let of = |t: &'static str| of(&events, t);
     let starts: Vec<String> = of("process_start")
-        .filter_map(|e| e.argv.as_ref().and_then(|a| a.first().cloned()))
+        .filter_map(|e| {
+            e.argv
+                .as_ref()
+                .and_then(|a| a.first().map(|s| s.to_string()))
+        })
         .collect();
     for p in ["sh", "cat", "ls"] {
         assert!(starts.iter().any(|s| s == p), "{p} in {starts:?}");
@@ -107,7 +114,7 @@ fn a_ring_followed_in_process_gives_typed_events_of_the_whole_tree() {
 }
 
 #[test]
-fn typed_events_serialize_back_to_the_lines_of_real_traces() {
+fn typed_events_read_alike_and_serialize_back_to_the_lines_of_real_traces() {
     let dir = tempfile::tempdir().unwrap();
     let bin = compile(dir.path(), "scenarios.c", "scenarios", &["-O2"]);
     let net = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1); \
@@ -142,7 +149,10 @@ fn typed_events_serialize_back_to_the_lines_of_real_traces() {
             let v: Value = serde_json::from_str(line).unwrap();
             let ev = Event::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(ev.to_value(), v, "{line}");
-            types.insert(ev.event_type.clone());
+            // The crate's own reader and serde's derive read every line alike.
+            let derived: Event<'static> = serde_json::from_str(line).unwrap();
+            assert_eq!(ev, derived, "{line}");
+            types.insert(ev.event_type.to_string());
             truncated += u64::from(ev.truncated == Some(true));
         }
     }

@@ -21,7 +21,7 @@ const HOSTILE_IMG: &str = "\"><img src=//evil.invalid/x onerror=alert(2)>";
 
 /// Record a small tree in `dir` whose arguments try to inject markup; the trace, the kept ring
 /// and the trace's events.
-fn recorded(dir: &Path) -> (PathBuf, PathBuf, Vec<Event>) {
+fn recorded(dir: &Path) -> (PathBuf, PathBuf, Vec<Event<'static>>) {
     let ring = dir.join("r.ring");
     // echo gets the hostile arguments, and one more made by the shell: a byte that is not
     // UTF-8, a control character and closing tags.

@@ -36,6 +36,9 @@ pub struct Writer<W: Write> {
     t0: Option<i64>,
     last: i64,
     images: HashMap<String, Image>,
+    /// The members an instant's args leave out: the line's header but `span_id` and `pos`
+    /// (the track already says the rest).
+    skip: Vec<&'static str>,
     /// Events written (instants), for the caller's summary.
     pub instants: u64,
 }
@@ -50,6 +53,10 @@ impl<W: Write> Writer<W> {
             t0: None,
             last: 0,
             images: HashMap::new(),
+            skip: crate::event::HEADER
+                .into_iter()
+                .filter(|k| !matches!(*k, "span_id" | "pos"))
+                .collect(),
             instants: 0,
         })
     }
@@ -70,15 +77,15 @@ impl<W: Write> Writer<W> {
     pub fn add(&mut self, ev: &Event) -> io::Result<()> {
         let t0 = *self.t0.get_or_insert(ev.ts_unix_ns);
         self.last = self.last.max(ev.ts_unix_ns);
-        let span = ev.span_id.clone().unwrap_or_default();
-        match ev.event_type.as_str() {
+        let span = ev.span_id.as_deref().unwrap_or_default();
+        match &*ev.event_type {
             "process_start" => {
                 let seq = self.images.len();
                 self.images.insert(
-                    span,
+                    span.to_string(),
                     Image {
                         pid: ev.pid.unwrap_or(0),
-                        parent: ev.parent_image.clone(),
+                        parent: ev.parent_image.as_deref().map(str::to_string),
                         name: super::program(ev),
                         start: ev.ts_unix_ns,
                         end: None,
@@ -89,7 +96,7 @@ impl<W: Write> Writer<W> {
                 );
             }
             "process_exit" => {
-                if let Some(i) = self.images.get_mut(&span) {
+                if let Some(i) = self.images.get_mut(span) {
                     i.end = Some(ev.ts_unix_ns);
                     if let Value::Object(m) = &mut i.args {
                         m.insert("exit_code".into(), json!(ev.exit_code));
@@ -98,29 +105,20 @@ impl<W: Write> Writer<W> {
                 }
             }
             t if t.starts_with("file_") || t.starts_with("net_") || t == "dns_lookup" => {
-                let mut args = ev.to_value();
-                if let Value::Object(m) = &mut args {
-                    for k in [
-                        "ts",
-                        "ts_unix_ns",
-                        "event_type",
-                        "component",
-                        "session_id",
-                        "parent_span",
-                        "parent_image",
-                        "ring_id",
-                        "pid",
-                        "tid",
-                    ] {
-                        m.remove(k);
-                    }
+                // Written directly (not built as a value): there is one per event.
+                if !self.first {
+                    self.out.write_all(b",\n")?;
                 }
-                let v = json!({
-                    "ph": "i", "s": "t", "name": t, "cat": super::show::class(t),
-                    "ts": (ev.ts_unix_ns - t0) as f64 / 1000.0,
-                    "pid": ev.pid.unwrap_or(0), "tid": ev.tid.unwrap_or(0), "args": args,
-                });
-                self.put(&v)?;
+                self.first = false;
+                let o = &mut self.out;
+                o.write_all(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":")?;
+                serde_json::to_writer(&mut *o, t)?;
+                write!(o, ",\"cat\":\"{}\",\"ts\":", super::show::class(t))?;
+                serde_json::to_writer(&mut *o, &((ev.ts_unix_ns - t0) as f64 / 1000.0))?;
+                let (pid, tid) = (ev.pid.unwrap_or(0), ev.tid.unwrap_or(0));
+                write!(o, ",\"pid\":{pid},\"tid\":{tid},\"args\":")?;
+                crate::event::write_members(ev, &self.skip, &mut *o)?;
+                o.write_all(b"}")?;
                 self.instants += 1;
             }
             _ => {}

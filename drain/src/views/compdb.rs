@@ -141,7 +141,7 @@ pub fn entries(ev: &Event) -> Vec<Entry> {
     let mut sources: Vec<&str> = vec![];
     let mut output = None;
     let mut has_c = false;
-    let mut args = argv[1..].iter().map(String::as_str);
+    let mut args = argv[1..].iter().map(|a| &**a);
     while let Some(a) = args.next() {
         match a {
             "-E" | "-M" | "-MM" => return vec![],
@@ -217,12 +217,12 @@ impl Database {
 mod tests {
     use super::*;
 
-    fn start(argv: &[&str]) -> Event {
+    fn start(argv: &[&str]) -> Event<'static> {
         let mut e: Event = serde_json::from_str(
             r#"{"ts":"","ts_unix_ns":0,"pos":0,"ring_id":"","event_type":"process_start","component":"telemetry","via":"exec","cwd":"/w","exe":"/nonexistent/cc"}"#,
         )
         .unwrap();
-        e.argv = Some(argv.iter().map(|s| s.to_string()).collect());
+        e.argv = Some(argv.iter().map(|s| s.to_string().into()).collect());
         e
     }
 

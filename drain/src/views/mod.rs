@@ -9,12 +9,12 @@
 pub mod chrome;
 pub mod compdb;
 pub mod otlp;
+mod read;
 pub mod report;
 pub mod show;
 pub mod summary;
 pub mod tree;
 
-use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use crate::event::{Event, EventSink};
@@ -49,13 +49,13 @@ fn is_ring(path: &Path) -> bool {
 /// let input = drain::views::for_each_event(&t, |_| n += 1).unwrap();
 /// assert_eq!((n, input.skipped), (0, 2));
 /// ```
-pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> Result<Input, String> {
+pub fn for_each_event(path: &Path, mut f: impl FnMut(&Event<'_>)) -> Result<Input, String> {
     let mut input = Input::default();
     if is_ring(path) {
         let ring = format::Ring::open_read_only(path).map_err(|e| crate::ring_error(path, &e))?;
         let mut sink = EventSink::new(|e| {
             input.events += 1;
-            f(e)
+            f(&e)
         });
         let mut follower = Follower::new(&ring, crate::decode::Options { redact: true });
         follower
@@ -67,24 +67,8 @@ pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> Result<Input, St
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    let mut rd = BufReader::with_capacity(1 << 16, file);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match rd.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
-        match serde_json::from_slice::<Event>(&line) {
-            Ok(ev) if ev.component == "telemetry" => {
-                input.events += 1;
-                f(ev)
-            }
-            _ => input.skipped += 1,
-        }
-    }
+    read::for_each_telemetry_event(&file, &mut input, f)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(input)
 }
 

@@ -592,15 +592,16 @@ fn kv_bool(key: &str, v: bool) -> KeyValue {
 }
 
 /// A string array of at most [`MAX_ARRAY`] elements; whether it was cut.
-fn kv_strs(key: &str, v: &[String]) -> (KeyValue, bool) {
+fn kv_strs<S: AsRef<str>>(key: &str, v: &[S]) -> (KeyValue, bool) {
     let values = v
         .iter()
         .take(MAX_ARRAY)
         .map(|s| AnyValue {
-            value: Some(any_value::Value::StringValue(cut(s, MAX_STR))),
+            value: Some(any_value::Value::StringValue(cut(s.as_ref(), MAX_STR))),
         })
         .collect();
-    let cut_any = v.len() > MAX_ARRAY || v.iter().take(MAX_ARRAY).any(|s| s.len() > MAX_STR);
+    let cut_any =
+        v.len() > MAX_ARRAY || v.iter().take(MAX_ARRAY).any(|s| s.as_ref().len() > MAX_STR);
     (
         kv(
             key,
@@ -635,20 +636,14 @@ fn json_value(v: &Value, depth: u8) -> Option<AnyValue> {
     }
 }
 
-/// Members every line has, which the span already says.
-const COMMON: [&str; 11] = [
-    "ts",
-    "ts_unix_ns",
-    "event_type",
-    "session_id",
-    "span_id",
-    "parent_span",
-    "parent_image",
-    "component",
-    "pid",
-    "pos",
-    "ring_id",
-];
+/// Members every line has, which the span already says: the header but `tid` (kept, as
+/// `thread.id`).
+static COMMON: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+    crate::event::HEADER
+        .into_iter()
+        .filter(|m| *m != "tid")
+        .collect()
+});
 
 /// Whether an event type becomes a span event.
 fn is_span_event(t: &str) -> bool {
@@ -662,22 +657,17 @@ fn is_span_event(t: &str) -> bool {
 fn span_event(ev: &Event) -> span::Event {
     let mut attributes = vec![];
     let mut dropped = 0;
-    if let Value::Object(m) = ev.to_value() {
-        for (k, v) in &m {
-            if COMMON.contains(&k.as_str()) {
-                continue;
-            }
-            let Some(value) = json_value(v, 0) else {
-                continue;
-            };
-            if attributes.len() >= MAX_EVENT_ATTRS {
-                dropped += 1;
-                continue;
-            }
-            let key = if k == "tid" { "thread.id" } else { k.as_str() };
-            attributes.push(kv(&cut(key, 64), Some(value)));
+    crate::event::for_each_member(ev, &COMMON, |k, v| {
+        let Some(value) = json_value(&v, 0) else {
+            return;
+        };
+        if attributes.len() >= MAX_EVENT_ATTRS {
+            dropped += 1;
+            return;
         }
-    }
+        let key = if k == "tid" { "thread.id" } else { k };
+        attributes.push(kv(&cut(key, 64), Some(value)));
+    });
     span::Event {
         time_unix_nano: ev.ts_unix_ns.max(0) as u64,
         name: cut(&ev.event_type, 64),
@@ -813,7 +803,7 @@ impl Builder {
     }
 
     fn add_to(&mut self, id: u64, ev: &Event) {
-        let t = ev.event_type.as_str();
+        let t = &*ev.event_type;
         if !self.images.contains_key(&id) {
             if self.seen.contains_key(&id) {
                 self.late += 1;
@@ -1443,7 +1433,7 @@ pub fn export_with(
     };
     let read = crate::views::for_each_event(input, |ev| {
         if err.is_none() {
-            builder.add(&ev);
+            builder.add(ev);
             drain(&mut builder, &mut batcher, &mut err);
         }
     });
@@ -1496,12 +1486,20 @@ mod tests {
 
     const SES: &str = "01a21b7d-1807-7c81-9523-58a1d5340232";
 
-    fn line(t: &str, span: &str, parent: Option<&str>, pid: i64, ts: i64, extra: &str) -> Event {
+    fn line(
+        t: &str,
+        span: &str,
+        parent: Option<&str>,
+        pid: i64,
+        ts: i64,
+        extra: &str,
+    ) -> Event<'static> {
         let parent = parent.map_or("null".into(), |p| format!("\"{p}\""));
         Event::parse(&format!(
             r#"{{"ts":"x","ts_unix_ns":{ts},"event_type":"{t}","session_id":"{SES}","span_id":"{span}","parent_span":"spn_01a21b7d-0000-7000-8000-00000000abcd","parent_image":{parent},"component":"telemetry","pid":{pid},"tid":{pid},"pos":0,"ring_id":"r"{extra}}}"#
         ))
         .unwrap()
+        .into_owned()
     }
 
     const A: &str = "spn_01a21b7d-181e-7b25-8bd7-2f968bd9e67e";
@@ -1526,7 +1524,7 @@ mod tests {
         b.ready.into_iter().map(|(_, s)| s).collect()
     }
 
-    fn tree() -> Vec<Event> {
+    fn tree() -> Vec<Event<'static>> {
         vec![
             line(
                 "process_start",

@@ -112,7 +112,7 @@ impl Builder {
         self.summary.add(ev);
         let t = ev.ts_unix_ns;
         if self.first.is_none() {
-            self.first = Some((t, ev.ts.clone()));
+            self.first = Some((t, ev.ts.to_string()));
         }
         self.last = Some(self.last.map_or(t, |l| l.max(t)));
         let Some(span) = ev.span_id.as_deref() else {
@@ -126,7 +126,7 @@ impl Builder {
             return;
         };
         let img = &mut self.images[k];
-        match ev.event_type.as_str() {
+        match &*ev.event_type {
             "process_exit" => {
                 let how = match (ev.signal, ev.exit_code) {
                     (Some(s), _) => End::Signal(s),
@@ -157,7 +157,7 @@ impl Builder {
         let program = super::shorten(&super::program(ev), PROGRAM_CHARS);
         let pid = ev.pid.unwrap_or(0);
         // The image that exec'd this one ended there (same pid, replaced).
-        if let Some(p) = ev.parent_image.as_ref().and_then(|p| self.index.get(p)) {
+        if let Some(p) = ev.parent_image.as_deref().and_then(|p| self.index.get(p)) {
             let p = &mut self.images[*p];
             if p.pid == pid && p.end.is_none() {
                 p.end = Some((ev.ts_unix_ns, End::Exec(program.clone())));
@@ -178,7 +178,7 @@ impl Builder {
         self.index.insert(span.to_string(), self.images.len());
         self.images.push(Image {
             span: span.to_string(),
-            parent: ev.parent_image.clone(),
+            parent: ev.parent_image.as_deref().map(str::to_string),
             pid,
             ppid: ev.ppid,
             program,
@@ -683,9 +683,11 @@ fn special(c: char) -> bool {
 mod tests {
     use super::*;
 
-    fn ev(line: &str) -> Event {
+    fn ev(line: &str) -> Event<'static> {
         let base = r#""ts":"2026-01-01T00:00:00Z","session_id":null,"parent_span":null,"component":"telemetry","tid":1,"pos":0,"ring_id":"r""#;
-        Event::parse(&format!("{{{base},{line}}}")).unwrap()
+        Event::parse(&format!("{{{base},{line}}}"))
+            .unwrap()
+            .into_owned()
     }
 
     #[test]

@@ -68,29 +68,17 @@ impl Filter {
     /// ```
     /// use drain::views::show::Filter;
     /// let f = Filter { classes: vec![], exclude_paths: vec!["/proc".into()] };
-    /// assert!(!f.keeps_line(br#"{"event_type":"file_open","component":"telemetry","path":"/proc/self/maps"}"#));
-    /// assert!(f.keeps_line(br#"{"event_type":"file_open","component":"telemetry","path":"/etc/hosts"}"#));
-    /// assert!(f.keeps_line(br#"{"event_type":"lost","component":"telemetry","reason":"ring_full"}"#));
+    /// let line = |ty: &str, rest: &str| format!(r#"{{"ts":"","ts_unix_ns":0,"event_type":"{ty}",
+    ///   "session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":1,
+    ///   "tid":1,"pos":0,"ring_id":"r",{rest}}}"#);
+    /// assert!(!f.keeps_line(line("file_open", r#""path":"/proc/self/maps""#).as_bytes()));
+    /// assert!(f.keeps_line(line("file_open", r#""path":"/etc/hosts""#).as_bytes()));
+    /// assert!(f.keeps_line(line("lost", r#""reason":"ring_full""#).as_bytes()));
+    /// assert!(f.keeps_line(br#"{"component":"substrate","path":"/proc"}"#));
     /// ```
     pub fn keeps_line(&self, line: &[u8]) -> bool {
-        #[derive(serde::Deserialize)]
-        struct Fields<'a> {
-            #[serde(borrow, default)]
-            event_type: Option<std::borrow::Cow<'a, str>>,
-            #[serde(borrow, default)]
-            component: Option<std::borrow::Cow<'a, str>>,
-            #[serde(borrow, default)]
-            path: Option<std::borrow::Cow<'a, str>>,
-            #[serde(borrow, default)]
-            abs_path: Option<std::borrow::Cow<'a, str>>,
-        }
-        let Ok(f) = serde_json::from_slice::<Fields<'_>>(line) else {
-            return true;
-        };
-        match (f.component.as_deref(), f.event_type.as_deref()) {
-            (Some("telemetry"), Some(t)) if t != "lost" => {
-                self.keeps_fields(t, f.path.as_deref(), f.abs_path.as_deref())
-            }
+        match Event::parse_bytes(line) {
+            Ok(ev) if ev.component == "telemetry" && ev.event_type != "lost" => self.keeps(&ev),
             _ => true,
         }
     }
@@ -152,8 +140,8 @@ pub fn open_flags(flags: i64) -> String {
     parts.join("|")
 }
 
-fn q(s: &Option<String>) -> String {
-    format!("{:?}", s.as_deref().unwrap_or(""))
+fn q(s: Option<&str>) -> String {
+    format!("{:?}", s.unwrap_or(""))
 }
 
 fn result(ev: &Event, ok: String) -> String {
@@ -188,7 +176,7 @@ fn meta_line(ev: &Event, t: &str) -> String {
     let target = match (&ev.path, ev.fd, &ev.abs_path) {
         (None, Some(fd), Some(a)) => format!("fd {fd} {a:?}"),
         (None, Some(fd), None) => format!("fd {fd}"),
-        _ => q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+        _ => q(ev.abs_path.as_deref().or(ev.path.as_deref())),
     };
     let mut args = match t {
         "file_truncate" => ev.length.or(ev.length_low32).map(|n| n.to_string()),
@@ -202,8 +190,12 @@ fn meta_line(ev: &Event, t: &str) -> String {
             (Some(a), Some(m)) => format!("atime {a}, mtime {m}"),
             _ => "times unreadable".into(),
         }),
-        "file_setxattr" => Some(format!("{}, {} bytes", q(&ev.name), ev.size.unwrap_or(0))),
-        _ => Some(q(&ev.name)),
+        "file_setxattr" => Some(format!(
+            "{}, {} bytes",
+            q(ev.name.as_deref()),
+            ev.size.unwrap_or(0)
+        )),
+        _ => Some(q(ev.name.as_deref())),
     }
     .map(|a| format!(", {a}"))
     .unwrap_or_default();
@@ -224,14 +216,14 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
         Some(p) => format!("{p:>7} {program:<12}"),
         None => format!("{:>7} {:<12}", "-", "-"),
     };
-    let what = match ev.event_type.as_str() {
+    let what = match &*ev.event_type {
         "process_start" => format!(
             "start {} cwd={}",
             ev.argv
                 .as_ref()
                 .map(|a| format!("{a:?}"))
                 .unwrap_or_default(),
-            q(&ev.cwd)
+            q(ev.cwd.as_deref())
         ),
         "process_exit" => match (ev.signal, ev.exit_code) {
             (Some(s), _) => format!("exit killed by signal {s}"),
@@ -249,7 +241,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
             format!(
                 "{}({}, {}){untraced} {}",
                 ev.op.as_deref().unwrap_or(&ev.event_type),
-                q(&ev.path),
+                q(ev.path.as_deref()),
                 ev.argv
                     .as_ref()
                     .map(|a| format!("{a:?}"))
@@ -267,7 +259,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
             format!(
                 "{}({}, {}{mode}) {}",
                 ev.op.as_deref().unwrap_or("open"),
-                q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+                q(ev.abs_path.as_deref().or(ev.path.as_deref())),
                 open_flags(ev.flags.unwrap_or(0)),
                 result(ev, format!("= {}", ev.fd.unwrap_or(-1)))
             )
@@ -275,14 +267,14 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
         "file_rename" | "file_link" => format!(
             "{}({}, {}) {}",
             ev.op.as_deref().unwrap_or("rename"),
-            q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
-            q(&ev.abs_new_path.clone().or_else(|| ev.new_path.clone())),
+            q(ev.abs_path.as_deref().or(ev.path.as_deref())),
+            q(ev.abs_new_path.as_deref().or(ev.new_path.as_deref())),
             result(ev, "= 0".into())
         ),
         "file_symlink" => format!(
             "symlink({}, {}) {}",
-            q(&ev.target),
-            q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+            q(ev.target.as_deref()),
+            q(ev.abs_path.as_deref().or(ev.path.as_deref())),
             result(ev, "= 0".into())
         ),
         t if is_meta(t) => meta_line(ev, t),
@@ -291,7 +283,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
             format!(
                 "{}({}{mode}) {}",
                 ev.op.as_deref().unwrap_or(t),
-                q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+                q(ev.abs_path.as_deref().or(ev.path.as_deref())),
                 result(ev, format!("= {}", ev.result.unwrap_or(0)))
             )
         }
@@ -303,7 +295,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
                 .unwrap_or_default();
             let addr = match (&ev.addr, ev.port) {
                 (Some(a), Some(p)) => format!("{a}:{p}"),
-                (Some(a), None) => a.clone(),
+                (Some(a), None) => a.to_string(),
                 _ => String::new(),
             };
             format!(
@@ -315,7 +307,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
         }
         "object_load" => format!(
             "load {} at {:#x}{}",
-            q(&ev.abs_path.clone().or_else(|| ev.path.clone())),
+            q(ev.abs_path.as_deref().or(ev.path.as_deref())),
             ev.base.unwrap_or(0),
             if ev.at_start == Some(true) {
                 " (before main)"
@@ -325,7 +317,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
         ),
         "dns_lookup" => format!(
             "getaddrinfo({}) = {} {:?}",
-            q(&ev.name),
+            q(ev.name.as_deref()),
             ev.result.unwrap_or(0),
             ev.addrs.clone().unwrap_or_default()
         ),

@@ -63,14 +63,77 @@ const O_WRONLY: i64 = libc::O_WRONLY as i64;
 const O_RDWR: i64 = libc::O_RDWR as i64;
 const O_CREAT: i64 = libc::O_CREAT as i64;
 
-fn bump(m: &mut BTreeMap<String, u64>, k: String) {
-    *m.entry(k).or_default() += 1;
+/// Where [`Builder`] counts each list of [`lists`] (same order) while it reads: hash maps,
+/// sorted into the summary's maps once at the end.
+#[allow(non_upper_case_globals)]
+mod list {
+    pub const by_type: usize = 0;
+    pub const by_program: usize = 1;
+    pub const files_written: usize = 2;
+    pub const files_created: usize = 3;
+    pub const files_deleted: usize = 4;
+    pub const files_read: usize = 5;
+    pub const files_changed: usize = 6;
+    pub const objects_loaded: usize = 7;
+    pub const failed_opens: usize = 8;
+    pub const failed_execs: usize = 9;
+    pub const endpoints: usize = 10;
+    pub const dns_names: usize = 11;
+    pub const COUNT: usize = 12;
+}
+
+/// Counts by key. Runs of one key (a program's events come together) are counted without
+/// hashing: the last key's count is kept apart until another key comes.
+#[derive(Default)]
+struct Counts {
+    map: HashMap<String, u64>,
+    last: String,
+    pending: u64,
+}
+
+impl Counts {
+    /// Count one `k` (allocating its key only the first time).
+    fn bump(&mut self, k: &str) {
+        if self.pending > 0 && self.last == k {
+            self.pending += 1;
+            return;
+        }
+        self.settle();
+        self.last.clear();
+        self.last.push_str(k);
+        self.pending = 1;
+    }
+
+    fn settle(&mut self) {
+        if self.pending > 0 {
+            match self.map.get_mut(self.last.as_str()) {
+                Some(n) => *n += self.pending,
+                None => {
+                    self.map.insert(self.last.clone(), self.pending);
+                }
+            }
+            self.pending = 0;
+        }
+    }
+
+    fn into_sorted(mut self) -> BTreeMap<String, u64> {
+        self.settle();
+        self.map.into_iter().collect()
+    }
+}
+
+fn bump(c: &mut Counts, k: &str) {
+    c.bump(k);
 }
 
 /// Builds a [`Summary`] from events, one at a time.
 #[derive(Default)]
 pub struct Builder {
     s: Summary,
+    counts: [Counts; list::COUNT],
+    /// Events by image (`by_program` is summed from it at the end: an image's events come
+    /// together, so counting them costs no hashing).
+    per_span: Counts,
     programs: HashMap<String, String>,
     root: Option<(String, i64)>,
 }
@@ -79,63 +142,65 @@ impl Builder {
     /// Account one event.
     pub fn add(&mut self, ev: &Event) {
         let s = &mut self.s;
+        let c = &mut self.counts;
         s.events += 1;
-        bump(&mut s.by_type, ev.event_type.clone());
-        let span = ev.span_id.clone().unwrap_or_default();
+        bump(&mut c[list::by_type], &ev.event_type);
+        let span = ev.span_id.as_deref().unwrap_or_default();
         if ev.event_type == "process_start" {
-            self.programs.insert(span.clone(), super::program(ev));
+            self.programs.insert(span.to_string(), super::program(ev));
             s.processes += 1;
             if ev.parent_image.is_none() && self.root.is_none() {
-                self.root = Some((span.clone(), ev.ts_unix_ns));
+                self.root = Some((span.to_string(), ev.ts_unix_ns));
             }
         }
+        let program = |programs: &HashMap<String, String>| {
+            programs.get(span).map_or("?", String::as_str).to_string()
+        };
         if ev.event_type != "lost" {
-            let prog = self
-                .programs
-                .get(&span)
-                .cloned()
-                .unwrap_or_else(|| "?".into());
-            bump(&mut s.by_program, prog);
+            self.per_span.bump(span);
         }
         let path = || {
             ev.abs_path
-                .clone()
-                .or_else(|| ev.path.clone())
+                .as_deref()
+                .or(ev.path.as_deref())
                 .unwrap_or_default()
         };
-        match ev.event_type.as_str() {
+        match &*ev.event_type {
             "file_open" => {
                 if let Some(e) = ev.errno {
-                    bump(&mut s.failed_opens, format!("{} (errno {e})", path()));
+                    bump(
+                        &mut c[list::failed_opens],
+                        &format!("{} (errno {e})", path()),
+                    );
                 } else {
                     let flags = ev.flags.unwrap_or(0);
                     if flags & (O_WRONLY | O_RDWR) != 0 {
-                        bump(&mut s.files_written, path());
+                        bump(&mut c[list::files_written], path());
                     } else {
-                        bump(&mut s.files_read, path());
+                        bump(&mut c[list::files_read], path());
                     }
                     if flags & O_CREAT != 0 {
-                        bump(&mut s.files_created, path());
+                        bump(&mut c[list::files_created], path());
                     }
                 }
             }
-            "object_load" => bump(&mut s.objects_loaded, path()),
+            "object_load" => bump(&mut c[list::objects_loaded], path()),
             "file_unlink" | "file_rmdir" if ev.errno.is_none() => {
-                bump(&mut s.files_deleted, path());
+                bump(&mut c[list::files_deleted], path());
             }
             t if super::show::is_meta(t) && ev.errno.is_none() => {
                 let pid = ev.pid.unwrap_or(0);
                 let file = match (&ev.abs_path, &ev.path, ev.fd) {
                     (None, None, Some(fd)) => format!("fd {fd} (pid {pid})"),
                     _ if ev.path_unreadable == Some(true) => format!("(path not read, pid {pid})"),
-                    _ => path(),
+                    _ => path().to_string(),
                 };
-                bump(&mut s.files_changed, file);
+                bump(&mut c[list::files_changed], &file);
             }
             "exec" | "spawn" => {
                 if let Some(e) = ev.errno {
-                    let p = ev.path.clone().unwrap_or_default();
-                    bump(&mut s.failed_execs, format!("{p} (errno {e})"));
+                    let p = ev.path.as_deref().unwrap_or_default();
+                    bump(&mut c[list::failed_execs], &format!("{p} (errno {e})"));
                 }
                 s.untraced += u64::from(ev.untraced == Some(true));
             }
@@ -143,18 +208,17 @@ impl Builder {
                 let ep = match (&ev.addr, ev.port) {
                     (Some(a), Some(p)) if a.contains(':') => format!("[{a}]:{p}"),
                     (Some(a), Some(p)) => format!("{a}:{p}"),
-                    (Some(a), None) => a.clone(),
+                    (Some(a), None) => a.to_string(),
                     _ => "?".into(),
                 };
-                bump(&mut s.endpoints, ep);
+                bump(&mut c[list::endpoints], &ep);
             }
-            "dns_lookup" => bump(&mut s.dns_names, ev.name.clone().unwrap_or_default()),
+            "dns_lookup" => bump(
+                &mut c[list::dns_names],
+                ev.name.as_deref().unwrap_or_default(),
+            ),
             "process_exit" => {
-                let prog = self
-                    .programs
-                    .get(&span)
-                    .cloned()
-                    .unwrap_or_else(|| "?".into());
+                let prog = program(&self.programs);
                 let pid = ev.pid.unwrap_or(0);
                 if let Some(sig) = ev.signal {
                     s.failed_processes
@@ -177,6 +241,28 @@ impl Builder {
     /// The summary, with `skipped` lines noted.
     pub fn finish(mut self, skipped: u64) -> Summary {
         self.s.skipped = skipped;
+        for (span, n) in std::mem::take(&mut self.per_span).into_sorted() {
+            let program = self.programs.get(&span).map_or("?", String::as_str);
+            let c = &mut self.counts[list::by_program];
+            c.settle();
+            *c.map.entry(program.to_string()).or_default() += n;
+        }
+        let sorted = self.counts.map(Counts::into_sorted);
+        let s = &mut self.s;
+        [
+            s.by_type,
+            s.by_program,
+            s.files_written,
+            s.files_created,
+            s.files_deleted,
+            s.files_read,
+            s.files_changed,
+            s.objects_loaded,
+            s.failed_opens,
+            s.failed_execs,
+            s.endpoints,
+            s.dns_names,
+        ] = sorted;
         self.s
     }
 }

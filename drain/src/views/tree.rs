@@ -50,10 +50,14 @@ impl Builder {
         if ev.span_id.is_none() {
             return; // lost
         }
-        let t = ev.event_type.as_str();
+        let t = &*ev.event_type;
         if t == "process_start" {
             // The image that exec'd this one ended there (same pid, replaced).
-            if let Some(p) = ev.parent_image.as_ref().and_then(|p| self.nodes.get_mut(p)) {
+            if let Some(p) = ev
+                .parent_image
+                .as_deref()
+                .and_then(|p| self.nodes.get_mut(p))
+            {
                 if p.pid == ev.pid.unwrap_or(0) && p.end.is_none() {
                     p.end = Some(ev.ts_unix_ns);
                     p.status = Some("exec".into());
@@ -61,19 +65,23 @@ impl Builder {
             }
         }
         let seq = self.nodes.len();
-        let n = self
-            .nodes
-            .entry(ev.span_id.clone().unwrap_or_default())
-            .or_insert_with(|| Node {
-                span: ev.span_id.clone().unwrap_or_default(),
+        let span = ev.span_id.as_deref().unwrap_or_default();
+        if !self.nodes.contains_key(span) {
+            let node = Node {
+                span: span.to_string(),
                 seq,
                 pid: ev.pid.unwrap_or(0),
                 program: "?".into(),
                 ..Default::default()
-            });
+            };
+            self.nodes.insert(span.to_string(), node);
+        }
+        let Some(n) = self.nodes.get_mut(span) else {
+            return;
+        };
         match t {
             "process_start" => {
-                n.parent = ev.parent_image.clone();
+                n.parent = ev.parent_image.as_deref().map(str::to_string);
                 n.pid = ev.pid.unwrap_or(0);
                 n.program = super::program(ev);
                 // A forked copy runs its parent's program with its parent's argv: say so
@@ -95,8 +103,8 @@ impl Builder {
             }
             "exec" | "spawn" if ev.untraced == Some(true) => n.untraced.push(format!(
                 "{} ({})",
-                ev.path.clone().unwrap_or_default(),
-                ev.untraced_reason.clone().unwrap_or_default()
+                ev.path.as_deref().unwrap_or_default(),
+                ev.untraced_reason.as_deref().unwrap_or_default()
             )),
             _ if t.starts_with("file_") || t == "chdir" => n.files += 1,
             _ if t.starts_with("net_") || t == "dns_lookup" => n.net += 1,

@@ -1,0 +1,876 @@
+//! The fast reader of one `trace.jsonl` line into a borrowed [`Event`].
+//!
+//! `summary`, `export` and the other views read millions of lines; a generic JSON
+//! deserializer spends most of its time allocating a `String` per member and dispatching
+//! through visitors. This reader walks the line once and hands out slices of it: a string
+//! member without escapes is borrowed (`Cow::Borrowed`), one with escapes is unescaped into
+//! an owned string. Members the schema does not name are skipped.
+//!
+//! Invariants:
+//! - It accepts what the `serde` derive of [`Event`] accepts and gives the same event
+//!   (a test holds both to every line of real traces, and to generated events), with one
+//!   difference: a member given twice keeps its last value (`serde` refuses the line).
+//! - Hostile input: it never panics, nesting of skipped values is bounded by [`MAX_DEPTH`],
+//!   and work is linear in the line's length.
+//! - Every string handed out is a slice of the (UTF-8) line between ASCII quotes, or built
+//!   from it: it is valid UTF-8 by construction.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::Event;
+
+/// How deep arrays and objects nested inside a skipped member may go.
+pub const MAX_DEPTH: u32 = 128;
+
+/// Why a line is not an event: the byte offset and what was wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// Byte offset in the line.
+    pub at: usize,
+    /// What was expected or found.
+    pub what: &'static str,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.at)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+type R<T> = Result<T, ParseError>;
+
+/// Members every line must have (the non-`Option` fields of [`Event`]).
+const TS: u8 = 1;
+const TS_UNIX_NS: u8 = 2;
+const EVENT_TYPE: u8 = 4;
+const COMPONENT: u8 = 8;
+const POS: u8 = 16;
+const RING_ID: u8 = 32;
+const REQUIRED: u8 = TS | TS_UNIX_NS | EVENT_TYPE | COMPONENT | POS | RING_ID;
+
+/// Parse one line (no newline; surrounding whitespace is allowed).
+pub fn parse(line: &str) -> R<Event<'_>> {
+    let mut ev = Event::default();
+    parse_into(line, &mut ev).map(|()| ev)
+}
+
+/// [`parse`] into `ev`, which must be [`Event::default`] (filled in place: an event is large).
+pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
+    let mut p = Reader { s: line, i: 0 };
+    let mut seen = 0u8;
+    p.ws();
+    p.expect(b'{')?;
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.i += 1;
+    } else {
+        loop {
+            p.ws();
+            let (key, packed) = p.name()?;
+            p.ws();
+            p.expect(b':')?;
+            p.ws();
+            seen |= p.member(&key, packed, ev)?;
+            p.ws();
+            match p.next() {
+                Some(b',') => continue,
+                Some(b'}') => break,
+                _ => return p.err_before("expected `,` or `}`"),
+            }
+        }
+    }
+    p.ws();
+    if p.i != line.len() {
+        return p.err("trailing characters");
+    }
+    if seen & REQUIRED != REQUIRED {
+        return p.err("a member every line has is missing");
+    }
+    Ok(())
+}
+
+/// A cursor over the line.
+struct Reader<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn err<T>(&self, what: &'static str) -> R<T> {
+        Err(ParseError { at: self.i, what })
+    }
+
+    /// An error at the byte just consumed.
+    fn err_before<T>(&self, what: &'static str) -> R<T> {
+        Err(ParseError {
+            at: self.i.saturating_sub(1),
+            what,
+        })
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> R<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            self.err(match c {
+                b'{' => "expected `{`",
+                b':' => "expected `:`",
+                b'"' => "expected a string",
+                _ => "unexpected character",
+            })
+        }
+    }
+
+    /// Consume `word` (a literal) if it is next.
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.bytes()[self.i..].starts_with(word) {
+            self.i += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A member name, and it packed ([`pack`]). A name of at most 15 plain bytes (every
+    /// name the schema has but two) is found and packed in one 16-byte window.
+    fn name(&mut self) -> R<(Cow<'a, str>, u128)> {
+        let b = self.bytes();
+        if let (Some(b'"'), Some(w)) = (self.peek(), b.get(self.i + 1..self.i + 17)) {
+            let mut word = [0u8; 16];
+            word.copy_from_slice(w);
+            let w = u128::from_le_bytes(word);
+            let len = (special(w).trailing_zeros() / 8) as usize;
+            if len < 16 && w.to_le_bytes()[len] == b'"' {
+                let start = self.i + 1;
+                self.i = start + len + 1;
+                let keep = (1u128 << (len * 8)) - 1;
+                return Ok((
+                    Cow::Borrowed(&self.s[start..start + len]),
+                    (w & keep) | !keep,
+                ));
+            }
+        }
+        let key = self.string()?;
+        let packed = pack(key.as_bytes());
+        Ok((key, packed))
+    }
+
+    /// Store one member's value (or skip a member the schema does not name); the bit of a
+    /// required member it set.
+    fn member(&mut self, key: &str, packed: u128, ev: &mut Event<'a>) -> R<u8> {
+        /// One arm per member, matched on the packed name (then, for a name longer than a
+        /// packed word, on the whole name).
+        macro_rules! dispatch {
+            ($($field:ident: $read:ident $(=> $bit:ident)?,)*) => {{
+                #[allow(non_upper_case_globals)]
+                mod names {
+                    $(pub const $field: u128 = super::pack(stringify!($field).as_bytes());)*
+                }
+                match packed {
+                    $(names::$field if key.len() <= 16 || key == stringify!($field) => {
+                        ev.$field = self.$read()?;
+                        Ok(0 $(| $bit)?)
+                    })*
+                    _ => self.skip(0).map(|()| 0),
+                }
+            }};
+        }
+        dispatch! {
+            ts: string => TS,
+            ts_unix_ns: int => TS_UNIX_NS,
+            event_type: string => EVENT_TYPE,
+            session_id: opt_string,
+            span_id: opt_string,
+            parent_span: opt_string,
+            parent_image: opt_string,
+            component: string => COMPONENT,
+            pid: opt_int,
+            tid: opt_int,
+            pos: uint => POS,
+            ring_id: string => RING_ID,
+            truncated: opt_bool,
+            escaped: opt_strings,
+            redacted: opt_bool,
+            path_unreadable: opt_bool,
+            argv_unreadable: opt_bool,
+            envp_unreadable: opt_bool,
+            addr_unreadable: opt_bool,
+            times_unreadable: opt_bool,
+            name_unreadable: opt_bool,
+            op: opt_string,
+            path: opt_string,
+            abs_path: opt_string,
+            new_path: opt_string,
+            abs_new_path: opt_string,
+            target: opt_string,
+            dirfd: opt_int,
+            dirfd2: opt_int,
+            flags: opt_int,
+            access: opt_string,
+            mode: opt_int,
+            length: opt_int,
+            length_low32: opt_int,
+            uid: opt_int,
+            gid: opt_int,
+            atime: opt_string,
+            mtime: opt_string,
+            size: opt_uint,
+            fd: opt_int,
+            result: opt_int,
+            errno: opt_int,
+            ppid: opt_int,
+            exe: opt_string,
+            argv: opt_strings,
+            cwd: opt_string,
+            via: opt_string,
+            how: opt_string,
+            exit_code: opt_int,
+            signal: opt_int,
+            child_pid: opt_int,
+            untraced: opt_bool,
+            untraced_reason: opt_string,
+            supervised: opt_bool,
+            supervised_reason: opt_string,
+            family: present,
+            addr: opt_string,
+            port: opt_int,
+            name: opt_string,
+            service: opt_string,
+            addrs: opt_strings,
+            naddrs: opt_int,
+            base: opt_uint,
+            at_start: opt_bool,
+            count: opt_uint,
+            reason: opt_string,
+            exact: opt_bool,
+            bytes: opt_uint,
+            kind: opt_uint,
+        }
+    }
+
+    /// A member whose `null` is kept apart from its absence (`family`).
+    fn present(&mut self) -> R<Option<serde_json::Value>> {
+        self.value().map(Some)
+    }
+
+    /// `null` (then `None`) or a value read by `f`.
+    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<Option<T>> {
+        if self.literal(b"null") {
+            Ok(None)
+        } else {
+            f(self).map(Some)
+        }
+    }
+
+    fn opt_string(&mut self) -> R<Option<Cow<'a, str>>> {
+        self.opt(Self::string)
+    }
+
+    fn opt_int(&mut self) -> R<Option<i64>> {
+        self.opt(Self::int)
+    }
+
+    fn opt_uint(&mut self) -> R<Option<u64>> {
+        self.opt(Self::uint)
+    }
+
+    fn opt_bool(&mut self) -> R<Option<bool>> {
+        self.opt(|p| {
+            if p.literal(b"true") {
+                Ok(true)
+            } else if p.literal(b"false") {
+                Ok(false)
+            } else {
+                p.err("expected a boolean")
+            }
+        })
+    }
+
+    fn opt_strings(&mut self) -> R<Option<Vec<Cow<'a, str>>>> {
+        self.opt(|p| {
+            p.expect(b'[')?;
+            let mut v = Vec::new();
+            p.ws();
+            if p.peek() == Some(b']') {
+                p.i += 1;
+                return Ok(v);
+            }
+            loop {
+                p.ws();
+                v.push(p.string()?);
+                p.ws();
+                match p.next() {
+                    Some(b',') => continue,
+                    Some(b']') => return Ok(v),
+                    _ => return p.err_before("expected `,` or `]`"),
+                }
+            }
+        })
+    }
+
+    /// Any JSON value, as `serde_json` reads it (the rare `family` member).
+    fn value(&mut self) -> R<serde_json::Value> {
+        let start = self.i;
+        self.skip(0)?;
+        serde_json::from_str(&self.s[start..self.i]).or_else(|_| self.err("invalid value"))
+    }
+
+    /// A JSON integer that fits `u64`: digits, no sign, fraction or exponent.
+    fn uint(&mut self) -> R<u64> {
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            n = match n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            {
+                Some(n) => n,
+                None => return self.err("integer out of range"),
+            };
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        if digits == 0 {
+            return self.err("expected an integer");
+        }
+        if digits > 1 && self.bytes()[start] == b'0' {
+            return Err(ParseError {
+                at: start,
+                what: "invalid number (leading zero)",
+            });
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return self.err("expected an integer, found a fraction or exponent");
+        }
+        Ok(n)
+    }
+
+    /// A JSON integer that fits `i64`.
+    fn int(&mut self) -> R<i64> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.i += 1;
+        }
+        let start = self.i;
+        let n = self.uint()?;
+        let v = if negative {
+            0i64.checked_sub_unsigned(n)
+        } else {
+            i64::try_from(n).ok()
+        };
+        match v {
+            Some(v) => Ok(v),
+            None => Err(ParseError {
+                at: start,
+                what: "integer out of range",
+            }),
+        }
+    }
+
+    /// A JSON string: borrowed from the line when it has no escapes.
+    fn string(&mut self) -> R<Cow<'a, str>> {
+        self.expect(b'"')?;
+        let start = self.i;
+        self.i = plain_run(self.bytes(), self.i);
+        match self.peek() {
+            Some(b'"') => {
+                let s = &self.s[start..self.i];
+                self.i += 1;
+                Ok(Cow::Borrowed(s))
+            }
+            Some(b'\\') => self.escaped(start).map(Cow::Owned),
+            Some(_) => self.err("control character in a string"),
+            None => self.err("unterminated string"),
+        }
+    }
+
+    /// The rest of a string that has an escape at `self.i`; `start` is just after its quote.
+    fn escaped(&mut self, start: usize) -> R<String> {
+        let mut out = String::with_capacity(self.i - start + 16);
+        out.push_str(&self.s[start..self.i]);
+        loop {
+            match self.next() {
+                Some(b'"') => return Ok(out),
+                Some(b'\\') => {
+                    let c = match self.next() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => self.unicode_escape()?,
+                        _ => return self.err_before("invalid escape"),
+                    };
+                    out.push(c);
+                }
+                Some(_) => {
+                    // Back up and copy the plain run that starts here.
+                    let run = self.i - 1;
+                    self.i = plain_run(self.bytes(), run);
+                    if self.i == run {
+                        return self.err("control character in a string");
+                    }
+                    out.push_str(&self.s[run..self.i]);
+                }
+                None => return self.err("unterminated string"),
+            }
+        }
+    }
+
+    /// The character of a `\uXXXX` escape (the `\u` consumed), joining a surrogate pair.
+    fn unicode_escape(&mut self) -> R<char> {
+        let hi = self.hex4()?;
+        let code = match hi {
+            0xD800..=0xDBFF => {
+                if !self.literal(b"\\u") {
+                    return self.err("lone leading surrogate in hex escape");
+                }
+                let lo = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&lo) {
+                    return self.err("invalid low surrogate in hex escape");
+                }
+                0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return self.err("lone trailing surrogate in hex escape"),
+            c => u32::from(c),
+        };
+        char::from_u32(code).map_or_else(|| self.err("invalid hex escape"), Ok)
+    }
+
+    fn hex4(&mut self) -> R<u16> {
+        let mut v = 0u16;
+        for _ in 0..4 {
+            let d = match self.next() {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return self.err_before("invalid hex escape"),
+            };
+            v = v << 4 | u16::from(d);
+        }
+        Ok(v)
+    }
+
+    /// Step over one value of any type (a member the schema does not name).
+    fn skip(&mut self, depth: u32) -> R<()> {
+        if depth > MAX_DEPTH {
+            return self.err("nested too deeply");
+        }
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    self.ws();
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => continue,
+                        Some(b'}') => return Ok(()),
+                        _ => return self.err_before("expected `,` or `}`"),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => continue,
+                        Some(b']') => return Ok(()),
+                        _ => return self.err_before("expected `,` or `]`"),
+                    }
+                }
+            }
+            Some(b't') if self.literal(b"true") => Ok(()),
+            Some(b'f') if self.literal(b"false") => Ok(()),
+            Some(b'n') if self.literal(b"null") => Ok(()),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => self.err("expected a value"),
+        }
+    }
+
+    /// Step over a JSON number of any form.
+    fn number(&mut self) -> R<()> {
+        let digits = |p: &mut Self| {
+            let s = p.i;
+            while matches!(p.peek(), Some(b'0'..=b'9')) {
+                p.i += 1;
+            }
+            p.i - s
+        };
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let start = self.i;
+        let n = digits(self);
+        if n == 0 || (n > 1 && self.bytes()[start] == b'0') {
+            return self.err("invalid number");
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return self.err("invalid number");
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return self.err("invalid number");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A member name as a number: its first 16 bytes, little-endian, padded with `0xFF` (a byte
+/// UTF-8 never holds, so two names of at most 16 bytes pack alike only if they are equal).
+const fn pack(name: &[u8]) -> u128 {
+    let mut w = [0xFFu8; 16];
+    let mut i = 0;
+    while i < name.len() && i < 16 {
+        w[i] = name[i];
+        i += 1;
+    }
+    u128::from_le_bytes(w)
+}
+
+/// The bytes of `w` (16, little-endian) that end a plain run of string bytes: quote,
+/// backslash, control character or a byte that is not ASCII, each with its high bit set.
+/// The lowest set bit is exact (a borrow only runs upward from a byte that matched).
+fn special(w: u128) -> u128 {
+    const ONES: u128 = u128::from_le_bytes([1; 16]);
+    const HIGHS: u128 = u128::from_le_bytes([0x80; 16]);
+    let below = |x: u128, n: u8| x.wrapping_sub(ONES * u128::from(n)) & !x;
+    (below(w, 0x20)
+        | below(w ^ (ONES * u128::from(b'"')), 1)
+        | below(w ^ (ONES * u128::from(b'\\')), 1)
+        | w)
+        & HIGHS
+}
+
+/// The end of the run of string bytes from `i` that need no attention: the index of the first
+/// quote, backslash or control character (or the end). Eight bytes at a time.
+fn plain_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `w` below `n` (n <= 128) sets its high bit in the result; exact per byte
+    // up to the first such byte, which is all that is used.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let hit = below(w, 0x20)
+            | below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1);
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+
+    /// What `serde`'s derive makes of a line: the reference this reader is held to.
+    fn reference(line: &str) -> Result<Event<'static>, String> {
+        serde_json::from_str::<Event<'static>>(line).map_err(|e| e.to_string())
+    }
+
+    const STRINGS: [&str; 30] = [
+        "session_id",
+        "span_id",
+        "parent_span",
+        "parent_image",
+        "op",
+        "path",
+        "abs_path",
+        "new_path",
+        "abs_new_path",
+        "target",
+        "access",
+        "atime",
+        "mtime",
+        "exe",
+        "cwd",
+        "via",
+        "how",
+        "untraced_reason",
+        "supervised_reason",
+        "addr",
+        "name",
+        "service",
+        "reason",
+        "ts",
+        "event_type",
+        "ring_id",
+        "component",
+        "path",
+        "op",
+        "name",
+    ];
+    const INTS: [&str; 20] = [
+        "pid",
+        "tid",
+        "dirfd",
+        "dirfd2",
+        "flags",
+        "mode",
+        "length",
+        "length_low32",
+        "uid",
+        "gid",
+        "fd",
+        "result",
+        "errno",
+        "ppid",
+        "exit_code",
+        "signal",
+        "child_pid",
+        "port",
+        "naddrs",
+        "ts_unix_ns",
+    ];
+    const UINTS: [&str; 6] = ["size", "base", "count", "bytes", "kind", "pos"];
+    const BOOLS: [&str; 13] = [
+        "truncated",
+        "redacted",
+        "path_unreadable",
+        "argv_unreadable",
+        "envp_unreadable",
+        "addr_unreadable",
+        "times_unreadable",
+        "name_unreadable",
+        "untraced",
+        "supervised",
+        "at_start",
+        "exact",
+        "untraced",
+    ];
+    const LISTS: [&str; 3] = ["argv", "addrs", "escaped"];
+
+    /// Strings that need every kind of escape, and none.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z/._-]{0,40}",
+            "\\PC{0,12}",
+            "[\\x00-\\x1f\"\\\\/\u{7f}é€😀]{0,12}",
+            Just("a\"b\\c\nd\te\u{1}f😀".to_string()),
+        ]
+    }
+
+    /// A value for `member`, of its type or (sometimes) of another.
+    fn value_for(member: &'static str) -> BoxedStrategy<Value> {
+        let right = if STRINGS.contains(&member) {
+            text().prop_map(Value::from).boxed()
+        } else if INTS.contains(&member) {
+            any::<i64>().prop_map(Value::from).boxed()
+        } else if UINTS.contains(&member) {
+            any::<u64>().prop_map(Value::from).boxed()
+        } else if BOOLS.contains(&member) {
+            any::<bool>().prop_map(Value::from).boxed()
+        } else if LISTS.contains(&member) {
+            proptest::collection::vec(text(), 0..4)
+                .prop_map(Value::from)
+                .boxed()
+        } else {
+            prop_oneof![Just(json!("inet")), Just(json!(10)), Just(json!(null))].boxed()
+        };
+        prop_oneof![
+            8 => right,
+            1 => Just(Value::Null),
+            1 => prop_oneof![
+                Just(json!(1.5)), Just(json!(-1)), Just(json!("7")), Just(json!([1, {"a": []}])),
+                Just(json!(u64::MAX)), Just(json!(true)),
+            ],
+        ]
+        .boxed()
+    }
+
+    fn member() -> impl Strategy<Value = &'static str> {
+        let all: Vec<&'static str> = STRINGS
+            .iter()
+            .chain(&INTS)
+            .chain(&UINTS)
+            .chain(&BOOLS)
+            .chain(&LISTS)
+            .chain(&["family", "unknown_member", "Path", ""])
+            .copied()
+            .collect();
+        proptest::sample::select(all)
+    }
+
+    /// A JSON object like a line: the members every line has (mostly), then others.
+    fn line() -> impl Strategy<Value = String> {
+        let required = (
+            text(),
+            any::<i64>(),
+            text(),
+            any::<u64>(),
+            text(),
+            prop::bool::weighted(0.95),
+        );
+        let others = proptest::collection::vec(
+            member().prop_flat_map(|m| value_for(m).prop_map(move |v| (m, v))),
+            0..12,
+        );
+        (required, others, any::<bool>()).prop_map(
+            |((ts, tsn, ty, pos, ring, all), others, pretty)| {
+                let mut m = Map::new();
+                m.insert("ts".into(), ts.into());
+                m.insert("ts_unix_ns".into(), tsn.into());
+                m.insert("event_type".into(), ty.into());
+                m.insert("component".into(), "telemetry".into());
+                m.insert("pos".into(), pos.into());
+                if all {
+                    m.insert("ring_id".into(), ring.into());
+                }
+                for (k, v) in others {
+                    m.insert(k.into(), v);
+                }
+                let v = Value::Object(m);
+                if pretty {
+                    serde_json::to_string_pretty(&v).unwrap()
+                } else {
+                    v.to_string()
+                }
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Every object the reference reads, this reader reads alike; what it refuses, this
+        /// reader refuses.
+        #[test]
+        fn reads_what_serde_reads(l in line()) {
+            match (parse(&l), reference(&l)) {
+                (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => prop_assert!(false, "{l}\nours: {ours:?}\nserde: {theirs:?}"),
+            }
+        }
+
+        /// Damaged lines: never a panic, and no line accepted that the reference refuses
+        /// (but for a member given twice, which this reader allows).
+        #[test]
+        fn damaged_lines(l in line(), at in any::<prop::sample::Index>(), byte in any::<u8>(), how in 0..3u8) {
+            let mut b = l.into_bytes();
+            let i = at.index(b.len());
+            match how {
+                0 => b[i] = byte,
+                1 => b.insert(i, byte),
+                _ => { b.remove(i); }
+            }
+            let Ok(l) = String::from_utf8(b) else { return Ok(()); };
+            match (parse(&l), reference(&l)) {
+                (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
+                (Err(_), Err(_)) => {}
+                (Ok(_), Err(e)) if e.contains("duplicate field") => {}
+                (ours, theirs) => prop_assert!(false, "{l}\nours: {ours:?}\nserde: {theirs:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = format!(
+            r#"{{"ts":"","ts_unix_ns":0,"event_type":"x","component":"telemetry","pos":0,"ring_id":"r","junk":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn unicode_escapes_as_serde_reads_them() {
+        for esc in [
+            r"\ud83d\ude00",
+            r"\u00e9\u0041\u0000",
+            r"\ud83d",
+            r"\ude00",
+            r"\ud83d\u0041",
+            r"\uD83D\uDE00",
+            r"\u12",
+            r"\u12g4",
+            r"\x",
+            r"\/\b\f\n\r\t",
+        ] {
+            let l = format!(
+                r#"{{"ts":"","ts_unix_ns":0,"event_type":"x","component":"telemetry","pos":0,"ring_id":"r","path":"a{esc}b"}}"#
+            );
+            match (parse(&l), reference(&l)) {
+                (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "{esc}"),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => panic!("{esc}: ours {ours:?}, serde {theirs:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed() {
+        let l = r#"{"ts":"a","ts_unix_ns":1,"event_type":"file_open","component":"telemetry","pos":0,"ring_id":"r","path":"/x\ty"}"#;
+        let ev = parse(l).unwrap();
+        assert!(matches!(ev.ts, Cow::Borrowed("a")));
+        assert!(matches!(ev.path, Some(Cow::Owned(ref p)) if p == "/x\ty"));
+    }
+}

@@ -1,0 +1,315 @@
+//! Reading a trace file's lines as events, in parallel blocks.
+//!
+//! Parsing is most of what a view costs, so a large file is cut into fixed byte ranges
+//! ([`BLOCK`]) that two worker threads read (`pread`) and parse while the calling thread hands
+//! the events on, in file order. A range owns the lines that *start* in it: its worker skips
+//! the partial line it begins inside (the previous range's worker reads that line to its end,
+//! past its own range) and stops after the first line that reaches beyond the range.
+//!
+//! Invariants:
+//! - Every line of the file as it was when reading began is handed on or counted skipped
+//!   exactly once, in order; lines appended while reading are not read.
+//! - A line longer than [`MAX_LINE`] is counted skipped and never held in memory whole.
+//! - Events borrow their block: a [`Batch`] keeps the block alive for as long as its events
+//!   and hands them out only for as long as it is borrowed.
+//! - Memory is bounded: each worker has at most one batch in flight and one in hand.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc;
+
+use super::Input;
+use crate::event::Event;
+
+/// The longest line handed on; a longer one is counted skipped. Decoded lines are far
+/// shorter (argv and paths are cut to fit a record).
+pub const MAX_LINE: usize = 16 << 20;
+
+/// The byte range each worker parses at a time.
+const BLOCK: u64 = 1 << 20;
+
+/// Files smaller than this are read on the calling thread alone.
+const PARALLEL_FROM: u64 = 4 * BLOCK;
+
+/// Hand each telemetry event of `file` to `f` in order, counting in `input` the events
+/// handed on and the lines skipped (not JSON, not an event, another component, too long).
+pub fn for_each_telemetry_event(
+    file: &File,
+    input: &mut Input,
+    f: impl FnMut(&Event<'_>),
+) -> io::Result<()> {
+    read_blocks(file, input, f, BLOCK, PARALLEL_FROM)
+}
+
+/// [`for_each_telemetry_event`] with its block size and threshold as parameters (tests use
+/// small ones to put many block edges in a small file).
+fn read_blocks(
+    file: &File,
+    input: &mut Input,
+    mut f: impl FnMut(&Event<'_>),
+    block: u64,
+    parallel_from: u64,
+) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len < parallel_from {
+        let mut batch = Batch::default();
+        batch.read(file, 0, len, len)?;
+        batch.hand_on(input, &mut f);
+        return Ok(());
+    }
+    let blocks = len.div_ceil(block);
+    std::thread::scope(|scope| {
+        // Per worker: its batches come in on `full`; spent ones go back on `spent` (their
+        // memory is used again, so a block costs no allocation and no page faults).
+        let mut workers = Vec::new();
+        for w in 0..2u64 {
+            let (full_tx, full) = mpsc::sync_channel::<io::Result<Batch>>(1);
+            let (spent, spent_rx) = mpsc::channel::<Batch>();
+            workers.push((full, spent));
+            scope.spawn(move || {
+                for b in (w..blocks).step_by(2) {
+                    let mut batch = spent_rx.try_recv().unwrap_or_default();
+                    let r = batch.read(file, b * block, (b + 1) * block, len);
+                    // A closed channel: the caller stopped (an error); so does this worker.
+                    if full_tx.send(r.map(|()| batch)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        for b in 0..blocks {
+            let (full, spent) = &workers[(b % 2) as usize];
+            match full.recv() {
+                Ok(batch) => {
+                    let batch = batch?;
+                    batch.hand_on(input, &mut f);
+                    // The worker may have finished: then the batch is simply freed.
+                    let _ = spent.send(batch);
+                }
+                Err(_) => return Err(io::Error::other("a reading thread stopped")),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The events of the lines that start in one byte range of the file.
+#[derive(Default)]
+struct Batch {
+    /// Borrow from `block` (declared first: dropped before it). Never handed out with their
+    /// `'static` lifetime (see [`Batch::hand_on`]), and cleared before `block` is written.
+    events: Vec<Event<'static>>,
+    /// Lines that were not events.
+    skipped: u64,
+    /// The bytes read: `block[..valid]`. Never written while `events` holds anything; its
+    /// heap bytes stay put when the batch moves.
+    block: Vec<u8>,
+    valid: usize,
+}
+
+impl Batch {
+    /// Read and parse the lines starting in `[start, end)` of `file`, whose length is `len`
+    /// (what the batch held before is dropped).
+    fn read(&mut self, file: &File, start: u64, end: u64, len: u64) -> io::Result<()> {
+        self.events.clear();
+        self.skipped = 0;
+        let end = end.min(len);
+        // From one byte early: if it is a newline, a line starts exactly at `start`.
+        let from = start.saturating_sub(1);
+        self.valid = read_at(file, &mut self.block, 0, from, end)?;
+        let mut first = 0;
+        if start > 0 {
+            match memchr::memchr(b'\n', &self.block[..self.valid]) {
+                Some(nl) => first = nl + 1,
+                None => self.valid = 0, // inside one line that started earlier
+            }
+        }
+        // Finish the last line, past the range, unless it already ends in the range.
+        if self.valid > 0 && self.block[self.valid - 1] != b'\n' && end < len {
+            self.skipped += finish_line(file, &mut self.block, &mut self.valid, end, len, first)?;
+        }
+        // SAFETY: the bytes stay where they are, unchanged, for as long as `events` holds
+        // anything: `block` is not written again until `read` has cleared `events`, the
+        // batch owns both (dropping `events` first), and a Vec's heap bytes do not move when
+        // the batch does. The `'static` events only leave the batch lent for the batch's
+        // own borrow (`hand_on`).
+        let bytes: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(self.block.as_ptr(), self.valid) };
+        let mut rest = &bytes[first.min(bytes.len())..];
+        while !rest.is_empty() {
+            let (line, next) = match memchr::memchr(b'\n', rest) {
+                Some(nl) => (&rest[..nl], &rest[nl + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = next;
+            self.events.push(Event::default());
+            let ok = match self.events.last_mut() {
+                Some(ev) => ev.parse_bytes_into(line).is_ok() && ev.component == "telemetry",
+                None => false,
+            };
+            if !ok {
+                self.events.pop();
+                self.skipped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Count and hand on the events (lent for no longer than `self` is borrowed).
+    fn hand_on(&self, input: &mut Input, f: &mut impl FnMut(&Event<'_>)) {
+        input.skipped += self.skipped;
+        input.events += self.events.len() as u64;
+        for ev in &self.events {
+            f(ev);
+        }
+    }
+}
+
+/// Read `file[from..end]` into `out` from `out[at]` (growing it as needed, never shrinking
+/// it: its bytes are used again); the index after the last byte read.
+fn read_at(file: &File, out: &mut Vec<u8>, at: usize, from: u64, end: u64) -> io::Result<usize> {
+    let want = usize::try_from(end.saturating_sub(from)).unwrap_or(usize::MAX);
+    if out.len() < at + want {
+        out.resize(at + want, 0);
+    }
+    let mut got = 0;
+    while got < want {
+        match file.read_at(&mut out[at + got..at + want], from + got as u64) {
+            Ok(0) => break, // shorter than it was: read what is there
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at + got)
+}
+
+/// Read on from `at` until the line under way in `block[..*valid]` ends (or the file does).
+/// A line that grows past [`MAX_LINE`] is dropped and read on without being kept; 1 is then
+/// returned (it is counted skipped), else 0. `first` is where the block's own lines start.
+fn finish_line(
+    file: &File,
+    block: &mut Vec<u8>,
+    valid: &mut usize,
+    mut at: u64,
+    len: u64,
+    first: usize,
+) -> io::Result<u64> {
+    const STEP: u64 = 64 << 10;
+    let line_start =
+        memchr::memrchr(b'\n', &block[first..*valid]).map_or(first, |nl| first + nl + 1);
+    // Once the line is known to be too long, what was read of it is let go.
+    let mut dropped = false;
+    let mut end = None; // the line's length (without its newline), once it has ended
+    while at < len {
+        let before = *valid;
+        *valid = read_at(file, block, before, at, (at + STEP).min(len))?;
+        if *valid == before {
+            break;
+        }
+        at += (*valid - before) as u64;
+        if let Some(nl) = memchr::memchr(b'\n', &block[before..*valid]) {
+            *valid = before + nl + 1;
+            end = Some(before + nl - line_start);
+            break;
+        }
+        if dropped || *valid - line_start > MAX_LINE {
+            *valid = line_start;
+            dropped = true;
+        }
+    }
+    let line_len = end.unwrap_or(*valid - line_start);
+    if dropped || line_len > MAX_LINE {
+        *valid = line_start;
+        dropped = true;
+    }
+    Ok(u64::from(dropped))
+}
+
+// The serial path reads a file whole, and a block is read whole: neither may be large enough
+// to hold an over-long line.
+const _: () = assert!(BLOCK < PARALLEL_FROM && PARALLEL_FROM <= MAX_LINE as u64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A telemetry line whose `pos` is `i`, `pad` bytes of path long.
+    fn line(i: usize, pad: usize) -> String {
+        format!(
+            r#"{{"ts":"t","ts_unix_ns":{i},"event_type":"file_open","session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":1,"tid":1,"pos":{i},"ring_id":"r","path":"{}"}}"#,
+            "é".repeat(pad)
+        )
+    }
+
+    /// The `pos` of each event `read_blocks` hands on, and what it counted.
+    fn read(content: &[u8], block: u64, parallel_from: u64) -> (Vec<u64>, Input) {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(content).unwrap();
+        let mut input = Input::default();
+        let mut seen = vec![];
+        read_blocks(&f, &mut input, |ev| seen.push(ev.pos), block, parallel_from).unwrap();
+        (seen, input)
+    }
+
+    #[test]
+    fn every_line_once_in_order_whatever_the_blocks() {
+        let mut content = String::new();
+        let mut want = vec![];
+        let mut junk = 0;
+        for i in 0..300 {
+            match i % 11 {
+                3 => {
+                    content.push_str("not json\n");
+                    junk += 1;
+                }
+                5 => {
+                    content.push('\n');
+                    junk += 1;
+                }
+                7 => {
+                    content.push_str("{\"component\":\"substrate\",\"event\":\"x\"}\n");
+                    junk += 1;
+                }
+                _ => {
+                    content.push_str(&line(i, i * 7 % 90));
+                    content.push('\n');
+                    want.push(i as u64);
+                }
+            }
+        }
+        // A last line without its newline.
+        content.push_str(&line(1000, 3));
+        want.push(1000);
+        for block in [1, 2, 3, 7, 64, 100, 333, 1000, 4096, 1 << 20] {
+            for parallel_from in [0, u64::MAX] {
+                let (seen, input) = read(content.as_bytes(), block, parallel_from);
+                assert_eq!(seen, want, "block {block}, parallel from {parallel_from}");
+                assert_eq!(input.skipped, junk, "block {block}");
+                assert_eq!(input.events, want.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_not_held() {
+        // A valid event, so only the length keeps it out.
+        let long = line(3, MAX_LINE / 2);
+        assert!(long.len() > MAX_LINE);
+        let content = format!("{}\n{long}\n{}\n{long}", line(1, 10), line(2, 10));
+        for block in [4096, 1 << 20] {
+            let (seen, input) = read(content.as_bytes(), block, 0);
+            assert_eq!(seen, [1, 2], "block {block}");
+            assert_eq!(input.skipped, 2, "block {block}");
+        }
+    }
+
+    #[test]
+    fn an_empty_file_has_nothing() {
+        let (seen, input) = read(b"", 64, 0);
+        assert!(seen.is_empty());
+        assert_eq!((input.events, input.skipped), (0, 0));
+    }
+}
