@@ -221,3 +221,61 @@ fn chrome_export_follows_the_trace_event_format() {
     );
     assert!(flows.values().all(|v| v == &["s", "f"]));
 }
+
+/// A trace of many blocks (read by two threads, in 1 MiB ranges) and its ring (decoded on one
+/// thread while another parses): `summary` of either counts exactly what the lines hold, as
+/// counted here line by line with `serde_json`.
+#[test]
+fn summary_of_a_large_trace_counts_every_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let ring = dir.path().join("r.ring");
+    let script = "import os\n\
+                  for i in range(25000):\n\
+                  \x20   p = '/etc/hostname' if i % 3 else '/nonexistent/%d' % (i % 97)\n\
+                  \x20   try: os.close(os.open(p, os.O_RDONLY))\n\
+                  \x20   except OSError: pass\n";
+    let o = Command::new(&tools().drain)
+        .args(["record", "--keep-ring", "--size", "256M", "--ring"])
+        .arg(&ring)
+        .arg("-o")
+        .arg(&trace)
+        .args(["--", "python3", "-c", script])
+        .current_dir(dir.path())
+        .env_remove("SUBSTRATE_PARENT_IMAGE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.len() > 4 << 20,
+        "large enough to be read in parallel: {}",
+        text.len()
+    );
+    let mut by_type: HashMap<String, u64> = HashMap::new();
+    let mut failed: HashMap<String, u64> = HashMap::new();
+    let mut lines = 0u64;
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        lines += 1;
+        let t = v["event_type"].as_str().unwrap().to_string();
+        if t == "file_open" {
+            if let Some(e) = v["errno"].as_i64() {
+                let p = v["abs_path"].as_str().or(v["path"].as_str()).unwrap();
+                *failed.entry(format!("{p} (errno {e})")).or_default() += 1;
+            }
+        }
+        *by_type.entry(t).or_default() += 1;
+    }
+    let from_file: Value = serde_json::from_str(&run(&["summary", "--json"], &trace)).unwrap();
+    let from_ring: Value = serde_json::from_str(&run(&["summary", "--json"], &ring)).unwrap();
+    assert_eq!(from_file, from_ring, "a trace and its ring summarize alike");
+    assert_eq!(from_file["events"], lines);
+    assert_eq!(from_file["skipped"], 0);
+    let got: HashMap<String, u64> = serde_json::from_value(from_file["by_type"].clone()).unwrap();
+    assert_eq!(got, by_type);
+    let got: HashMap<String, u64> =
+        serde_json::from_value(from_file["failed_opens"].clone()).unwrap();
+    assert_eq!(got, failed);
+    assert!(failed.values().sum::<u64>() > 8000, "{failed:?}");
+}

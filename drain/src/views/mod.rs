@@ -17,8 +17,7 @@ pub mod tree;
 
 use std::path::Path;
 
-use crate::event::{Event, EventSink};
-use crate::follow::{Follower, Until};
+use crate::event::Event;
 
 /// What reading an input found besides its events.
 #[derive(Debug, Default, Clone, Copy)]
@@ -49,17 +48,11 @@ fn is_ring(path: &Path) -> bool {
 /// let input = drain::views::for_each_event(&t, |_| n += 1).unwrap();
 /// assert_eq!((n, input.skipped), (0, 2));
 /// ```
-pub fn for_each_event(path: &Path, mut f: impl FnMut(&Event<'_>)) -> Result<Input, String> {
+pub fn for_each_event(path: &Path, f: impl FnMut(&Event<'_>)) -> Result<Input, String> {
     let mut input = Input::default();
     if is_ring(path) {
         let ring = format::Ring::open_read_only(path).map_err(|e| crate::ring_error(path, &e))?;
-        let mut sink = EventSink::new(|e| {
-            input.events += 1;
-            f(&e)
-        });
-        let mut follower = Follower::new(&ring, crate::decode::Options { redact: true });
-        follower
-            .run(&mut sink, Until::caught_up())
+        read::for_each_ring_event(&ring, &mut input, f)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         return Ok(input);
     }

@@ -21,6 +21,7 @@ use std::sync::mpsc;
 
 use super::Input;
 use crate::event::Event;
+use crate::follow::{Follower, Until};
 
 /// The longest line handed on; a longer one is counted skipped. Decoded lines are far
 /// shorter (argv and paths are cut to fit a record).
@@ -94,6 +95,77 @@ fn read_blocks(
     })
 }
 
+/// Hand each event of `ring` to `f` in order, as `decode` would write it (redacted): one
+/// thread decodes into blocks of lines while this one parses them and hands them on.
+pub fn for_each_ring_event(
+    ring: &format::Ring,
+    input: &mut Input,
+    mut f: impl FnMut(&Event<'_>),
+) -> io::Result<()> {
+    std::thread::scope(|scope| {
+        let (full_tx, full) = mpsc::sync_channel::<Vec<u8>>(1);
+        let (spent, spent_rx) = mpsc::channel::<Vec<u8>>();
+        let decoder = scope.spawn(move || {
+            let mut out = Blocks {
+                block: Vec::new(),
+                full: full_tx,
+                spent: spent_rx,
+            };
+            let mut follower = Follower::new(ring, crate::decode::Options { redact: true });
+            follower.run(&mut out, Until::caught_up())?;
+            out.send()
+        });
+        let mut batch = Batch::default();
+        for mut block in full {
+            batch.events.clear();
+            std::mem::swap(&mut batch.block, &mut block);
+            batch.valid = batch.block.len();
+            batch.skipped = 0;
+            batch.parse(0);
+            batch.hand_on(input, &mut f);
+            // The decoder may have finished: then the block is simply freed.
+            block.clear();
+            let _ = spent.send(block);
+        }
+        decoder
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the decoding thread failed")))
+    })
+}
+
+/// The decoder's output, cut into blocks of whole lines (it writes one line per call).
+struct Blocks {
+    block: Vec<u8>,
+    full: mpsc::SyncSender<Vec<u8>>,
+    spent: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Blocks {
+    fn send(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let next = self.spent.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.block, next);
+        self.full
+            .send(full)
+            .map_err(|_| io::Error::other("the reading thread stopped"))
+    }
+}
+
+impl io::Write for Blocks {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.block.extend_from_slice(b);
+        if self.block.len() >= BLOCK as usize {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The events of the lines that start in one byte range of the file.
 #[derive(Default)]
 struct Batch {
@@ -129,11 +201,19 @@ impl Batch {
         if self.valid > 0 && self.block[self.valid - 1] != b'\n' && end < len {
             self.skipped += finish_line(file, &mut self.block, &mut self.valid, end, len, first)?;
         }
+        self.parse(first);
+        Ok(())
+    }
+
+    /// Parse the lines of `block[first..valid]` into `events` (which must be empty).
+    fn parse(&mut self, first: usize) {
+        debug_assert!(self.events.is_empty() && self.valid <= self.block.len());
         // SAFETY: the bytes stay where they are, unchanged, for as long as `events` holds
-        // anything: `block` is not written again until `read` has cleared `events`, the
-        // batch owns both (dropping `events` first), and a Vec's heap bytes do not move when
-        // the batch does. The `'static` events only leave the batch lent for the batch's
-        // own borrow (`hand_on`).
+        // anything: `block` is not written or replaced until `events` has been cleared (in
+        // `read` and `for_each_ring_event`), the batch owns both (dropping `events` first),
+        // and a Vec's heap bytes do not move when the batch does. `block[..valid]` is
+        // initialized (`valid <= block.len()`). The `'static` events only leave the batch
+        // lent for the batch's own borrow (`hand_on`).
         let bytes: &'static [u8] =
             unsafe { std::slice::from_raw_parts(self.block.as_ptr(), self.valid) };
         let mut rest = &bytes[first.min(bytes.len())..];
@@ -153,7 +233,6 @@ impl Batch {
                 self.skipped += 1;
             }
         }
-        Ok(())
     }
 
     /// Count and hand on the events (lent for no longer than `self` is borrowed).
