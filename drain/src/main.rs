@@ -72,7 +72,8 @@ struct DecodeArgs {
 #[derive(Args, Clone, Default)]
 pub struct FilterArgs {
     /// Only events of these classes (comma-separated): process, file, object (shared objects
-    /// loaded), net, dns. `lost` lines are always kept.
+    /// loaded), net, dns, lost. `lost` lines are kept whatever the filter (a filtered trace
+    /// still says what it is missing); `--events lost` alone keeps only them.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(views::show::CLASSES))]
     pub events: Vec<String>,
     /// Leave out events whose path starts with PREFIX (repeatable), e.g. `--exclude-path /proc

@@ -222,7 +222,7 @@ fn chrome_export_follows_the_trace_event_format() {
     assert!(flows.values().all(|v| v == &["s", "f"]));
 }
 
-/// A trace of many blocks (read by two threads, in 1 MiB ranges) and its ring (decoded on one
+/// A trace of many blocks (read by two threads, in 256 KiB ranges) and its ring (decoded on one
 /// thread while another parses): `summary` of either counts exactly what the lines hold, as
 /// counted here line by line with `serde_json`.
 #[test]

@@ -25,6 +25,13 @@
 //!    file in the same directory: what following costs beyond decoding. Also its wake-ups
 //!    (voluntary context switches), and whether both files are the same. Three rounds; the
 //!    median ratio and the range.
+//! 5. Views (`drain-bench views`: this section only): a ring of 1,000,000 records as a build
+//!    writes them (2,500 images, each a `process_start`, 398 `file_open`s of paths drawn from
+//!    20,000, one in ten failing, and a `process_exit`) is decoded to a trace file, and
+//!    `summary`, `tree`, `export --format chrome`, `export --format compile-commands` and
+//!    `report` read that file, `summary` the ring too. Wall time of each, the median of three
+//!    rounds run side by side, and its ratio to the decode's: below 1.00x a view reads a trace
+//!    faster than the drain decodes it.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -352,8 +359,14 @@ fn main() {
         return;
     }
 
-    // `drain-bench follow`: section 4 only.
+    // `drain-bench follow`: section 4 only; `drain-bench views`: section 5 only.
     let follow_only = args.first().map(String::as_str) == Some("follow");
+    if args.first().map(String::as_str) == Some("views") {
+        println!("| measure | result |");
+        println!("| --- | --- |");
+        views(&drain, dir.path());
+        return;
+    }
 
     println!("| measure | result |");
     println!("| --- | --- |");
@@ -466,6 +479,135 @@ fn main() {
 
     // 4. Follow CPU against offline decode CPU.
     follow_cpu(&drain, dir.path());
+
+    // 5. Views against decode.
+    views(&drain, dir.path());
+}
+
+/// Section 5's ring: `images` images of a build, 400 records each.
+fn views_ring(path: &std::path::Path, images: u64) -> Ring {
+    let ring = Ring::create(
+        path,
+        &CreateOptions {
+            capacity: (images * 400 * 144 * 2).next_power_of_two(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    {
+        let w = Writer::attach(&ring).unwrap();
+        let mut x = 0x5eed_u64;
+        let mut path = b"/usr/include/x86_64-linux-gnu/bits/types/struct_FILE_000000.h".to_vec();
+        for _ in 0..images {
+            let span = format::ids::new_uuid_v7();
+            start_event(&w, span);
+            for i in 0..398 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let d = format!("{:06}", (x >> 33) % 20_000);
+                path[54..60].copy_from_slice(d.as_bytes());
+                let ev = FileOpen {
+                    ev: header(span),
+                    op: open_op::OPENAT.into(),
+                    flags: libc::O_RDONLY.into(),
+                    dirfd: libc::AT_FDCWD.into(),
+                    fd: if i % 10 == 0 { -1 } else { 3 }.into(),
+                    errno: if i % 10 == 0 { libc::ENOENT } else { 0 }.into(),
+                    ..Default::default()
+                };
+                w.write_event(&ev, std::iter::once(path.as_slice()))
+                    .expect("ring holds the record");
+            }
+            let exit = ProcessExit {
+                ev: header(span),
+                how: format::records::exit_how::EXIT.into(),
+                ..Default::default()
+            };
+            w.write_event(&exit, std::iter::empty()).unwrap();
+        }
+    }
+    ring
+}
+
+/// Section 5: each view's wall time on a 1 M-line trace against the decode's.
+fn views(drain: &std::path::Path, dir: &std::path::Path) {
+    let ring_path = dir.join("views.ring");
+    let trace = dir.join("views.jsonl");
+    let ring = views_ring(&ring_path, 2_500);
+    let ring_s = ring_path.to_str().unwrap().to_string();
+    let trace_s = trace.to_str().unwrap().to_string();
+    let out = dir.join("views.out");
+    let out_s = out.to_str().unwrap().to_string();
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "decode the ring to a trace file",
+            vec![&ring_s, "-o", &trace_s],
+        ),
+        ("summary of the trace", vec!["summary", &trace_s]),
+        (
+            "summary --json of the trace",
+            vec!["summary", "--json", &trace_s],
+        ),
+        ("tree of the trace", vec!["tree", &trace_s]),
+        (
+            "export --format chrome of the trace",
+            vec!["export", "--format", "chrome", &trace_s, "-o", &out_s],
+        ),
+        (
+            "export --format compile-commands of the trace",
+            vec![
+                "export",
+                "--format",
+                "compile-commands",
+                &trace_s,
+                "-o",
+                &out_s,
+            ],
+        ),
+        (
+            "report of the trace",
+            vec!["report", &trace_s, "-o", &out_s],
+        ),
+        ("summary of the ring", vec!["summary", &ring_s]),
+    ];
+    let mut walls: Vec<Vec<Duration>> = vec![vec![]; runs.len()];
+    for _ in 0..3 {
+        for (k, (_, args)) in runs.iter().enumerate() {
+            if k == 0 {
+                // A decode into an existing trace resumes after its last line: start afresh.
+                let _ = std::fs::remove_file(&trace);
+            }
+            let t = Instant::now();
+            let st = Command::new(drain)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            walls[k].push(t.elapsed());
+            assert!(st.success(), "{args:?}");
+        }
+    }
+    let lines = lines_in(&trace);
+    let median = |w: &mut Vec<Duration>| {
+        w.sort();
+        w[1]
+    };
+    let decode = median(&mut walls[0]);
+    for (k, (what, _)) in runs.iter().enumerate() {
+        let m = median(&mut walls[k]);
+        println!(
+            "| {what} ({lines} lines) | {:.2} s, {:.2} M lines/s, {:.2}x the decode |",
+            m.as_secs_f64(),
+            lines as f64 / m.as_secs_f64() / 1e6,
+            m.as_secs_f64() / decode.as_secs_f64()
+        );
+    }
+    drop(ring);
+    for p in [&ring_path, &trace, &out] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Section 4: three rounds of [`follow_round`], the median ratio and the range.

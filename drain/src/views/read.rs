@@ -28,7 +28,7 @@ use crate::follow::{Follower, Until};
 pub const MAX_LINE: usize = 16 << 20;
 
 /// The byte range each worker parses at a time.
-const BLOCK: u64 = 1 << 20;
+const BLOCK: u64 = 256 << 10;
 
 /// Files smaller than this are read on the calling thread alone.
 const PARALLEL_FROM: u64 = 4 * BLOCK;
