@@ -159,14 +159,20 @@ impl<'a> Reader<'a> {
     /// name the schema has but two) is found and packed in one 16-byte window.
     fn name(&mut self) -> R<(Cow<'a, str>, u128)> {
         let b = self.bytes();
-        if let (Some(b'"'), Some(w)) = (self.peek(), b.get(self.i + 1..self.i + 17)) {
-            let mut word = [0u8; 16];
-            word.copy_from_slice(w);
-            let w = u128::from_le_bytes(word);
-            let len = (special(w).trailing_zeros() / 8) as usize;
-            if len < 16 && w.to_le_bytes()[len] == b'"' {
-                let start = self.i + 1;
+        let start = self.i + 1;
+        if let (Some(b'"'), Some(lo), Some(hi)) =
+            (self.peek(), word_at(b, start), word_at(b, start + 8))
+        {
+            // The first byte that ends a plain ASCII name, in the low word, else the high one.
+            let ends = |w: u64| ends_run(w) | (w & HIGHS);
+            let len = match (ends(lo), ends(hi)) {
+                (e, _) if e != 0 => e.trailing_zeros() / 8,
+                (_, e) => 8 + e.trailing_zeros() / 8, // 16 when neither word has one
+            } as usize;
+            let word = if len < 8 { lo } else { hi };
+            if len < 16 && (word >> (len % 8 * 8)) as u8 == b'"' {
                 self.i = start + len + 1;
+                let w = u128::from(hi) << 64 | u128::from(lo);
                 let keep = (1u128 << (len * 8)) - 1;
                 return Ok((
                     Cow::Borrowed(&self.s[start..start + len]),
@@ -581,35 +587,31 @@ const fn pack(name: &[u8]) -> u128 {
     u128::from_le_bytes(w)
 }
 
-/// The bytes of `w` (16, little-endian) that end a plain run of string bytes: quote,
-/// backslash, control character or a byte that is not ASCII, each with its high bit set.
-/// The lowest set bit is exact (a borrow only runs upward from a byte that matched).
-fn special(w: u128) -> u128 {
-    const ONES: u128 = u128::from_le_bytes([1; 16]);
-    const HIGHS: u128 = u128::from_le_bytes([0x80; 16]);
-    let below = |x: u128, n: u8| x.wrapping_sub(ONES * u128::from(n)) & !x;
-    (below(w, 0x20)
-        | below(w ^ (ONES * u128::from(b'"')), 1)
-        | below(w ^ (ONES * u128::from(b'\\')), 1)
-        | w)
-        & HIGHS
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The 8 bytes at `i` as a little-endian word, if the line has them.
+fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+/// The bytes of `w` (8, little-endian) that end a plain run of string bytes (a quote, a
+/// backslash or a control character), each with its high bit set. The lowest set bit is
+/// exact: a borrow only runs upward from a byte that matched.
+fn ends_run(w: u64) -> u64 {
+    // A byte of `x` below `n` (n <= 128) sets its high bit.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    below(w, 0x20)
+        | below(w ^ (ONES * u64::from(b'"')), 1)
+        | below(w ^ (ONES * u64::from(b'\\')), 1)
 }
 
 /// The end of the run of string bytes from `i` that need no attention: the index of the first
 /// quote, backslash or control character (or the end). Eight bytes at a time.
 fn plain_run(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // A byte of `w` below `n` (n <= 128) sets its high bit in the result; exact per byte
-    // up to the first such byte, which is all that is used.
-    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let hit = below(w, 0x20)
-            | below(w ^ (ONES * u64::from(b'"')), 1)
-            | below(w ^ (ONES * u64::from(b'\\')), 1);
+    while let Some(w) = word_at(b, i) {
+        let hit = ends_run(w);
         if hit != 0 {
             return i + (hit.trailing_zeros() / 8) as usize;
         }

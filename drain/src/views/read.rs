@@ -12,7 +12,7 @@
 //! - A line longer than [`MAX_LINE`] is counted skipped and never held in memory whole.
 //! - Events borrow their block: a [`Batch`] keeps the block alive for as long as its events
 //!   and hands them out only for as long as it is borrowed.
-//! - Memory is bounded: each worker has at most one batch in flight and one in hand.
+//! - Memory is bounded: each worker has at most [`IN_FLIGHT`] batches, used again and again.
 
 use std::fs::File;
 use std::io;
@@ -29,6 +29,9 @@ pub const MAX_LINE: usize = 16 << 20;
 
 /// The byte range each worker parses at a time.
 const BLOCK: u64 = 256 << 10;
+
+/// Batches a worker has at most: one it fills, one waiting in its channel, one being handed on.
+const IN_FLIGHT: usize = 3;
 
 /// Files smaller than this are read on the calling thread alone.
 const PARALLEL_FROM: u64 = 4 * BLOCK;
@@ -69,8 +72,21 @@ fn read_blocks(
             let (spent, spent_rx) = mpsc::channel::<Batch>();
             workers.push((full, spent));
             scope.spawn(move || {
+                let mut made = 0;
                 for b in (w..blocks).step_by(2) {
-                    let mut batch = spent_rx.try_recv().unwrap_or_default();
+                    // At most IN_FLIGHT batches each: then wait for one to come back (so its
+                    // memory, already mapped and warm, is what the next block is read into).
+                    let mut batch = match spent_rx.try_recv() {
+                        Ok(batch) => batch,
+                        Err(_) if made < IN_FLIGHT => {
+                            made += 1;
+                            Batch::default()
+                        }
+                        Err(_) => match spent_rx.recv() {
+                            Ok(batch) => batch,
+                            Err(_) => return,
+                        },
+                    };
                     let r = batch.read(file, b * block, (b + 1) * block, len);
                     // A closed channel: the caller stopped (an error); so does this worker.
                     if full_tx.send(r.map(|()| batch)).is_err() {
