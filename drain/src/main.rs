@@ -500,9 +500,13 @@ fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
         Err(e) => return fail(format!("writing {}: {e}", target.display())),
     };
     let mut err = None;
-    let r = views::for_each_event(input, |ev| {
+    // The instants' args are serialized on the threads that parse.
+    let render = |ev: &drain::event::Event<'_>, out: &mut Vec<u8>| {
+        let _ = views::chrome::render_args(ev, out);
+    };
+    let r = views::for_each_event_rendered(input, &render, |ev, args| {
         if err.is_none() {
-            err = w.add(ev).err();
+            err = w.add_rendered(ev, args).err();
         }
     });
     if let Err(e) = r {

@@ -29,6 +29,29 @@ struct Image {
     seq: usize,
 }
 
+/// The members an instant's args leave out: the line's header but `span_id` and `pos` (the
+/// track already says the rest).
+static SKIP: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+    crate::event::HEADER
+        .into_iter()
+        .filter(|k| !matches!(*k, "span_id" | "pos"))
+        .collect()
+});
+
+/// Whether an event type is an instant (file, network and DNS events).
+fn is_instant(t: &str) -> bool {
+    t.starts_with("file_") || t.starts_with("net_") || t == "dns_lookup"
+}
+
+/// Write an instant's args (the event's own members) to `out`; nothing for other events.
+/// Safe to run on any thread (the export does it where lines are parsed).
+pub fn render_args(ev: &Event, out: impl Write) -> io::Result<()> {
+    if is_instant(&ev.event_type) {
+        crate::event::write_members(ev, &SKIP, out)?;
+    }
+    Ok(())
+}
+
 /// Writes a Chrome trace as events come.
 pub struct Writer<W: Write> {
     out: W,
@@ -36,9 +59,6 @@ pub struct Writer<W: Write> {
     t0: Option<i64>,
     last: i64,
     images: HashMap<String, Image>,
-    /// The members an instant's args leave out: the line's header but `span_id` and `pos`
-    /// (the track already says the rest).
-    skip: Vec<&'static str>,
     /// Events written (instants), for the caller's summary.
     pub instants: u64,
 }
@@ -53,10 +73,6 @@ impl<W: Write> Writer<W> {
             t0: None,
             last: 0,
             images: HashMap::new(),
-            skip: crate::event::HEADER
-                .into_iter()
-                .filter(|k| !matches!(*k, "span_id" | "pos"))
-                .collect(),
             instants: 0,
         })
     }
@@ -75,6 +91,12 @@ impl<W: Write> Writer<W> {
 
     /// Account one event.
     pub fn add(&mut self, ev: &Event) -> io::Result<()> {
+        self.add_rendered(ev, &[])
+    }
+
+    /// [`Writer::add`], with the instant's args as [`render_args`] wrote them (empty: written
+    /// here).
+    pub fn add_rendered(&mut self, ev: &Event, args: &[u8]) -> io::Result<()> {
         let t0 = *self.t0.get_or_insert(ev.ts_unix_ns);
         self.last = self.last.max(ev.ts_unix_ns);
         let span = ev.span_id.as_deref().unwrap_or_default();
@@ -104,7 +126,7 @@ impl<W: Write> Writer<W> {
                     }
                 }
             }
-            t if t.starts_with("file_") || t.starts_with("net_") || t == "dns_lookup" => {
+            t if is_instant(t) => {
                 // Written directly (not built as a value): there is one per event.
                 if !self.first {
                     self.out.write_all(b",\n")?;
@@ -117,7 +139,11 @@ impl<W: Write> Writer<W> {
                 serde_json::to_writer(&mut *o, &((ev.ts_unix_ns - t0) as f64 / 1000.0))?;
                 let (pid, tid) = (ev.pid.unwrap_or(0), ev.tid.unwrap_or(0));
                 write!(o, ",\"pid\":{pid},\"tid\":{tid},\"args\":")?;
-                crate::event::write_members(ev, &self.skip, &mut *o)?;
+                if args.is_empty() {
+                    render_args(ev, &mut *o)?;
+                } else {
+                    o.write_all(args)?;
+                }
                 o.write_all(b"}")?;
                 self.instants += 1;
             }

@@ -48,11 +48,29 @@ fn is_ring(path: &Path) -> bool {
 /// let input = drain::views::for_each_event(&t, |_| n += 1).unwrap();
 /// assert_eq!((n, input.skipped), (0, 2));
 /// ```
-pub fn for_each_event(path: &Path, f: impl FnMut(&Event<'_>)) -> Result<Input, String> {
+pub fn for_each_event(path: &Path, mut f: impl FnMut(&Event<'_>)) -> Result<Input, String> {
+    read_events(path, None, |ev, _| f(ev))
+}
+
+/// [`for_each_event`], with `render` run for each event on the threads that parse (an
+/// exporter's serialization, in parallel); `f` gets what it wrote for the event.
+pub fn for_each_event_rendered(
+    path: &Path,
+    render: &(dyn Fn(&Event<'_>, &mut Vec<u8>) + Sync),
+    f: impl FnMut(&Event<'_>, &[u8]),
+) -> Result<Input, String> {
+    read_events(path, Some(render), f)
+}
+
+fn read_events(
+    path: &Path,
+    render: Option<read::Render<'_>>,
+    f: impl FnMut(&Event<'_>, &[u8]),
+) -> Result<Input, String> {
     let mut input = Input::default();
     if is_ring(path) {
         let ring = format::Ring::open_read_only(path).map_err(|e| crate::ring_error(path, &e))?;
-        read::for_each_ring_event(&ring, &mut input, f)
+        read::for_each_ring_event(&ring, &mut input, render, f)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         return Ok(input);
     }
@@ -60,7 +78,7 @@ pub fn for_each_event(path: &Path, f: impl FnMut(&Event<'_>)) -> Result<Input, S
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    read::for_each_telemetry_event(&file, &mut input, f)
+    read::for_each_telemetry_event(&file, &mut input, render, f)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(input)
 }

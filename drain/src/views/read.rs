@@ -41,24 +41,30 @@ const PARALLEL_FROM: u64 = 4 * BLOCK;
 pub fn for_each_telemetry_event(
     file: &File,
     input: &mut Input,
-    f: impl FnMut(&Event<'_>),
+    render: Option<Render<'_>>,
+    f: impl FnMut(&Event<'_>, &[u8]),
 ) -> io::Result<()> {
-    read_blocks(file, input, f, BLOCK, PARALLEL_FROM)
+    read_blocks(file, input, render, f, BLOCK, PARALLEL_FROM)
 }
+
+/// Work a view does for each event on the parsing threads: what it writes into the buffer is
+/// handed on with the event (an exporter's serialization, done in parallel).
+pub type Render<'r> = &'r (dyn Fn(&Event<'_>, &mut Vec<u8>) + Sync);
 
 /// [`for_each_telemetry_event`] with its block size and threshold as parameters (tests use
 /// small ones to put many block edges in a small file).
 fn read_blocks(
     file: &File,
     input: &mut Input,
-    mut f: impl FnMut(&Event<'_>),
+    render: Option<Render<'_>>,
+    mut f: impl FnMut(&Event<'_>, &[u8]),
     block: u64,
     parallel_from: u64,
 ) -> io::Result<()> {
     let len = file.metadata()?.len();
     if len < parallel_from {
         let mut batch = Batch::default();
-        batch.read(file, 0, len, len)?;
+        batch.read(file, 0, len, len, render)?;
         batch.hand_on(input, &mut f);
         return Ok(());
     }
@@ -87,7 +93,7 @@ fn read_blocks(
                             Err(_) => return,
                         },
                     };
-                    let r = batch.read(file, b * block, (b + 1) * block, len);
+                    let r = batch.read(file, b * block, (b + 1) * block, len, render);
                     // A closed channel: the caller stopped (an error); so does this worker.
                     if full_tx.send(r.map(|()| batch)).is_err() {
                         return;
@@ -116,7 +122,8 @@ fn read_blocks(
 pub fn for_each_ring_event(
     ring: &format::Ring,
     input: &mut Input,
-    mut f: impl FnMut(&Event<'_>),
+    render: Option<Render<'_>>,
+    mut f: impl FnMut(&Event<'_>, &[u8]),
 ) -> io::Result<()> {
     std::thread::scope(|scope| {
         let (full_tx, full) = mpsc::sync_channel::<Vec<u8>>(1);
@@ -133,11 +140,10 @@ pub fn for_each_ring_event(
         });
         let mut batch = Batch::default();
         for mut block in full {
-            batch.events.clear();
+            batch.clear();
             std::mem::swap(&mut batch.block, &mut block);
             batch.valid = batch.block.len();
-            batch.skipped = 0;
-            batch.parse(0);
+            batch.parse(0, render);
             batch.hand_on(input, &mut f);
             // The decoder may have finished: then the block is simply freed.
             block.clear();
@@ -194,14 +200,31 @@ struct Batch {
     /// heap bytes stay put when the batch moves.
     block: Vec<u8>,
     valid: usize,
+    /// What the view's [`Render`] wrote for each event: event `k`'s bytes end at `ends[k]`.
+    rendered: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 impl Batch {
-    /// Read and parse the lines starting in `[start, end)` of `file`, whose length is `len`
-    /// (what the batch held before is dropped).
-    fn read(&mut self, file: &File, start: u64, end: u64, len: u64) -> io::Result<()> {
+    /// Drop the events and what was rendered for them (the memory is kept).
+    fn clear(&mut self) {
         self.events.clear();
         self.skipped = 0;
+        self.rendered.clear();
+        self.ends.clear();
+    }
+
+    /// Read and parse the lines starting in `[start, end)` of `file`, whose length is `len`
+    /// (what the batch held before is dropped).
+    fn read(
+        &mut self,
+        file: &File,
+        start: u64,
+        end: u64,
+        len: u64,
+        render: Option<Render<'_>>,
+    ) -> io::Result<()> {
+        self.clear();
         let end = end.min(len);
         // From one byte early: if it is a newline, a line starts exactly at `start`.
         let from = start.saturating_sub(1);
@@ -217,12 +240,13 @@ impl Batch {
         if self.valid > 0 && self.block[self.valid - 1] != b'\n' && end < len {
             self.skipped += finish_line(file, &mut self.block, &mut self.valid, end, len, first)?;
         }
-        self.parse(first);
+        self.parse(first, render);
         Ok(())
     }
 
-    /// Parse the lines of `block[first..valid]` into `events` (which must be empty).
-    fn parse(&mut self, first: usize) {
+    /// Parse the lines of `block[first..valid]` into `events` (which must be empty), and
+    /// render each event.
+    fn parse(&mut self, first: usize, render: Option<Render<'_>>) {
         debug_assert!(self.events.is_empty() && self.valid <= self.block.len());
         // SAFETY: the bytes stay where they are, unchanged, for as long as `events` holds
         // anything: `block` is not written or replaced until `events` has been cleared (in
@@ -247,16 +271,22 @@ impl Batch {
             if !ok {
                 self.events.pop();
                 self.skipped += 1;
+            } else if let (Some(render), Some(ev)) = (render, self.events.last()) {
+                render(ev, &mut self.rendered);
+                self.ends.push(self.rendered.len());
             }
         }
     }
 
     /// Count and hand on the events (lent for no longer than `self` is borrowed).
-    fn hand_on(&self, input: &mut Input, f: &mut impl FnMut(&Event<'_>)) {
+    fn hand_on(&self, input: &mut Input, f: &mut impl FnMut(&Event<'_>, &[u8])) {
         input.skipped += self.skipped;
         input.events += self.events.len() as u64;
-        for ev in &self.events {
-            f(ev);
+        let mut start = 0;
+        for (k, ev) in self.events.iter().enumerate() {
+            let end = self.ends.get(k).copied().unwrap_or(start);
+            f(ev, self.rendered.get(start..end).unwrap_or_default());
+            start = end;
         }
     }
 }
@@ -345,7 +375,24 @@ mod tests {
         f.write_all(content).unwrap();
         let mut input = Input::default();
         let mut seen = vec![];
-        read_blocks(&f, &mut input, |ev| seen.push(ev.pos), block, parallel_from).unwrap();
+        let render =
+            |ev: &Event<'_>, out: &mut Vec<u8>| out.extend_from_slice(&ev.pos.to_le_bytes());
+        read_blocks(
+            &f,
+            &mut input,
+            Some(&render),
+            |ev, rendered| {
+                assert_eq!(
+                    rendered,
+                    ev.pos.to_le_bytes(),
+                    "rendered with its own event"
+                );
+                seen.push(ev.pos)
+            },
+            block,
+            parallel_from,
+        )
+        .unwrap();
         (seen, input)
     }
 
