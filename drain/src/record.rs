@@ -177,6 +177,60 @@ fn own_cpu_secs() -> f64 {
     t(ru.ru_utime) + t(ru.ru_stime)
 }
 
+/// Allocate the ring file's space on a thread of its own, so that the command starts without
+/// waiting for it. The signals `record` forwards are blocked on that thread (they reach the
+/// main one); `None` if no thread could be started (the pages are then allocated as writers
+/// touch them).
+fn allocate_in_background(path: &Path) -> Allocation {
+    let p = path.to_path_buf();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // SAFETY: sigset_t is plain data (all-zero valid); the calls only read and write these
+    // two sets and this thread's mask, which is restored below.
+    let old = unsafe {
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGCHLD,
+        ] {
+            libc::sigaddset(&mut block, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
+        old
+    };
+    let h = std::thread::Builder::new()
+        .name("allocate ring".into())
+        .spawn(move || Ring::allocate(&p, &stop2))
+        .ok();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    Allocation { thread: h, stop }
+}
+
+/// The ring's allocation under way ([`allocate_in_background`]).
+struct Allocation {
+    thread: Option<std::thread::JoinHandle<Result<bool, format::RingError>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Allocation {
+    /// Stop allocating (once the command is done, what is not allocated yet is never needed,
+    /// and freeing less is quicker): the error, if it failed.
+    fn stop(self) -> Option<format::RingError> {
+        // Relaxed: a request to stop, nothing published with it.
+        self.stop.store(true, Relaxed);
+        match self.thread?.join() {
+            Ok(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Run `record`.
 pub fn run(a: RecordArgs) -> ExitCode {
     let preload = match find_preload(a.preload.as_deref()) {
@@ -208,12 +262,15 @@ pub fn run(a: RecordArgs) -> ExitCode {
         capacity: a.size,
         mode: a.mode.into(),
         session_id: sid,
+        // Its room is checked now; it is allocated beside the command's start.
+        defer_allocation: true,
         ..Default::default()
     };
     let ring = match Ring::create(&ring_path, &opts) {
         Ok(r) => r,
         Err(e) => return fail(drain::ring_error(&ring_path, &e)),
     };
+    let allocation = allocate_in_background(&ring_path);
     let remove_ring = || {
         if !a.keep_ring {
             let _ = std::fs::remove_file(&ring_path);
@@ -402,6 +459,12 @@ pub fn run(a: RecordArgs) -> ExitCode {
     let closed = if out.closed { " (closed early)" } else { "" };
     if let Some(s) = supervisor {
         s.stop();
+    }
+    if let Some(e) = allocation.stop() {
+        eprintln!(
+            "substrate-drain record: warning: {} (a full file system kills a traced program's write with SIGBUS)",
+            drain::ring_error(&ring_path, &e)
+        );
     }
     remove_ring();
     let s = follower.stats();

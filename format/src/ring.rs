@@ -1,7 +1,8 @@
 //! A ring file: create it, map it, validate a mapped one, read its counters and writer table.
 //!
 //! Creation sizes the file fully (`posix_fallocate`, so a full `/dev/shm` is an error now, not
-//! a `SIGBUS` later), writes the header, and stores the magic last with release. Opening
+//! a `SIGBUS` later; or, with `defer_allocation`, checks the room and leaves the allocation to
+//! the caller), writes the header, and stores the magic last with release. Opening
 //! validates every field against the file's real size before any offset is used; a ring is
 //! never truncated or resized while mapped.
 //!
@@ -120,6 +121,12 @@ pub struct CreateOptions {
     pub writer_slots: u32,
     /// Session id stored in the header (UUID bytes).
     pub session_id: [u8; 16],
+    /// Leave the file's space unallocated at creation, after checking (`fstatvfs`) that its
+    /// file system has room for all of it: the caller allocates it with [`Ring::allocate`],
+    /// e.g. on another thread while the traced command starts (allocating 64 MiB of tmpfs
+    /// takes 10-20 ms). Until then a writer's store into a page the file system can no longer
+    /// supply is a `SIGBUS` in the writer. Default: allocate at creation.
+    pub defer_allocation: bool,
 }
 
 impl Default for CreateOptions {
@@ -130,6 +137,7 @@ impl Default for CreateOptions {
             mode: Mode::Discard,
             writer_slots: 4096,
             session_id: [0; 16],
+            defer_allocation: false,
         }
     }
 }
@@ -341,7 +349,90 @@ pub fn validate(h: &FileHeader, file_len: u64) -> Result<Geometry, RingError> {
     })
 }
 
+/// The `errno` of the system call that just failed.
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Allocate `size` bytes of the file `fd` (`posix_fallocate`: existing data is kept).
+fn allocate_fd(fd: i32, size: u64) -> Result<(), RingError> {
+    allocate_range(fd, 0, size)
+}
+
+/// Allocate `len` bytes of the file `fd` from `offset`.
+fn allocate_range(fd: i32, offset: u64, len: u64) -> Result<(), RingError> {
+    // SAFETY: plain syscall wrapper on our descriptor.
+    let r = unsafe { libc::posix_fallocate(fd, offset as libc::off_t, len as libc::off_t) };
+    if r != 0 {
+        return Err(RingError::Io {
+            what: "allocate ring file",
+            errno: r,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the file system of `fd` has `size` bytes free for us (`ENOSPC` if not).
+fn room_for(fd: i32, size: u64) -> Result<(), RingError> {
+    // SAFETY: statvfs is plain data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes; `fd` is our descriptor.
+    if unsafe { libc::fstatvfs(fd, &mut st) } != 0 {
+        return Err(RingError::Io {
+            what: "check room for ring file",
+            errno: last_errno(),
+        });
+    }
+    let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    if free < size {
+        return Err(RingError::Io {
+            what: "allocate ring file",
+            errno: libc::ENOSPC,
+        });
+    }
+    Ok(())
+}
+
 impl Ring {
+    /// Allocate the whole of the ring file at `path`, created with
+    /// [`CreateOptions::defer_allocation`] (pages writers touched already are kept), a few
+    /// MiB at a time until done or until `stop` is set: whether it was all allocated. Safe to
+    /// call while the ring is in use; an error leaves the ring as it was.
+    pub fn allocate(path: &Path, stop: &std::sync::atomic::AtomicBool) -> Result<bool, RingError> {
+        /// Small enough that a stop (or an unlink, which waits for the file's lock) waits at
+        /// most a millisecond or two.
+        const STEP: u64 = 4 << 20;
+        let p = cpath(path)?;
+        let fd = sys::open(&p, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)
+            .map_err(io("open ring file"))? as i32;
+        // SAFETY: stat is plain data; all-zero is a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is valid for writes; `fd` is our descriptor.
+        let r = if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            Err(RingError::Io {
+                what: "stat ring file",
+                errno: last_errno(),
+            })
+        } else {
+            let size = st.st_size as u64;
+            let mut done = 0;
+            // Relaxed: the flag only says when to stop; nothing is published through it.
+            while done < size && !stop.load(Relaxed) {
+                let n = STEP.min(size - done);
+                if let Err(e) = allocate_range(fd, done, n) {
+                    sys::close(fd);
+                    return Err(e);
+                }
+                done += n;
+            }
+            Ok(done >= size)
+        };
+        sys::close(fd);
+        r
+    }
+
     /// Create a new ring file at `path` (mode 0600, `O_EXCL|O_NOFOLLOW`: it must not exist).
     pub fn create(path: &Path, opts: &CreateOptions) -> Result<Ring, RingError> {
         let (geo, size) = plan(opts)?;
@@ -359,13 +450,17 @@ impl Ring {
     }
 
     fn init(fd: i32, geo: &Geometry, size: u64, opts: &CreateOptions) -> Result<Ring, RingError> {
-        // SAFETY: plain syscall wrapper on our descriptor.
-        let r = unsafe { libc::posix_fallocate(fd, 0, size as libc::off_t) };
-        if r != 0 {
-            return Err(RingError::Io {
-                what: "allocate ring file",
-                errno: r,
-            });
+        if opts.defer_allocation {
+            room_for(fd, size)?;
+            // SAFETY: plain syscall on our descriptor.
+            if unsafe { libc::ftruncate(fd, size as libc::off_t) } != 0 {
+                return Err(RingError::Io {
+                    what: "size ring file",
+                    errno: last_errno(),
+                });
+            }
+        } else {
+            allocate_fd(fd, size)?;
         }
         let map = map(fd, size, true, "map ring file")?;
         let mem = view(&map, size);

@@ -928,3 +928,59 @@ fn proc_liveness_takes_the_slot_start_time_as_an_upper_bound() {
     );
     assert!(!live.alive(DEAD_PID, 0));
 }
+
+/// Blocks of the file at `path` actually allocated, in bytes.
+fn allocated(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn a_deferred_allocation_is_sparse_until_allocated_and_works_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let opts = CreateOptions {
+        capacity: 32 << 20,
+        defer_allocation: true,
+        ..Default::default()
+    };
+    let ring = Ring::create(&path, &opts).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(allocated(&path) < size / 4, "sparse at creation");
+    // Writers and readers work before the space is allocated (pages come as touched).
+    let w = Writer::attach(&ring).unwrap();
+    let payload = [7u8; 100];
+    for _ in 0..1000 {
+        w.write_bytes(KIND_USER, &payload).unwrap();
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    assert!(Ring::allocate(&path, &stop).unwrap(), "all of it");
+    assert!(allocated(&path) >= size, "allocated: {}", allocated(&path));
+    drop(w);
+    let got = drain(&mut reader(&ring, Start::Oldest));
+    assert_eq!(
+        payloads(&got),
+        vec![payload.to_vec(); 1000],
+        "the records written before the allocation are kept"
+    );
+}
+
+#[test]
+fn a_stopped_allocation_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let opts = CreateOptions {
+        capacity: 64 << 20,
+        defer_allocation: true,
+        ..Default::default()
+    };
+    let _ring = Ring::create(&path, &opts).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    assert!(
+        !Ring::allocate(&path, &stop).unwrap(),
+        "stopped before the first step"
+    );
+    assert!(allocated(&path) < 8 << 20);
+    // A missing file is an error, not a creation.
+    assert!(Ring::allocate(&dir.path().join("none"), &stop).is_err());
+}
