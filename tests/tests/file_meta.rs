@@ -25,20 +25,8 @@ const META_TYPES: [&str; 6] = [
 /// A line without the members every line has, to compare the rest exactly.
 fn own_members(l: &Value) -> Value {
     let mut m = l.as_object().cloned().unwrap_or_default();
-    for k in [
-        "ts",
-        "ts_unix_ns",
-        "session_id",
-        "span_id",
-        "parent_span",
-        "parent_image",
-        "component",
-        "pid",
-        "tid",
-        "pos",
-        "ring_id",
-    ] {
-        m.remove(k);
+    for k in drain::event::HEADER.iter().filter(|k| **k != "event_type") {
+        m.remove(*k);
     }
     Value::Object(m)
 }

@@ -51,18 +51,22 @@ fn header(span: [u8; 16]) -> EventHeader {
     }
 }
 
-fn open_event(w: &Writer<'_>, span: [u8; 16], path: &[u8]) {
-    let ev = FileOpen {
+/// An `openat(AT_FDCWD, path, O_RDONLY)` that returned `fd` (or failed with `errno`).
+fn open_record(span: [u8; 16], fd: i32, errno: i32) -> FileOpen {
+    FileOpen {
         ev: header(span),
         op: open_op::OPENAT.into(),
         has_mode: 0.into(),
         flags: libc::O_RDONLY.into(),
         mode: 0.into(),
         dirfd: libc::AT_FDCWD.into(),
-        fd: 3.into(),
-        errno: 0.into(),
-    };
-    w.write_event(&ev, std::iter::once(path))
+        fd: fd.into(),
+        errno: errno.into(),
+    }
+}
+
+fn open_event(w: &Writer<'_>, span: [u8; 16], path: &[u8]) {
+    w.write_event(&open_record(span, 3, 0), std::iter::once(path))
         .expect("ring holds the record");
 }
 
@@ -188,14 +192,7 @@ fn burst_child(ring: &Ring, work: Duration, n: usize, seed: u64) -> ! {
             for _ in 0..cluster {
                 let d = format!("{:06}", (seed * 1000 + i) % 1_000_000);
                 path[54..60].copy_from_slice(d.as_bytes());
-                let ev = FileOpen {
-                    ev: header(span),
-                    op: open_op::OPENAT.into(),
-                    flags: libc::O_RDONLY.into(),
-                    dirfd: libc::AT_FDCWD.into(),
-                    fd: 3.into(),
-                    ..Default::default()
-                };
+                let ev = open_record(span, 3, 0);
                 let _ = w.write_event(&ev, std::iter::once(path.as_slice()));
                 i += 1;
             }
@@ -507,14 +504,10 @@ fn views_ring(path: &std::path::Path, images: u64) -> Ring {
                     .wrapping_add(1442695040888963407);
                 let d = format!("{:06}", (x >> 33) % 20_000);
                 path[54..60].copy_from_slice(d.as_bytes());
-                let ev = FileOpen {
-                    ev: header(span),
-                    op: open_op::OPENAT.into(),
-                    flags: libc::O_RDONLY.into(),
-                    dirfd: libc::AT_FDCWD.into(),
-                    fd: if i % 10 == 0 { -1 } else { 3 }.into(),
-                    errno: if i % 10 == 0 { libc::ENOENT } else { 0 }.into(),
-                    ..Default::default()
+                let ev = if i % 10 == 0 {
+                    open_record(span, -1, libc::ENOENT)
+                } else {
+                    open_record(span, 3, 0)
                 };
                 w.write_event(&ev, std::iter::once(path.as_slice()))
                     .expect("ring holds the record");
