@@ -67,15 +67,27 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
     if p.peek() == Some(b'}') {
         p.i += 1;
     } else {
+        // A compact line (as the drain writes them) has no whitespace: each step looks for
+        // its character first and for whitespace only if it is not there.
         loop {
-            p.ws();
+            if p.peek() != Some(b'"') {
+                p.ws();
+            }
             let (key, packed) = p.name()?;
-            p.ws();
-            p.expect(b':')?;
+            if p.peek() == Some(b':') {
+                p.i += 1;
+            } else {
+                p.ws();
+                p.expect(b':')?;
+            }
             p.ws();
             seen |= p.member(&key, packed, ev)?;
-            p.ws();
-            match p.next() {
+            let mut next = p.next();
+            if matches!(next, Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                p.ws();
+                next = p.next();
+            }
+            match next {
                 Some(b',') => continue,
                 Some(b'}') => break,
                 _ => return p.err_before("expected `,` or `}`"),
@@ -147,6 +159,10 @@ impl<'a> Reader<'a> {
 
     /// Consume `word` (a literal) if it is next.
     fn literal(&mut self, word: &[u8]) -> bool {
+        // Most values are not the literal: their first byte says so.
+        if self.peek() != word.first().copied() {
+            return false;
+        }
         if self.bytes()[self.i..].starts_with(word) {
             self.i += word.len();
             true
