@@ -462,7 +462,14 @@ fn show(input: &std::path::Path, classes: Vec<String>, exclude_paths: Vec<String
     let mut programs = std::collections::HashMap::new();
     let mut t0 = None;
     let mut err = None;
-    let r = views::for_each_event(input, |ev| {
+    // What each event did is written on the threads that parse; the time, pid and program
+    // (which need the events before) here.
+    let render = |ev: &drain::event::Event<'_>, out: &mut Vec<u8>| {
+        if filter.keeps(ev) {
+            out.extend_from_slice(views::show::what(ev).as_bytes());
+        }
+    };
+    let r = views::for_each_event_rendered(input, &render, |ev, what| {
         if err.is_some() {
             return;
         }
@@ -473,7 +480,8 @@ fn show(input: &std::path::Path, classes: Vec<String>, exclude_paths: Vec<String
         let t0 = *t0.get_or_insert(ev.ts_unix_ns);
         if filter.keeps(ev) {
             let prog = programs.get(span).map_or("?", String::as_str);
-            if let Err(e) = writeln!(out, "{}", views::show::line(ev, t0, prog)) {
+            let what = String::from_utf8_lossy(what);
+            if let Err(e) = views::show::write_line(&mut out, ev, t0, prog, &what) {
                 err = Some(e);
             }
         }

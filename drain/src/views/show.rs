@@ -211,12 +211,33 @@ fn meta_line(ev: &Event, t: &str) -> String {
 
 /// The line for `ev`; `t0` is the trace's first timestamp (ns) and `program` the image's.
 pub fn line(ev: &Event, t0: i64, program: &str) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_line(&mut out, ev, t0, program, &what(ev));
+    out.pop(); // the newline
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Write [`line`] (and a newline) from the event's own part, [`what`]: the time since `t0`,
+/// pid and program first.
+pub fn write_line(
+    out: &mut impl std::io::Write,
+    ev: &Event,
+    t0: i64,
+    program: &str,
+    what: &str,
+) -> std::io::Result<()> {
     let rel = (ev.ts_unix_ns - t0) as f64 / 1e6;
-    let who = match ev.pid {
-        Some(p) => format!("{p:>7} {program:<12}"),
-        None => format!("{:>7} {:<12}", "-", "-"),
-    };
-    let what = match &*ev.event_type {
+    match ev.pid {
+        Some(p) => writeln!(out, "{rel:>10.3}ms {p:>7} {program:<12} {what}"),
+        None => writeln!(out, "{rel:>10.3}ms {:>7} {:<12} {what}", "-", "-"),
+    }
+}
+
+/// What an event did, as [`line`] shows it after the time, pid and program (it depends on the
+/// event alone: `show` makes it on the threads that parse).
+pub fn what(ev: &Event) -> String {
+    match &*ev.event_type {
         "process_start" => format!(
             "start {} cwd={}",
             ev.argv
@@ -332,6 +353,5 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
             }
         ),
         t => t.to_string(),
-    };
-    format!("{rel:>10.3}ms {who} {what}")
+    }
 }
