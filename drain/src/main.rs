@@ -2,8 +2,10 @@
 //! under tracing (`record`), create rings and show their state (`stat`).
 //!
 //! A thin layer over the `drain` library (decoding, following, output): this binary holds the
-//! command line and the jobs only it does, `record` and `stat`.
+//! command line and the jobs only it does, `record` and `stat`, and finding the preload library
+//! `record` runs commands with (`preload`: on disk, or the copy embedded in this binary).
 
+mod preload;
 mod record;
 mod stat;
 mod supervise;
@@ -34,7 +36,11 @@ use format::{CreateOptions, Mode, Ring};
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
-    /// Print the preload library `record` would use, and where it was found, then exit.
+    /// Print the preload library `record` would use, and (on stderr) how it was found, then
+    /// exit. Order: $SUBSTRATE_PRELOAD (alone when set); libringbuf_preload.so next to this
+    /// program; ../lib/substrate/ and ../lib/ from it; else the library embedded in this
+    /// program, written once (by content hash, atomically) to the cache $XDG_CACHE_HOME/substrate/
+    /// (absolute), else ~/.cache/substrate/, else the private ring directory.
     #[arg(long)]
     print_preload_path: bool,
     #[command(subcommand)]
@@ -336,10 +342,10 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.print_preload_path {
-        return match record::find_preload(None) {
-            Ok((p, how)) => {
-                println!("{}", p.display());
-                eprintln!("substrate-drain: found {how}");
+        return match preload::find_preload(None) {
+            Ok(f) => {
+                println!("{}", f.path.display());
+                eprintln!("substrate-drain: {}", f.how);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),

@@ -52,7 +52,10 @@ pub struct RecordArgs {
     #[arg(long)]
     keep_ring: bool,
     /// The preload library. Default: $SUBSTRATE_PRELOAD, else libringbuf_preload.so next to
-    /// this program.
+    /// this program, in ../lib/substrate/ or ../lib/ from it, else the copy embedded in this
+    /// program, written once to $XDG_CACHE_HOME/substrate/ (or ~/.cache/substrate/, or the
+    /// private ring directory) as libringbuf_preload-HASH.so. `--print-preload-path` shows
+    /// which.
     #[arg(long, value_name = "PATH")]
     preload: Option<PathBuf>,
     /// After CMD exits, how long to wait for traced processes it left running (seconds).
@@ -75,51 +78,6 @@ pub struct RecordArgs {
     /// The command and its arguments (after `--` when the command starts with `-`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     cmd: Vec<OsString>,
-}
-
-/// Where `record` looks for the preload library, in order, and how each is named in
-/// `--print-preload-path`: `--preload`, `$SUBSTRATE_PRELOAD`, next to this program (a build
-/// tree, or a copied pair), then `../lib/substrate/` and `../lib/` from it (an installed
-/// layout: `bin/substrate-drain`, `lib/substrate/libringbuf_preload.so`).
-pub fn preload_candidates(explicit: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
-    const NAME: &str = "libringbuf_preload.so";
-    let mut c = vec![];
-    if let Some(p) = explicit {
-        return vec![(p.to_path_buf(), "--preload")];
-    }
-    if let Some(p) = std::env::var_os("SUBSTRATE_PRELOAD").filter(|p| !p.is_empty()) {
-        return vec![(PathBuf::from(p), "$SUBSTRATE_PRELOAD")];
-    }
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| std::fs::canonicalize(e).ok())
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        c.push((dir.join(NAME), "next to substrate-drain"));
-        c.push((dir.join("../lib/substrate").join(NAME), "../lib/substrate"));
-        c.push((dir.join("../lib").join(NAME), "../lib"));
-    }
-    c
-}
-
-/// The preload library `record` uses, and where it was found.
-pub fn find_preload(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), String> {
-    let candidates = preload_candidates(explicit);
-    for (p, how) in &candidates {
-        if p.is_file() {
-            return std::fs::canonicalize(p)
-                .map(|p| (p, *how))
-                .map_err(|e| format!("{}: {e}", p.display()));
-        }
-    }
-    let tried: Vec<String> = candidates
-        .iter()
-        .map(|(p, _)| p.display().to_string())
-        .collect();
-    Err(format!(
-        "preload library not found (tried {}); build it with `cargo build --release`, or pass --preload or set SUBSTRATE_PRELOAD",
-        tried.join(", ")
-    ))
 }
 
 /// An output whose reader may go away (`-o - | head`): from the first `EPIPE` on, lines are
@@ -233,8 +191,8 @@ impl Allocation {
 
 /// Run `record`.
 pub fn run(a: RecordArgs) -> ExitCode {
-    let preload = match find_preload(a.preload.as_deref()) {
-        Ok((p, _)) => p,
+    let preload = match crate::preload::find_preload(a.preload.as_deref()) {
+        Ok(f) => f.path,
         Err(e) => return fail(e),
     };
     let sid = match session_id(None) {

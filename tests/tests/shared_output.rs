@@ -452,13 +452,16 @@ fn an_installed_or_copied_substrate_drain_finds_its_preload() {
     assert!(lines(&[&dir.path().join("t.jsonl")])
         .iter()
         .any(|l| l["event_type"] == "process_start"));
-    // Without it: one line naming where it looked.
+    // Without it: the library embedded in the binary, written to the cache (tests/install.rs).
     std::fs::remove_file(lib.join("libringbuf_preload.so")).unwrap();
-    let o = installed().arg("--print-preload-path").output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    let o = installed()
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .arg("--print-preload-path")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("not found") && err.contains("lib/substrate"),
-        "{err}"
-    );
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("embedded in substrate-drain"), "{err}");
+    let found = String::from_utf8(o.stdout).unwrap();
+    assert!(Path::new(found.trim()).starts_with(dir.path().join("cache/substrate")));
 }
