@@ -13,7 +13,8 @@
 //!
 //! The cache keeps these invariants:
 //! - Its directory is a directory (not a symlink), owned by the effective uid, writable by it
-//!   alone (created 0700). One that exists and is not is an error naming it, never used; one
+//!   alone (created 0700), in parents owned by the effective uid or root that others cannot
+//!   change (not group- or other-writable unless sticky). One that exists and is not is an error naming it, never used; one
 //!   that cannot be created or written (a read-only home), is on a `noexec` file system (the
 //!   loader could not map the library), or whose path holds a space or `:` (`LD_PRELOAD`
 //!   separators), is passed over for the next.
@@ -243,6 +244,18 @@ mod cache {
                 d.display()
             )));
         }
+        // Its parents too (as ssh's StrictModes): one that someone else could rename or
+        // replace entries in would let them swap the cache for their own, and `LD_PRELOAD`
+        // is looked up by name at every exec of the run.
+        if let Some(p) = d.ancestors().skip(1).find(|p| !safe_parent(p)) {
+            return Err(Skip::Unsafe(format!(
+                "the preload cache {} is in {}, which others can change (not owned by you or \
+                 root, or writable by others without the sticky bit); pass --preload or set \
+                 XDG_CACHE_HOME",
+                d.display(),
+                p.display()
+            )));
+        }
         if noexec(d) {
             return Err(Skip::Unusable(format!(
                 "{}: on a noexec file system",
@@ -250,6 +263,20 @@ mod cache {
             )));
         }
         Ok(())
+    }
+
+    /// Whether a parent of the cache is safe: owned by root or by us, and not writable by
+    /// group or others unless sticky (`/tmp`). A symlink is followed (its target is checked);
+    /// one that cannot be read is unsafe.
+    fn safe_parent(p: &Path) -> bool {
+        if p.as_os_str().is_empty() {
+            return true;
+        }
+        fs::metadata(p).is_ok_and(|m| {
+            let mode = m.mode();
+            (m.uid() == 0 || m.uid() == euid())
+                && (mode & 0o022 == 0 || mode & libc::S_ISVTX as u32 != 0)
+        })
     }
 
     /// Whether `d` is on a file system mounted `noexec` (where the loader cannot map a library).

@@ -374,6 +374,26 @@ fn allocate_range(fd: i32, offset: u64, len: u64) -> Result<(), RingError> {
     Ok(())
 }
 
+/// Allocate `len` bytes of the file `fd` from `offset` while writers may be storing into it:
+/// `fallocate(2)` itself, never glibc's fallback for file systems without it (which reads and
+/// writes back a byte per block, and could undo a writer's store). `EOPNOTSUPP` there.
+fn allocate_in_use(fd: i32, offset: u64, len: u64) -> Result<(), RingError> {
+    loop {
+        // SAFETY: plain syscall on our descriptor; mode 0 allocates and keeps existing data.
+        let r = unsafe { libc::fallocate(fd, 0, offset as libc::off_t, len as libc::off_t) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = last_errno();
+        if e != libc::EINTR {
+            return Err(RingError::Io {
+                what: "allocate ring file",
+                errno: e,
+            });
+        }
+    }
+}
+
 /// Whether the file system of `fd` has `size` bytes free for us (`ENOSPC` if not).
 fn room_for(fd: i32, size: u64) -> Result<(), RingError> {
     // SAFETY: statvfs is plain data; all-zero is a valid value.
@@ -399,7 +419,9 @@ impl Ring {
     /// Allocate the whole of the ring file at `path`, created with
     /// [`CreateOptions::defer_allocation`] (pages writers touched already are kept), a few
     /// MiB at a time until done or until `stop` is set: whether it was all allocated. Safe to
-    /// call while the ring is in use; an error leaves the ring as it was.
+    /// call while the ring is in use (it uses `fallocate(2)` only: on a file system without
+    /// it, `EOPNOTSUPP`, and the pages are allocated as they are touched); an error leaves
+    /// the ring as it was.
     pub fn allocate(path: &Path, stop: &std::sync::atomic::AtomicBool) -> Result<bool, RingError> {
         /// Small enough that a stop (or an unlink, which waits for the file's lock) waits at
         /// most a millisecond or two.
@@ -421,7 +443,7 @@ impl Ring {
             // Relaxed: the flag only says when to stop; nothing is published through it.
             while done < size && !stop.load(Relaxed) {
                 let n = STEP.min(size - done);
-                if let Err(e) = allocate_range(fd, done, n) {
+                if let Err(e) = allocate_in_use(fd, done, n) {
                     sys::close(fd);
                     return Err(e);
                 }

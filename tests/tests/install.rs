@@ -271,6 +271,28 @@ fn a_cache_others_can_write_is_refused_by_name() {
 }
 
 #[test]
+fn a_cache_in_a_directory_others_can_change_is_refused() {
+    let a = Alone::new();
+    // XDG_CACHE_HOME itself writable by all, not sticky: another user could swap `substrate/`.
+    std::fs::create_dir_all(a.cache()).unwrap();
+    std::fs::set_permissions(a.cache(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(a.path("xdg"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = output(a.cmd().arg("--print-preload-path"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(a.path("xdg").to_str().unwrap()) && err.contains("others can change"),
+        "{err}"
+    );
+    assert!(names(&a.cache()).is_empty());
+    // Sticky (as /tmp is): entries cannot be replaced by others; used.
+    std::fs::set_permissions(a.path("xdg"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let (p, _) = a.print_path(&mut a.cmd());
+    assert_eq!(p, only_library(&a.cache()));
+}
+
+#[test]
 fn which_cache_directory() {
     let a = Alone::new();
     // Without XDG_CACHE_HOME, or with a relative one: ~/.cache/substrate.

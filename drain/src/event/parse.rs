@@ -8,8 +8,10 @@
 //!
 //! Invariants:
 //! - It accepts what the `serde` derive of [`Event`] accepts and gives the same event
-//!   (a test holds both to every line of real traces, and to generated events), with one
-//!   difference: a member given twice keeps its last value (`serde` refuses the line).
+//!   (a test holds both to every line of real traces, and to generated events), with two
+//!   differences: a member given twice keeps its last value (`serde` refuses the line), and
+//!   arrays or objects nested more than [`MAX_DEPTH`] deep inside a member the schema does
+//!   not name make the line unreadable (`serde` steps over any depth).
 //! - Hostile input: it never panics, nesting of skipped values is bounded by [`MAX_DEPTH`],
 //!   and work is linear in the line's length.
 //! - Every string handed out is a slice of the (UTF-8) line between ASCII quotes, or built
@@ -213,7 +215,10 @@ impl<'a> Reader<'a> {
                     $(pub const $field: u128 = super::pack(stringify!($field).as_bytes());)*
                 }
                 match packed {
-                    $(names::$field if key.len() <= 16 || key == stringify!($field) => {
+                    // A packed name is exact only when both names fit a word whole; a longer
+                    // one (`supervised_reason`) packs like its 16-byte prefix.
+                    $(names::$field if (key.len() <= 16 && stringify!($field).len() <= 16)
+                        || key == stringify!($field) => {
                         ev.$field = self.$read()?;
                         Ok(0 $(| $bit)?)
                     })*
@@ -400,7 +405,8 @@ impl<'a> Reader<'a> {
         let start = self.i;
         let n = self.uint()?;
         let v = if negative {
-            0i64.checked_sub_unsigned(n)
+            // serde_json reads `-0` as a float, which no integer member takes.
+            (n != 0).then(|| 0i64.checked_sub_unsigned(n)).flatten()
         } else {
             i64::try_from(n).ok()
         };
@@ -506,7 +512,7 @@ impl<'a> Reader<'a> {
             return self.err("nested too deeply");
         }
         match self.peek() {
-            Some(b'"') => self.string().map(drop),
+            Some(b'"') => self.skip_string(),
             Some(b'{') => {
                 self.i += 1;
                 self.ws();
@@ -552,6 +558,28 @@ impl<'a> Reader<'a> {
             Some(b'n') if self.literal(b"null") => Ok(()),
             Some(b'-' | b'0'..=b'9') => self.number(),
             _ => self.err("expected a value"),
+        }
+    }
+
+    /// Step over a string the schema does not name, checking it as `serde_json` does when it
+    /// ignores one: escapes well formed, no control characters, any `\uXXXX` (a lone
+    /// surrogate included).
+    fn skip_string(&mut self) -> R<()> {
+        self.expect(b'"')?;
+        loop {
+            self.i = plain_run(self.bytes(), self.i);
+            match self.next() {
+                Some(b'"') => return Ok(()),
+                Some(b'\\') => match self.next() {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                    Some(b'u') => {
+                        self.hex4()?;
+                    }
+                    _ => return self.err_before("invalid escape"),
+                },
+                Some(_) => return self.err_before("control character in a string"),
+                None => return self.err("unterminated string"),
+            }
         }
     }
 
@@ -770,7 +798,14 @@ mod tests {
             .chain(&UINTS)
             .chain(&BOOLS)
             .chain(&LISTS)
-            .chain(&["family", "unknown_member", "Path", ""])
+            .chain(&[
+                "family",
+                "unknown_member",
+                "Path",
+                "",
+                "supervised_reaso",
+                "times_unreadableX",
+            ])
             .copied()
             .collect();
         proptest::sample::select(all)
@@ -880,6 +915,30 @@ mod tests {
                 (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "{esc}"),
                 (Err(_), Err(_)) => {}
                 (ours, theirs) => panic!("{esc}: ours {ours:?}, serde {theirs:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn members_the_schema_does_not_name_and_near_names_as_serde_reads_them() {
+        let base = r#""ts":"","ts_unix_ns":0,"event_type":"x","component":"telemetry","pos":0,"ring_id":"r""#;
+        for extra in [
+            r#""zz":"\ud800""#,
+            r#""zz":"\ud83d\ude00\q""#,
+            r#""zz":["\udc00",{"a":"\u12"}]"#,
+            r#""supervised_reaso":"x""#,
+            r#""supervised_reaso":1"#,
+            r#""supervised_reason":"static""#,
+            r#""times_unreadableX":5"#,
+            r#""pid":-0"#,
+            r#""pid":-1"#,
+            r#""zz":-0"#,
+        ] {
+            let l = format!("{{{base},{extra}}}");
+            match (parse(&l), reference(&l)) {
+                (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "{extra}"),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => panic!("{extra}: ours {ours:?}, serde {theirs:?}"),
             }
         }
     }
