@@ -406,7 +406,8 @@ fn room_for(fd: i32, size: u64) -> Result<(), RingError> {
         });
     }
     let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
-    if free < size {
+    // A file system that reports no size at all (some FUSE ones) cannot be judged: allowed.
+    if st.f_blocks != 0 && free < size {
         return Err(RingError::Io {
             what: "allocate ring file",
             errno: libc::ENOSPC,
