@@ -4,7 +4,10 @@
 //! ([`BLOCK`]) that two worker threads read (`pread`) and parse while the calling thread hands
 //! the events on, in file order. A range owns the lines that *start* in it: its worker skips
 //! the partial line it begins inside (the previous range's worker reads that line to its end,
-//! past its own range) and stops after the first line that reaches beyond the range.
+//! past its own range) and stops after the first line that reaches beyond the range. A ring
+//! is decoded on one thread into blocks of lines that the calling thread parses. A view's
+//! [`Render`] runs on the parsing thread for each event (formatting that needs the event
+//! alone), and its bytes go with the event.
 //!
 //! Invariants:
 //! - Every line of the file as it was when reading began is handed on or counted skipped
