@@ -12,7 +12,7 @@ const MAX_FDS: usize = 4096;
 
 /// Hashes a descriptor number (small integers; looked up for every `file_open`): one
 /// multiplication instead of SipHash. The keys come from traced programs, which could choose
-/// colliding ones, but at most [`MAX_FDS`] of them per image.
+/// colliding ones, but at most `MAX_FDS` of them per image.
 #[derive(Default, Clone, Copy)]
 pub struct FdHasher(u64);
 

@@ -72,7 +72,7 @@ const WITH_VALUE: [&str; 22] = [
     "--param",
 ];
 
-/// Whether `program` (argv[0] or a path) names a compiler driver.
+/// Whether `program` (`argv[0]` or a path) names a compiler driver.
 pub fn is_compiler(program: &str) -> bool {
     let name = program.rsplit('/').next().unwrap_or(program);
     // A version suffix: gcc-12, clang-16, gcc-12.2.

@@ -218,7 +218,7 @@ pub fn line(ev: &Event, t0: i64, program: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Write [`line`] (and a newline) from the event's own part, [`what`]: the time since `t0`,
+/// Write [`line()`] (and a newline) from the event's own part, [`what`]: the time since `t0`,
 /// pid and program first.
 pub fn write_line(
     out: &mut impl std::io::Write,
@@ -234,7 +234,7 @@ pub fn write_line(
     }
 }
 
-/// What an event did, as [`line`] shows it after the time, pid and program (it depends on the
+/// What an event did, as [`line()`] shows it after the time, pid and program (it depends on the
 /// event alone: `show` makes it on the threads that parse).
 pub fn what(ev: &Event) -> String {
     match &*ev.event_type {
