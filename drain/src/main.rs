@@ -210,8 +210,9 @@ enum Cmd {
     /// trace.json in https://ui.perfetto.dev or chrome://tracing; or `--format
     /// compile-commands -o compile_commands.json` for clangd and other tools; or `--format otlp
     /// --endpoint http://localhost:4318 trace.jsonl` to send the process tree as OpenTelemetry
-    /// spans to a Collector, Jaeger or Tempo (OTLP/HTTP; a one-line summary on stderr, exit
-    /// status 1 when the endpoint does not take them).
+    /// spans to a Collector, Jaeger, Tempo or Honeycomb (OTLP/HTTP or HTTPS, e.g. `--endpoint
+    /// https://api.honeycomb.io --header x-honeycomb-team=KEY`; a one-line summary on stderr,
+    /// exit status 1 when the endpoint does not take them).
     Export {
         /// A trace file (trace.jsonl) or a ring.
         input: PathBuf,

@@ -274,8 +274,7 @@ mod cache {
         }
         fs::metadata(p).is_ok_and(|m| {
             let mode = m.mode();
-            (m.uid() == 0 || m.uid() == euid())
-                && (mode & 0o022 == 0 || mode & libc::S_ISVTX != 0)
+            (m.uid() == 0 || m.uid() == euid()) && (mode & 0o022 == 0 || mode & libc::S_ISVTX != 0)
         })
     }
 

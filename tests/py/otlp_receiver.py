@@ -11,7 +11,8 @@ and appends what it decoded to --out as one JSON object per request:
 
 Answers 200 with an ExportTraceServiceResponse, except requests number --fail-from ..
 --fail-from + --fail - 1 (1-based), which get --fail-status (503 by default; the first of them
-with `Retry-After: 0`). Exits by itself after --lifetime seconds.
+with `Retry-After: 0`). With --tls-cert and --tls-key it speaks HTTPS. Exits by itself after
+--lifetime seconds.
 """
 
 import argparse
@@ -69,6 +70,8 @@ def main():
     ap.add_argument("--fail", type=int, default=0)
     ap.add_argument("--fail-status", type=int, default=503)
     ap.add_argument("--lifetime", type=float, default=60)
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM) ...")
+    ap.add_argument("--tls-key", help="... and this key")
     a = ap.parse_args()
     count = [0]
     lock = threading.Lock()
@@ -115,6 +118,12 @@ def main():
             self.wfile.write(out)
 
     srv = HTTPServer(("127.0.0.1", 0), Handler)
+    if a.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(srv.server_address[1], flush=True)
     stop = threading.Timer(a.lifetime, srv.shutdown)
     stop.daemon = True

@@ -406,11 +406,123 @@ fn a_request_the_endpoint_refuses_is_not_retried() {
     );
     assert_eq!(rx.requests().len(), 1);
     // And options that make no sense are refused before anything is sent.
-    let (o, _) = export(&trace, &["--endpoint", "https://example.invalid"], &[]);
+    let (o, _) = export(&trace, &["--endpoint", "ftp://example.invalid"], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("HTTPS is not supported"),
+        stderr(&o).contains("not an http:// or https:// URL"),
         "{}",
         stderr(&o)
     );
+}
+
+/// A CA and a certificate for `localhost` and 127.0.0.1 signed by it (with the `openssl`
+/// command; `.ci/run` installs it): (ca.pem, server cert, server key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (.ci/run installs it)");
+        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\n\
+         keyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=substrate test CA",
+        "-config",
+        "ca.cnf",
+        "-extensions",
+        "ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+}
+
+#[test]
+fn https_with_a_trusted_certificate_delivers_and_an_untrusted_one_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trace, _ring, lines) = recorded(dir.path());
+    let (ca, cert, key) = certificates(dir.path());
+    let rx = Receiver::start(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = format!("https://localhost:{}", rx.port);
+    // Not in the trust store: refused on the first attempt, one line, nothing delivered.
+    let (o, took) = export(
+        &trace,
+        &["--endpoint", &url],
+        &[
+            ("SSL_CERT_FILE", "/nonexistent"),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("TLS"), "{e}");
+    // Not retried (a retry would wait 1 s, then 2, then 4).
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(rx.requests().is_empty());
+    // Its CA named by SSL_CERT_FILE: every image arrives, over HTTPS.
+    let ca = ca.to_str().unwrap();
+    let (o, _) = export(&trace, &["--endpoint", &url], &[("SSL_CERT_FILE", ca)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let spans = accepted_spans(&rx.requests());
+    assert_eq!(spans.len(), starts(&lines).len(), "{}", stderr(&o));
 }

@@ -79,11 +79,12 @@ pub const DEFAULT_ENDPOINT: &str = "http://localhost:4318/v1/traces";
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 #[command(next_help_heading = "OTLP (--format otlp)")]
 pub struct Args {
-    /// Where to send the spans (OTLP/HTTP, protobuf): `http://HOST:PORT`, to which `/v1/traces`
-    /// is appended when the URL has no path, or the full URL of the traces resource. Default:
-    /// $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as it is), else $OTEL_EXPORTER_OTLP_ENDPOINT
-    /// with `/v1/traces` appended, else http://localhost:4318/v1/traces. Plain HTTP only: for
-    /// HTTPS, send to a local OpenTelemetry Collector.
+    /// Where to send the spans (OTLP/HTTP, protobuf): `http://HOST:PORT` or
+    /// `https://HOST[:PORT]`, to which `/v1/traces` is appended when the URL has no path, or the
+    /// full URL of the traces resource. Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as it
+    /// is), else $OTEL_EXPORTER_OTLP_ENDPOINT with `/v1/traces` appended, else
+    /// http://localhost:4318/v1/traces. HTTPS checks the endpoint's certificate against the
+    /// system's trust store ($SSL_CERT_FILE or $SSL_CERT_DIR to name others).
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// An HTTP header sent with every request (repeatable), e.g. `x-honeycomb-team=KEY`; added
@@ -297,8 +298,8 @@ pub fn parse_traceparent(s: &str) -> Option<([u8; 16], [u8; 8], u8)> {
 // ---------------------------------------------------------------------------------------------
 // Configuration: endpoint, headers, environment.
 
-/// The traces URL for `--endpoint URL`: `http://` only; when the URL has no path (or just
-/// `/`), `/v1/traces` is appended, as OTLP/HTTP does for a base URL; a URL with a path is
+/// The traces URL for `--endpoint URL`: `http://` or `https://`; when the URL has no path (or
+/// just `/`), `/v1/traces` is appended, as OTLP/HTTP does for a base URL; a URL with a path is
 /// used as it is.
 ///
 /// ```
@@ -306,7 +307,8 @@ pub fn parse_traceparent(s: &str) -> Option<([u8; 16], [u8; 8], u8)> {
 /// assert_eq!(endpoint_url("http://localhost:4318", true).unwrap(), "http://localhost:4318/v1/traces");
 /// assert_eq!(endpoint_url("http://h:4318/", true).unwrap(), "http://h:4318/v1/traces");
 /// assert_eq!(endpoint_url("http://h/otlp/v1/traces", true).unwrap(), "http://h/otlp/v1/traces");
-/// assert!(endpoint_url("https://h", true).is_err());
+/// assert_eq!(endpoint_url("https://api.example:443", true).unwrap(), "https://api.example:443/v1/traces");
+/// assert!(endpoint_url("ftp://h", true).is_err());
 /// ```
 pub fn endpoint_url(u: &str, append: bool) -> Result<String, String> {
     if u.len() > 2048 || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -315,20 +317,13 @@ pub fn endpoint_url(u: &str, append: bool) -> Result<String, String> {
             crate::views::shorten(u, 80).escape_default()
         ));
     }
-    let Some(rest) = u
-        .get(..7)
-        .filter(|s| s.eq_ignore_ascii_case("http://"))
-        .map(|_| &u[7..])
-    else {
-        if u.get(..8)
-            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-        {
-            return Err(format!(
-                "{u}: HTTPS is not supported (this build speaks plain HTTP); send to a local OpenTelemetry Collector, which can forward over HTTPS"
-            ));
-        }
-        return Err(format!("{u}: not an http:// URL"));
+    let scheme = ["http://", "https://"]
+        .into_iter()
+        .find(|s| u.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
+    let Some(scheme) = scheme else {
+        return Err(format!("{u}: not an http:// or https:// URL"));
     };
+    let rest = &u[scheme.len()..];
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
     if authority.contains('@') {
@@ -353,7 +348,7 @@ pub fn endpoint_url(u: &str, append: bool) -> Result<String, String> {
         "" => "/".to_string(),
         p => p.to_string(),
     };
-    Ok(format!("http://{authority}{path}"))
+    Ok(format!("{scheme}{authority}{path}"))
 }
 
 /// Percent-decoding (for the `OTEL_*` lists); bytes that are not UTF-8 are replaced.
@@ -1269,6 +1264,14 @@ impl<'a> Sender<'a> {
             .with_max_status_line_length(4096);
         let mut r = match req.send_lazy() {
             Ok(r) => r,
+            // A certificate the trust store does not vouch for, or a TLS handshake that fails:
+            // trying again will not change it.
+            Err(minreq::Error::IoError(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Attempt::Fatal(format!("TLS: {}", printable(&e.to_string(), 200)))
+            }
+            Err(minreq::Error::RustlsCreateConnection(e)) => {
+                return Attempt::Fatal(format!("TLS: {}", printable(&e.to_string(), 200)))
+            }
             Err(minreq::Error::IoError(e)) => return Attempt::Retry(io_reason(&e), None),
             Err(minreq::Error::AddressNotFound) => {
                 return Attempt::Retry("address not found".into(), None)
