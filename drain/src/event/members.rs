@@ -132,11 +132,18 @@ impl<K: Sink> SerializeStruct for Members<'_, K> {
     }
 }
 
-/// Everything but a struct is refused (only an [`Event`] is taken apart).
+/// What [`Members`] answers to anything but a struct (only an [`Event`] is taken apart).
+fn refused<T>() -> serde_json::Result<T> {
+    Err(ser::Error::custom(
+        "only an event's members are taken apart",
+    ))
+}
+
+/// Everything but a struct is refused.
 macro_rules! refuse {
     ($($name:ident($($arg:ty),*)),* $(,)?) => {
         $(fn $name(self, $(_: $arg),*) -> serde_json::Result<()> {
-            Err(ser::Error::custom("only an event's members are taken apart"))
+            refused()
         })*
     };
 }
@@ -166,18 +173,14 @@ impl<'s, K: Sink> Serializer for Members<'s, K> {
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> serde_json::Result<()> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
         _: &T,
     ) -> serde_json::Result<()> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -186,28 +189,20 @@ impl<'s, K: Sink> Serializer for Members<'s, K> {
         _: &'static str,
         _: &T,
     ) -> serde_json::Result<()> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_seq(self, _: Option<usize>) -> serde_json::Result<Self::SerializeSeq> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_tuple(self, _: usize) -> serde_json::Result<Self::SerializeTuple> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_tuple_struct(
         self,
         _: &'static str,
         _: usize,
     ) -> serde_json::Result<Self::SerializeTupleStruct> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_tuple_variant(
         self,
@@ -216,14 +211,10 @@ impl<'s, K: Sink> Serializer for Members<'s, K> {
         _: &'static str,
         _: usize,
     ) -> serde_json::Result<Self::SerializeTupleVariant> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_map(self, _: Option<usize>) -> serde_json::Result<Self::SerializeMap> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
     fn serialize_struct_variant(
         self,
@@ -232,8 +223,6 @@ impl<'s, K: Sink> Serializer for Members<'s, K> {
         _: &'static str,
         _: usize,
     ) -> serde_json::Result<Self::SerializeStructVariant> {
-        Err(ser::Error::custom(
-            "only an event's members are taken apart",
-        ))
+        refused()
     }
 }
