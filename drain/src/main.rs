@@ -417,9 +417,18 @@ fn written(r: io::Result<()>, what: &str) -> ExitCode {
 }
 
 fn summary(input: &std::path::Path, json: bool, top: usize) -> ExitCode {
+    // Counted on the threads that parse; starts and exits here, in order.
     let mut b = views::summary::Builder::default();
-    let r = match views::for_each_event(input, |ev| b.add(ev)) {
-        Ok(r) => r,
+    let new = views::summary::Counter::default;
+    let r = match views::for_each_event_with(input, &new, |(ev, _)| {
+        if let Some(ev) = ev {
+            b.add_ordered(ev);
+        }
+    }) {
+        Ok((r, counters)) => {
+            counters.into_iter().for_each(|c| b.merge(c));
+            r
+        }
         Err(e) => return fail(e),
     };
     let s = b.finish(r.skipped);
@@ -447,8 +456,16 @@ fn report(
     opts: views::report::Options,
 ) -> ExitCode {
     let mut b = views::report::Builder::new(opts);
-    let r = match views::for_each_event(input, |ev| b.add(ev)) {
-        Ok(r) => r,
+    let new = views::report::Counter::default;
+    let r = match views::for_each_event_with(input, &new, |(ev, _)| {
+        if let Some(ev) = ev {
+            b.add_ordered(ev);
+        }
+    }) {
+        Ok((r, counters)) => {
+            counters.into_iter().for_each(|c| b.merge(c));
+            r
+        }
         Err(e) => return fail(e),
     };
     let page = b.finish(r.skipped, &input.to_string_lossy());

@@ -278,4 +278,19 @@ fn summary_of_a_large_trace_counts_every_line_once() {
         serde_json::from_value(from_file["failed_opens"].clone()).unwrap();
     assert_eq!(got, failed);
     assert!(failed.values().sum::<u64>() > 8000, "{failed:?}");
+
+    // Counted apart on the parsing threads and merged (the command), or event by event in
+    // order (the library's `Builder::add`): the same summary, and the same report page.
+    let mut serial = drain::views::summary::Builder::default();
+    let mut page = drain::views::report::Builder::new(Default::default());
+    let input = drain::views::for_each_event(&trace, |ev| {
+        serial.add(ev);
+        page.add(ev);
+    })
+    .unwrap();
+    let serial = serde_json::to_value(serial.finish(input.skipped)).unwrap();
+    assert_eq!(serial, from_file, "merged counts equal counts in order");
+    let name = trace.to_string_lossy();
+    let page = page.finish(input.skipped, &name);
+    assert_eq!(run(&["report", "-o", "-"], &trace), page);
 }

@@ -10,6 +10,7 @@ pub mod chrome;
 pub mod compdb;
 pub mod otlp;
 mod read;
+pub use read::{Handed, Work};
 pub mod report;
 pub mod show;
 pub mod summary;
@@ -49,38 +50,68 @@ fn is_ring(path: &Path) -> bool {
 /// assert_eq!((n, input.skipped), (0, 2));
 /// ```
 pub fn for_each_event(path: &Path, mut f: impl FnMut(&Event<'_>)) -> Result<Input, String> {
-    read_events(path, None, |ev, _| f(ev))
+    let keep = || Keep(None);
+    for_each_event_with(path, &keep, |(ev, _)| {
+        if let Some(ev) = ev {
+            f(ev);
+        }
+    })
+    .map(|(input, _)| input)
 }
 
 /// [`for_each_event`], with `render` run for each event on the threads that parse (an
 /// exporter's serialization, in parallel); `f` gets what it wrote for the event.
 pub fn for_each_event_rendered(
     path: &Path,
-    render: &(dyn Fn(&Event<'_>, &mut Vec<u8>) + Sync),
-    f: impl FnMut(&Event<'_>, &[u8]),
+    render: Render<'_>,
+    mut f: impl FnMut(&Event<'_>, &[u8]),
 ) -> Result<Input, String> {
-    read_events(path, Some(render), f)
+    let keep = || Keep(Some(render));
+    for_each_event_with(path, &keep, |(ev, bytes)| {
+        if let Some(ev) = ev {
+            f(ev, bytes);
+        }
+    })
+    .map(|(input, _)| input)
 }
 
-fn read_events(
+/// Keeps every event, with what its render wrote.
+struct Keep<'r>(Option<Render<'r>>);
+
+/// Formatting of each event on the threads that parse (see [`for_each_event_rendered`]).
+pub type Render<'r> = &'r (dyn Fn(&Event<'_>, &mut Vec<u8>) + Sync);
+
+impl Work for Keep<'_> {
+    fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool {
+        if let Some(render) = self.0 {
+            render(ev, out);
+        }
+        true
+    }
+}
+
+/// Give every event of `path` to a [`Work`] on the threads that parse (one made by `new` for
+/// each), and hand on to `f`, in order, the events they keep and the bytes they write; the
+/// works are returned for the caller to merge.
+pub fn for_each_event_with<W: Work>(
     path: &Path,
-    render: Option<read::Render<'_>>,
-    f: impl FnMut(&Event<'_>, &[u8]),
-) -> Result<Input, String> {
+    new: &(dyn Fn() -> W + Sync),
+    f: impl FnMut(Handed<'_, '_>),
+) -> Result<(Input, Vec<W>), String> {
     let mut input = Input::default();
     if is_ring(path) {
         let ring = format::Ring::open_read_only(path).map_err(|e| crate::ring_error(path, &e))?;
-        read::for_each_ring_event(&ring, &mut input, render, f)
+        let works = read::for_each_ring_event(&ring, &mut input, new, f)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        return Ok(input);
+        return Ok((input, works));
     }
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    read::for_each_telemetry_event(&file, &mut input, render, f)
+    let works = read::for_each_telemetry_event(&file, &mut input, new, f)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(input)
+    Ok((input, works))
 }
 
 /// The program of an image, from its `process_start`: argv\[0\]'s last path component, else

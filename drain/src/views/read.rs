@@ -6,12 +6,15 @@
 //! the partial line it begins inside (the previous range's worker reads that line to its end,
 //! past its own range) and stops after the first line that reaches beyond the range. A ring
 //! is decoded on one thread into blocks of lines that the calling thread parses. A view's
-//! [`Render`] runs on the parsing thread for each event (formatting that needs the event
-//! alone), and its bytes go with the event.
+//! [`Work`] runs on the parsing thread for each event: it counts what can be counted apart
+//! (each parsing thread has its own, merged by the view at the end), formats what needs the
+//! event alone, and says whether the calling thread needs the event itself; its bytes go on
+//! in order, with the event or without it.
 //!
 //! Invariants:
-//! - Every line of the file as it was when reading began is handed on or counted skipped
-//!   exactly once, in order; lines appended while reading are not read.
+//! - Every line of the file as it was when reading began is given to a [`Work`] or counted
+//!   skipped exactly once; what is handed on (kept events, rendered bytes) is in file order;
+//!   lines appended while reading are not read.
 //! - A line longer than [`MAX_LINE`] is counted skipped and never held in memory whole.
 //! - Events borrow their block: a [`Batch`] keeps the block alive for as long as its events
 //!   and hands them out only for as long as it is borrowed.
@@ -39,48 +42,68 @@ const IN_FLIGHT: usize = 3;
 /// Files smaller than this are read on the calling thread alone.
 const PARALLEL_FROM: u64 = 4 * BLOCK;
 
-/// Hand each telemetry event of `file` to `f` in order, counting in `input` the events
-/// handed on and the lines skipped (not JSON, not an event, another component, too long).
-pub fn for_each_telemetry_event(
-    file: &File,
-    input: &mut Input,
-    render: Option<Render<'_>>,
-    f: impl FnMut(&Event<'_>, &[u8]),
-) -> io::Result<()> {
-    read_blocks(file, input, render, f, BLOCK, PARALLEL_FROM)
+/// What a view does with each event on the thread that parses it.
+///
+/// Each parsing thread has its own (made by the view's `new`), and the view gets them all
+/// back at the end to merge: counting that does not depend on order belongs here, where it
+/// runs in parallel. Within a block, events come in file order.
+pub trait Work: Send {
+    /// A new block of lines begins (the events before it went to another thread, or to none).
+    fn block(&mut self) {}
+
+    /// Look at `ev`, write into `out` what goes on with it (formatting that needs the event
+    /// alone), and say whether the calling thread needs the event itself. Whatever is
+    /// written goes on in order either way.
+    fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool;
 }
 
-/// Work a view does for each event on the parsing threads: what it writes into the buffer is
-/// handed on with the event (an exporter's serialization, done in parallel).
-pub type Render<'r> = &'r (dyn Fn(&Event<'_>, &mut Vec<u8>) + Sync);
+/// What the calling thread is handed, in file order: a kept event with the bytes its
+/// [`Work`] wrote for it, or (`None`) the bytes written for a run of events not kept.
+pub type Handed<'e, 'x> = (Option<&'e Event<'x>>, &'e [u8]);
+
+/// Give each telemetry event of `file` to a [`Work`] (made by `new`, one per parsing thread)
+/// and hand on to `f` in order what it kept and wrote, counting in `input` the events and
+/// the lines skipped (not JSON, not an event, another component, too long). The works are
+/// returned.
+pub fn for_each_telemetry_event<W: Work>(
+    file: &File,
+    input: &mut Input,
+    new: &(dyn Fn() -> W + Sync),
+    f: impl FnMut(Handed<'_, '_>),
+) -> io::Result<Vec<W>> {
+    read_blocks(file, input, new, f, BLOCK, PARALLEL_FROM)
+}
 
 /// [`for_each_telemetry_event`] with its block size and threshold as parameters (tests use
 /// small ones to put many block edges in a small file).
-fn read_blocks(
+fn read_blocks<W: Work>(
     file: &File,
     input: &mut Input,
-    render: Option<Render<'_>>,
-    mut f: impl FnMut(&Event<'_>, &[u8]),
+    new: &(dyn Fn() -> W + Sync),
+    mut f: impl FnMut(Handed<'_, '_>),
     block: u64,
     parallel_from: u64,
-) -> io::Result<()> {
+) -> io::Result<Vec<W>> {
     let len = file.metadata()?.len();
     if len < parallel_from {
+        let mut work = new();
         let mut batch = Batch::default();
-        batch.read(file, 0, len, len, render)?;
+        batch.read(file, 0, len, len, &mut work)?;
         batch.hand_on(input, &mut f);
-        return Ok(());
+        return Ok(vec![work]);
     }
     let blocks = len.div_ceil(block);
     std::thread::scope(|scope| {
         // Per worker: its batches come in on `full`; spent ones go back on `spent` (their
         // memory is used again, so a block costs no allocation and no page faults).
         let mut workers = Vec::new();
+        let mut threads = Vec::new();
         for w in 0..2u64 {
             let (full_tx, full) = mpsc::sync_channel::<io::Result<Batch>>(1);
             let (spent, spent_rx) = mpsc::channel::<Batch>();
             workers.push((full, spent));
-            scope.spawn(move || {
+            threads.push(scope.spawn(move || {
+                let mut work = new();
                 let mut made = 0;
                 for b in (w..blocks).step_by(2) {
                     // At most IN_FLIGHT batches each: then wait for one to come back (so its
@@ -93,16 +116,17 @@ fn read_blocks(
                         }
                         Err(_) => match spent_rx.recv() {
                             Ok(batch) => batch,
-                            Err(_) => return,
+                            Err(_) => break,
                         },
                     };
-                    let r = batch.read(file, b * block, (b + 1) * block, len, render);
+                    let r = batch.read(file, b * block, (b + 1) * block, len, &mut work);
                     // A closed channel: the caller stopped (an error); so does this worker.
                     if full_tx.send(r.map(|()| batch)).is_err() {
-                        return;
+                        break;
                     }
                 }
-            });
+                work
+            }));
         }
         for b in 0..blocks {
             let (full, spent) = &workers[(b % 2) as usize];
@@ -116,18 +140,27 @@ fn read_blocks(
                 Err(_) => return Err(io::Error::other("a reading thread stopped")),
             }
         }
-        Ok(())
+        drop(workers);
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .map_err(|_| io::Error::other("a reading thread failed"))
+            })
+            .collect()
     })
 }
 
-/// Hand each event of `ring` to `f` in order, as `decode` would write it (redacted): one
-/// thread decodes into blocks of lines while this one parses them and hands them on.
-pub fn for_each_ring_event(
+/// [`for_each_telemetry_event`] for the events of `ring`, as `decode` would write them
+/// (redacted): one thread decodes into blocks of lines while this one parses them, gives
+/// them to its one [`Work`] and hands them on.
+pub fn for_each_ring_event<W: Work>(
     ring: &format::Ring,
     input: &mut Input,
-    render: Option<Render<'_>>,
-    mut f: impl FnMut(&Event<'_>, &[u8]),
-) -> io::Result<()> {
+    new: &(dyn Fn() -> W + Sync),
+    mut f: impl FnMut(Handed<'_, '_>),
+) -> io::Result<Vec<W>> {
+    let mut work = new();
     std::thread::scope(|scope| {
         let (full_tx, full) = mpsc::sync_channel::<Vec<u8>>(1);
         let (spent, spent_rx) = mpsc::channel::<Vec<u8>>();
@@ -146,7 +179,7 @@ pub fn for_each_ring_event(
             batch.clear();
             std::mem::swap(&mut batch.block, &mut block);
             batch.valid = batch.block.len();
-            batch.parse(0, render);
+            batch.parse(0, &mut work);
             batch.hand_on(input, &mut f);
             // The decoder may have finished: then the block is simply freed.
             block.clear();
@@ -155,7 +188,8 @@ pub fn for_each_ring_event(
         decoder
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the decoding thread failed")))
-    })
+    })?;
+    Ok(vec![work])
 }
 
 /// The decoder's output, cut into blocks of whole lines (it writes one line per call).
@@ -191,21 +225,26 @@ impl io::Write for Blocks {
     }
 }
 
-/// The events of the lines that start in one byte range of the file.
+/// The events of the lines that start in one byte range of the file (those its [`Work`]
+/// kept), and what the work wrote for them all.
 #[derive(Default)]
 struct Batch {
     /// Borrow from `block` (declared first: dropped before it). Never handed out with their
     /// `'static` lifetime (see [`Batch::hand_on`]), and cleared before `block` is written.
     events: Vec<Event<'static>>,
+    /// Where each kept event's bytes are in `rendered`: `rendered[start..end]`. The bytes
+    /// between one kept event's and the next belong to events not kept.
+    spans: Vec<(usize, usize)>,
     /// Lines that were not events.
     skipped: u64,
+    /// Events (kept or not).
+    seen: u64,
     /// The bytes read: `block[..valid]`. Never written while `events` holds anything; its
     /// heap bytes stay put when the batch moves.
     block: Vec<u8>,
     valid: usize,
-    /// What the view's [`Render`] wrote for each event: event `k`'s bytes end at `ends[k]`.
+    /// What the [`Work`] wrote, for every event in order.
     rendered: Vec<u8>,
-    ends: Vec<usize>,
 }
 
 impl Batch {
@@ -213,8 +252,9 @@ impl Batch {
     fn clear(&mut self) {
         self.events.clear();
         self.skipped = 0;
+        self.seen = 0;
         self.rendered.clear();
-        self.ends.clear();
+        self.spans.clear();
     }
 
     /// Read and parse the lines starting in `[start, end)` of `file`, whose length is `len`
@@ -225,7 +265,7 @@ impl Batch {
         start: u64,
         end: u64,
         len: u64,
-        render: Option<Render<'_>>,
+        work: &mut impl Work,
     ) -> io::Result<()> {
         self.clear();
         let end = end.min(len);
@@ -244,13 +284,13 @@ impl Batch {
         if self.valid > pad && self.block[self.valid - 1] != b'\n' && end < len {
             self.skipped += finish_line(file, &mut self.block, &mut self.valid, end, len, first)?;
         }
-        self.parse(first, render);
+        self.parse(first, work);
         Ok(())
     }
 
-    /// Parse the lines of `block[first..valid]` into `events` (which must be empty), and
-    /// render each event.
-    fn parse(&mut self, first: usize, render: Option<Render<'_>>) {
+    /// Parse the lines of `block[first..valid]` and give each event to `work`, keeping in
+    /// `events` (which must be empty) those it keeps.
+    fn parse(&mut self, first: usize, work: &mut impl Work) {
         debug_assert!(self.events.is_empty() && self.valid <= self.block.len());
         // SAFETY: the bytes stay where they are, unchanged, for as long as `events` holds
         // anything: `block` is not written or replaced until `events` has been cleared (in
@@ -261,6 +301,7 @@ impl Batch {
         let bytes: &'static [u8] =
             unsafe { std::slice::from_raw_parts(self.block.as_ptr(), self.valid) };
         let mut rest = &bytes[first.min(bytes.len())..];
+        work.block();
         while !rest.is_empty() {
             let (line, next) = match memchr::memchr(b'\n', rest) {
                 Some(nl) => (&rest[..nl], &rest[nl + 1..]),
@@ -275,22 +316,38 @@ impl Batch {
             if !ok {
                 self.events.pop();
                 self.skipped += 1;
-            } else if let (Some(render), Some(ev)) = (render, self.events.last()) {
-                render(ev, &mut self.rendered);
-                self.ends.push(self.rendered.len());
+                continue;
+            }
+            self.seen += 1;
+            let start = self.rendered.len();
+            let keep = match self.events.last() {
+                Some(ev) => work.event(ev, &mut self.rendered),
+                None => false,
+            };
+            if keep {
+                self.spans.push((start, self.rendered.len()));
+            } else {
+                self.events.pop();
             }
         }
     }
 
-    /// Count and hand on the events (lent for no longer than `self` is borrowed).
-    fn hand_on(&self, input: &mut Input, f: &mut impl FnMut(&Event<'_>, &[u8])) {
+    /// Count the lines and hand on, in order, the kept events (lent for no longer than
+    /// `self` is borrowed) and what was written for all events.
+    fn hand_on(&self, input: &mut Input, f: &mut impl FnMut(Handed<'_, '_>)) {
         input.skipped += self.skipped;
-        input.events += self.events.len() as u64;
-        let mut start = 0;
-        for (k, ev) in self.events.iter().enumerate() {
-            let end = self.ends.get(k).copied().unwrap_or(start);
-            f(ev, self.rendered.get(start..end).unwrap_or_default());
-            start = end;
+        input.events += self.seen;
+        let bytes = |from: usize, to: usize| self.rendered.get(from..to).unwrap_or_default();
+        let mut at = 0;
+        for (ev, &(start, end)) in self.events.iter().zip(&self.spans) {
+            if start > at {
+                f((None, bytes(at, start)));
+            }
+            f((Some(ev), bytes(start, end)));
+            at = end;
+        }
+        if self.rendered.len() > at {
+            f((None, bytes(at, self.rendered.len())));
         }
     }
 }
@@ -393,30 +450,61 @@ mod tests {
         )
     }
 
-    /// The `pos` of each event `read_blocks` hands on, and what it counted.
+    /// Renders each event's `pos`; keeps every third event; counts what it saw.
+    #[derive(Default)]
+    struct Every3 {
+        seen: Vec<u64>,
+        blocks: u64,
+    }
+
+    impl Work for Every3 {
+        fn block(&mut self) {
+            self.blocks += 1;
+        }
+        fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool {
+            self.seen.push(ev.pos);
+            out.extend_from_slice(&ev.pos.to_le_bytes());
+            ev.pos.is_multiple_of(3)
+        }
+    }
+
+    /// The `pos` of each event `read_blocks` hands on (kept, or rendered only), and what it
+    /// counted; checks that the works saw each event once.
     fn read(content: &[u8], block: u64, parallel_from: u64) -> (Vec<u64>, Input) {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(content).unwrap();
         let mut input = Input::default();
         let mut seen = vec![];
-        let render =
-            |ev: &Event<'_>, out: &mut Vec<u8>| out.extend_from_slice(&ev.pos.to_le_bytes());
-        read_blocks(
+        let works = read_blocks(
             &f,
             &mut input,
-            Some(&render),
-            |ev, rendered| {
-                assert_eq!(
-                    rendered,
-                    ev.pos.to_le_bytes(),
-                    "rendered with its own event"
-                );
-                seen.push(ev.pos)
+            &Every3::default,
+            |(ev, rendered)| {
+                let pos: Vec<u64> = rendered
+                    .chunks(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                match ev {
+                    Some(ev) => {
+                        assert_eq!(pos, [ev.pos], "rendered with its own event");
+                        assert_eq!(ev.pos % 3, 0, "only kept events are handed on");
+                    }
+                    None => assert!(pos.iter().all(|p| p % 3 != 0) && !pos.is_empty()),
+                }
+                seen.extend(pos);
             },
             block,
             parallel_from,
         )
         .unwrap();
+        let mut by_works: Vec<u64> = works.iter().flat_map(|w| w.seen.clone()).collect();
+        by_works.sort();
+        let mut want = seen.clone();
+        want.sort();
+        assert_eq!(by_works, want, "every event given to a work once");
+        if parallel_from > content.len() as u64 {
+            assert_eq!(works.len(), 1);
+        }
         (seen, input)
     }
 

@@ -85,11 +85,94 @@ struct Image {
     untraced_more: u64,
 }
 
-/// Builds a report from events, one at a time.
+/// The part of a report counted apart on each thread that parses (a [`super::Work`]):
+/// the summary's counts, each image's file and network events, the last time. It keeps for
+/// the calling thread the events [`Builder::add_ordered`] needs.
+#[derive(Default)]
+pub struct Counter {
+    summary: summary::Counter,
+    /// File and network events by image span; the current run of one span apart.
+    per_span: hashbrown::HashMap<String, (u64, u64)>,
+    run: (String, u64, u64),
+    last: Option<i64>,
+    /// No event of this block seen yet (the first of each is kept: the first of the file is
+    /// one of them).
+    block_start: bool,
+}
+
+impl Counter {
+    /// Count one event.
+    pub fn count(&mut self, ev: &Event) {
+        self.summary.count(ev);
+        let t = ev.ts_unix_ns;
+        self.last = Some(self.last.map_or(t, |l| l.max(t)));
+        let Some(span) = ev.span_id.as_deref() else {
+            return; // lost
+        };
+        let t = &*ev.event_type;
+        let (files, net) = if t.starts_with("file_") || t == "chdir" {
+            (1, 0)
+        } else if t.starts_with("net_") || t == "dns_lookup" {
+            (0, 1)
+        } else {
+            return;
+        };
+        if self.run.0 != span {
+            self.settle();
+            self.run.0.clear();
+            self.run.0.push_str(span);
+        }
+        self.run.1 += files;
+        self.run.2 += net;
+    }
+
+    fn settle(&mut self) {
+        let (span, files, net) = &mut self.run;
+        if *files + *net > 0 {
+            let c = self.per_span.entry(span.clone()).or_default();
+            c.0 += std::mem::take(files);
+            c.1 += std::mem::take(net);
+        }
+    }
+
+    fn merge(&mut self, mut other: Counter) {
+        other.settle();
+        self.settle();
+        self.summary.merge(std::mem::take(&mut other.summary));
+        for (span, (files, net)) in other.per_span {
+            let c = self.per_span.entry(span).or_default();
+            c.0 += files;
+            c.1 += net;
+        }
+        self.last = self.last.max(other.last);
+    }
+
+    /// Whether [`Builder::add_ordered`] needs `ev`.
+    fn needs_order(&self, ev: &Event) -> bool {
+        summary::Counter::needs_order(ev)
+            || matches!(&*ev.event_type, "exec" | "spawn") && ev.untraced == Some(true)
+    }
+}
+
+impl super::Work for Counter {
+    fn block(&mut self) {
+        self.block_start = true;
+    }
+
+    fn event(&mut self, ev: &Event<'_>, _: &mut Vec<u8>) -> bool {
+        self.count(ev);
+        std::mem::take(&mut self.block_start) || self.needs_order(ev)
+    }
+}
+
+/// Builds a report from events: [`Builder::add`] each one in order, or count them apart
+/// with [`Counter`]s, [`Builder::merge`] those, and [`Builder::add_ordered`] (in order) the
+/// events they keep.
 #[derive(Default)]
 pub struct Builder {
     opts: Options,
     summary: summary::Builder,
+    counted: Counter,
     images: Vec<Image>,
     index: HashMap<String, usize>,
     /// Images started beyond `max_images`.
@@ -109,12 +192,24 @@ impl Builder {
 
     /// Account one event.
     pub fn add(&mut self, ev: &Event) {
-        self.summary.add(ev);
+        self.counted.count(ev);
+        self.add_ordered(ev);
+    }
+
+    /// Add what a [`Counter`] counted.
+    pub fn merge(&mut self, counter: Counter) {
+        self.counted.merge(counter);
+    }
+
+    /// Account an event a [`Counter`] kept, in order (the counter counted the rest of it).
+    pub fn add_ordered(&mut self, ev: &Event) {
+        if summary::Counter::needs_order(ev) {
+            self.summary.add_ordered(ev);
+        }
         let t = ev.ts_unix_ns;
         if self.first.is_none() {
             self.first = Some((t, ev.ts.to_string()));
         }
-        self.last = Some(self.last.map_or(t, |l| l.max(t)));
         let Some(span) = ev.span_id.as_deref() else {
             return; // lost
         };
@@ -147,8 +242,6 @@ impl Builder {
                     img.untraced_more += 1;
                 }
             }
-            t if t.starts_with("file_") || t == "chdir" => img.files += 1,
-            t if t.starts_with("net_") || t == "dns_lookup" => img.net += 1,
             _ => {}
         }
     }
@@ -199,7 +292,18 @@ impl Builder {
 
     /// The page; `skipped` lines that were not telemetry, `name` the input's name (its title).
     pub fn finish(mut self, skipped: u64, name: &str) -> String {
-        let s = std::mem::take(&mut self.summary).finish(skipped);
+        let mut counted = std::mem::take(&mut self.counted);
+        counted.settle();
+        for (span, (files, net)) in counted.per_span {
+            if let Some(&k) = self.index.get(&span) {
+                self.images[k].files += files;
+                self.images[k].net += net;
+            }
+        }
+        self.last = counted.last;
+        let mut summary = std::mem::take(&mut self.summary);
+        summary.merge(counted.summary);
+        let s = summary.finish(skipped);
         let mut o = String::with_capacity(64 << 10);
         head(&mut o, name);
         let _ = write!(

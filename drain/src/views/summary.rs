@@ -7,7 +7,7 @@
 //! Files count successful calls only; a file "created" is one opened with `O_CREAT` (it may
 //! have existed: the trace cannot tell).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -82,11 +82,11 @@ mod list {
     pub const COUNT: usize = 12;
 }
 
-/// Counts by key. Runs of one key (a program's events come together) are counted without
-/// hashing: the last key's count is kept apart until another key comes.
+/// Counts by key, in a hash map sorted once at the end.
 #[derive(Default)]
 struct Counts {
-    map: HashMap<String, u64>,
+    map: hashbrown::HashMap<String, u64>,
+    /// The last key run-counted ([`Counts::bump_run`]) and its count not yet in `map`.
     last: String,
     pending: u64,
 }
@@ -94,6 +94,12 @@ struct Counts {
 impl Counts {
     /// Count one `k` (allocating its key only the first time).
     fn bump(&mut self, k: &str) {
+        *self.map.entry_ref(k).or_insert(0) += 1;
+    }
+
+    /// [`Counts::bump`] for keys that come in runs (event types, images): a run of one key
+    /// is counted without hashing.
+    fn bump_run(&mut self, k: &str) {
         if self.pending > 0 && self.last == k {
             self.pending += 1;
             return;
@@ -104,15 +110,27 @@ impl Counts {
         self.pending = 1;
     }
 
+    /// Count `k` `n` times.
+    fn add(&mut self, k: &str, n: u64) {
+        *self.map.entry_ref(k).or_insert(0) += n;
+    }
+
     fn settle(&mut self) {
         if self.pending > 0 {
-            match self.map.get_mut(self.last.as_str()) {
-                Some(n) => *n += self.pending,
-                None => {
-                    self.map.insert(self.last.clone(), self.pending);
-                }
-            }
+            *self.map.entry_ref(self.last.as_str()).or_insert(0) += self.pending;
             self.pending = 0;
+        }
+    }
+
+    /// Add `other`'s counts to these.
+    fn merge(&mut self, mut other: Counts) {
+        other.settle();
+        self.settle();
+        if self.map.len() < other.map.len() {
+            std::mem::swap(&mut self.map, &mut other.map);
+        }
+        for (k, n) in other.map {
+            *self.map.entry(k).or_default() += n;
         }
     }
 
@@ -126,99 +144,199 @@ fn bump(c: &mut Counts, k: &str) {
     c.bump(k);
 }
 
-/// Builds a [`Summary`] from events, one at a time.
+/// The lists counted by file ([`list::files_written`] to [`list::files_changed`]): one map,
+/// so that a file written and created costs one lookup.
+const FILE_LISTS: std::ops::RangeInclusive<usize> = list::files_written..=list::files_changed;
+
+/// Counts of one file, one per list of [`FILE_LISTS`].
+type FileCounts = [u64; 5];
+
+/// The part of a summary that does not depend on the order of events: counted apart on
+/// each thread that parses (a [`super::Work`]), then merged into the [`Builder`]. It keeps
+/// for the calling thread only the events the rest needs ([`Counter::needs_order`]).
 #[derive(Default)]
-pub struct Builder {
-    s: Summary,
+pub struct Counter {
+    /// The lists but those of [`FILE_LISTS`], which are counted in `files`.
     counts: [Counts; list::COUNT],
+    files: hashbrown::HashMap<String, FileCounts>,
     /// Events by image (`by_program` is summed from it at the end: an image's events come
     /// together, so counting them costs no hashing).
     per_span: Counts,
-    programs: HashMap<String, String>,
-    root: Option<(String, i64)>,
+    events: u64,
+    processes: u64,
+    untraced: u64,
+    lost: u64,
+    /// A key built for an event (`path (errno N)`), its memory used again.
+    key: String,
 }
 
-impl Builder {
-    /// Account one event.
-    pub fn add(&mut self, ev: &Event) {
-        let s = &mut self.s;
+impl Counter {
+    /// Whether the [`Builder`] needs `ev` in order ([`Builder::add_ordered`]): the starts
+    /// and exits of images (program names, the root, failed processes).
+    pub fn needs_order(ev: &Event) -> bool {
+        matches!(&*ev.event_type, "process_start" | "process_exit")
+    }
+
+    /// Count one event.
+    pub fn count(&mut self, ev: &Event) {
         let c = &mut self.counts;
-        s.events += 1;
-        bump(&mut c[list::by_type], &ev.event_type);
-        let span = ev.span_id.as_deref().unwrap_or_default();
-        if ev.event_type == "process_start" {
-            self.programs.insert(span.to_string(), super::program(ev));
-            s.processes += 1;
-            if ev.parent_image.is_none() && self.root.is_none() {
-                self.root = Some((span.to_string(), ev.ts_unix_ns));
+        let files = &mut self.files;
+        let mut file = |list: &[usize], path: &str| {
+            let counts = files.entry_ref(path).or_insert([0; 5]);
+            for l in list {
+                counts[l - list::files_written] += 1;
             }
-        }
-        let program = |programs: &HashMap<String, String>| {
-            programs.get(span).map_or("?", String::as_str).to_string()
         };
-        if ev.event_type != "lost" {
-            self.per_span.bump(span);
-        }
+        self.events += 1;
+        c[list::by_type].bump_run(&ev.event_type);
+        let span = ev.span_id.as_deref().unwrap_or_default();
         let path = || {
             ev.abs_path
                 .as_deref()
                 .or(ev.path.as_deref())
                 .unwrap_or_default()
         };
+        let key = &mut self.key;
+        key.clear();
         match &*ev.event_type {
+            "lost" => self.lost += ev.count.unwrap_or(0),
+            _ => self.per_span.bump_run(span),
+        }
+        match &*ev.event_type {
+            "process_start" => self.processes += 1,
             "file_open" => {
                 if let Some(e) = ev.errno {
-                    bump(
-                        &mut c[list::failed_opens],
-                        &format!("{} (errno {e})", path()),
-                    );
+                    let _ = write!(key, "{} (errno {e})", path());
+                    bump(&mut c[list::failed_opens], key);
                 } else {
                     let flags = ev.flags.unwrap_or(0);
-                    if flags & (O_WRONLY | O_RDWR) != 0 {
-                        bump(&mut c[list::files_written], path());
+                    let how = if flags & (O_WRONLY | O_RDWR) != 0 {
+                        list::files_written
                     } else {
-                        bump(&mut c[list::files_read], path());
-                    }
+                        list::files_read
+                    };
                     if flags & O_CREAT != 0 {
-                        bump(&mut c[list::files_created], path());
+                        file(&[how, list::files_created], path());
+                    } else {
+                        file(&[how], path());
                     }
                 }
             }
             "object_load" => bump(&mut c[list::objects_loaded], path()),
             "file_unlink" | "file_rmdir" if ev.errno.is_none() => {
-                bump(&mut c[list::files_deleted], path());
+                file(&[list::files_deleted], path());
             }
             t if super::show::is_meta(t) && ev.errno.is_none() => {
                 let pid = ev.pid.unwrap_or(0);
-                let file = match (&ev.abs_path, &ev.path, ev.fd) {
-                    (None, None, Some(fd)) => format!("fd {fd} (pid {pid})"),
-                    _ if ev.path_unreadable == Some(true) => format!("(path not read, pid {pid})"),
-                    _ => path().to_string(),
-                };
-                bump(&mut c[list::files_changed], &file);
+                match (&ev.abs_path, &ev.path, ev.fd) {
+                    (None, None, Some(fd)) => {
+                        let _ = write!(key, "fd {fd} (pid {pid})");
+                    }
+                    _ if ev.path_unreadable == Some(true) => {
+                        let _ = write!(key, "(path not read, pid {pid})");
+                    }
+                    _ => key.push_str(path()),
+                }
+                file(&[list::files_changed], key);
             }
             "exec" | "spawn" => {
                 if let Some(e) = ev.errno {
                     let p = ev.path.as_deref().unwrap_or_default();
-                    bump(&mut c[list::failed_execs], &format!("{p} (errno {e})"));
+                    let _ = write!(key, "{p} (errno {e})");
+                    bump(&mut c[list::failed_execs], key);
                 }
-                s.untraced += u64::from(ev.untraced == Some(true));
+                self.untraced += u64::from(ev.untraced == Some(true));
             }
             "net_connect" => {
-                let ep = match (&ev.addr, ev.port) {
-                    (Some(a), Some(p)) if a.contains(':') => format!("[{a}]:{p}"),
-                    (Some(a), Some(p)) => format!("{a}:{p}"),
-                    (Some(a), None) => a.to_string(),
-                    _ => "?".into(),
-                };
-                bump(&mut c[list::endpoints], &ep);
+                match (&ev.addr, ev.port) {
+                    (Some(a), Some(p)) if a.contains(':') => {
+                        let _ = write!(key, "[{a}]:{p}");
+                    }
+                    (Some(a), Some(p)) => {
+                        let _ = write!(key, "{a}:{p}");
+                    }
+                    (Some(a), None) => key.push_str(a),
+                    _ => key.push('?'),
+                }
+                bump(&mut c[list::endpoints], key);
             }
             "dns_lookup" => bump(
                 &mut c[list::dns_names],
                 ev.name.as_deref().unwrap_or_default(),
             ),
+            _ => {}
+        }
+    }
+
+    /// Add `other`'s counts to these.
+    pub fn merge(&mut self, other: Counter) {
+        for (c, o) in self.counts.iter_mut().zip(other.counts) {
+            c.merge(o);
+        }
+        let mut theirs = other.files;
+        if self.files.len() < theirs.len() {
+            std::mem::swap(&mut self.files, &mut theirs);
+        }
+        for (path, n) in theirs {
+            let mine = self.files.entry(path).or_insert([0; 5]);
+            for (m, n) in mine.iter_mut().zip(n) {
+                *m += n;
+            }
+        }
+        self.per_span.merge(other.per_span);
+        self.events += other.events;
+        self.processes += other.processes;
+        self.untraced += other.untraced;
+        self.lost += other.lost;
+    }
+}
+
+impl super::Work for Counter {
+    fn event(&mut self, ev: &Event<'_>, _: &mut Vec<u8>) -> bool {
+        self.count(ev);
+        Counter::needs_order(ev)
+    }
+}
+
+/// Builds a [`Summary`] from events: [`Builder::add`] each one in order, or count them apart
+/// with [`Counter`]s, [`Builder::merge`] those, and [`Builder::add_ordered`] (in order)
+/// the events they keep.
+#[derive(Default)]
+pub struct Builder {
+    s: Summary,
+    counted: Counter,
+    programs: hashbrown::HashMap<String, String>,
+    root: Option<(String, i64)>,
+}
+
+impl Builder {
+    /// Account one event.
+    pub fn add(&mut self, ev: &Event) {
+        self.counted.count(ev);
+        if Counter::needs_order(ev) {
+            self.add_ordered(ev);
+        }
+    }
+
+    /// Add what a [`Counter`] counted.
+    pub fn merge(&mut self, counter: Counter) {
+        self.counted.merge(counter);
+    }
+
+    /// Account an event that [`Counter::needs_order`] (events in order: the counter that
+    /// counted it does not do this part).
+    pub fn add_ordered(&mut self, ev: &Event) {
+        let s = &mut self.s;
+        let span = ev.span_id.as_deref().unwrap_or_default();
+        match &*ev.event_type {
+            "process_start" => {
+                self.programs.insert(span.to_string(), super::program(ev));
+                if ev.parent_image.is_none() && self.root.is_none() {
+                    self.root = Some((span.to_string(), ev.ts_unix_ns));
+                }
+            }
             "process_exit" => {
-                let prog = program(&self.programs);
+                let prog = self.programs.get(span).map_or("?", String::as_str);
                 let pid = ev.pid.unwrap_or(0);
                 if let Some(sig) = ev.signal {
                     s.failed_processes
@@ -233,22 +351,37 @@ impl Builder {
                     }
                 }
             }
-            "lost" => s.lost += ev.count.unwrap_or(0),
             _ => {}
         }
     }
 
     /// The summary, with `skipped` lines noted.
-    pub fn finish(mut self, skipped: u64) -> Summary {
-        self.s.skipped = skipped;
-        for (span, n) in std::mem::take(&mut self.per_span).into_sorted() {
-            let program = self.programs.get(&span).map_or("?", String::as_str);
-            let c = &mut self.counts[list::by_program];
-            c.settle();
-            *c.map.entry(program.to_string()).or_default() += n;
+    pub fn finish(self, skipped: u64) -> Summary {
+        let Builder {
+            mut s,
+            counted,
+            programs,
+            ..
+        } = self;
+        s.skipped = skipped;
+        s.events = counted.events;
+        s.processes = counted.processes;
+        s.untraced = counted.untraced;
+        s.lost = counted.lost;
+        let mut counts = counted.counts;
+        for (path, n) in counted.files {
+            for (l, n) in FILE_LISTS.zip(n) {
+                if n > 0 {
+                    counts[l].add(&path, n);
+                }
+            }
         }
-        let sorted = self.counts.map(Counts::into_sorted);
-        let s = &mut self.s;
+        let mut per_span = counted.per_span;
+        per_span.settle();
+        let c = &mut counts[list::by_program];
+        for (span, n) in per_span.map {
+            c.add(programs.get(&span).map_or("?", String::as_str), n);
+        }
         [
             s.by_type,
             s.by_program,
@@ -262,8 +395,8 @@ impl Builder {
             s.failed_execs,
             s.endpoints,
             s.dns_names,
-        ] = sorted;
-        self.s
+        ] = counts.map(Counts::into_sorted);
+        s
     }
 }
 
