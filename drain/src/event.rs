@@ -253,7 +253,7 @@ pub struct Event<'a> {
 mod members;
 mod parse;
 
-pub use members::{for_each_member, write_members, HEADER};
+pub use members::{append_members, append_str, for_each_member, write_members, Skip, HEADER};
 pub use parse::{ParseError, MAX_DEPTH};
 
 impl<'a> Event<'a> {

@@ -532,17 +532,16 @@ fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
         Err(e) => return fail(format!("writing {}: {e}", target.display())),
     };
     let mut err = None;
-    // The instants' args are serialized on the threads that parse.
-    let render = |ev: &drain::event::Event<'_>, out: &mut Vec<u8>| {
-        let _ = views::chrome::render_args(ev, out);
-    };
-    let r = views::for_each_event_rendered(input, &render, |ev, args| {
+    // The instants are written on the threads that parse; the images' slices here.
+    let new = views::chrome::Instants::default;
+    let r = views::for_each_event_with(input, &new, |handed| {
         if err.is_none() {
-            err = w.add_rendered(ev, args).err();
+            err = w.add_rendered(handed).err();
         }
     });
-    if let Err(e) = r {
-        return fail(e);
+    match r {
+        Ok((_, works)) => works.into_iter().for_each(|work| w.merge(work)),
+        Err(e) => return fail(e),
     }
     let r = match err {
         Some(e) => Err(e),

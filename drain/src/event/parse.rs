@@ -653,7 +653,7 @@ fn ends_run(w: u64) -> u64 {
 
 /// The end of the run of string bytes from `i` that need no attention: the index of the first
 /// quote, backslash or control character (or the end). Eight bytes at a time.
-fn plain_run(b: &[u8], mut i: usize) -> usize {
+pub(super) fn plain_run(b: &[u8], mut i: usize) -> usize {
     while let Some(w) = word_at(b, i) {
         let hit = ends_run(w);
         if hit != 0 {
@@ -870,6 +870,32 @@ mod tests {
                 (Err(_), Err(_)) => {}
                 (ours, theirs) => prop_assert!(false, "{l}\nours: {ours:?}\nserde: {theirs:?}"),
             }
+        }
+
+        /// The exporters' direct writer writes an event's members as `serde_json` would:
+        /// byte for byte when none is left out, and without just those left out otherwise.
+        #[test]
+        fn members_are_written_as_serde_writes_them(l in line(), s in text()) {
+            let mut out = vec![];
+            crate::event::append_str(&mut out, &s);
+            prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
+            let Ok(ev) = parse(&l) else {
+                return Ok(());
+            };
+            let mut out = vec![];
+            crate::event::append_members(&ev, crate::event::Skip::default(), &mut out);
+            prop_assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&ev).unwrap()
+            );
+            let skip = ["ts", "pos", "path", "argv", "family", "no_such_member"];
+            let mut out = vec![];
+            crate::event::append_members(&ev, crate::event::Skip::of(&skip), &mut out);
+            let mut want = serde_json::to_value(&ev).unwrap();
+            for k in skip {
+                want.as_object_mut().unwrap().remove(k);
+            }
+            prop_assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), want);
         }
 
         /// Damaged lines: never a panic, and no line accepted that the reference refuses

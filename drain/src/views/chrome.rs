@@ -17,7 +17,7 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use crate::event::Event;
+use crate::event::{Event, Skip};
 
 struct Image {
     pid: i64,
@@ -31,11 +31,13 @@ struct Image {
 
 /// The members an instant's args leave out: the line's header but `span_id` and `pos` (the
 /// track already says the rest).
-static SKIP: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
-    crate::event::HEADER
-        .into_iter()
-        .filter(|k| !matches!(*k, "span_id" | "pos"))
-        .collect()
+static SKIP: std::sync::LazyLock<Skip> = std::sync::LazyLock::new(|| {
+    let header = crate::event::HEADER.into_iter();
+    Skip::of(
+        &header
+            .filter(|k| !matches!(*k, "span_id" | "pos"))
+            .collect::<Vec<_>>(),
+    )
 });
 
 /// Whether an event type is an instant (file, network and DNS events).
@@ -44,12 +46,71 @@ fn is_instant(t: &str) -> bool {
 }
 
 /// Write an instant's args (the event's own members) to `out`; nothing for other events.
-/// Safe to run on any thread (the export does it where lines are parsed).
+/// Safe to run on any thread.
 pub fn render_args(ev: &Event, out: impl Write) -> io::Result<()> {
     if is_instant(&ev.event_type) {
-        crate::event::write_members(ev, &SKIP, out)?;
+        crate::event::write_members(ev, *SKIP, out)?;
     }
     Ok(())
+}
+
+/// An instant as written on the thread that parsed it, but for its time (which counts from
+/// the trace's first event, known only in order): its `ts_unix_ns` (8 bytes, little-endian),
+/// the lengths of the JSON before and after the time (4 bytes each), then those two parts.
+/// Nothing for other events.
+pub fn render_instant(ev: &Event, out: &mut Vec<u8>) {
+    let t = &*ev.event_type;
+    if !is_instant(t) {
+        return;
+    }
+    let at = out.len();
+    out.extend_from_slice(&ev.ts_unix_ns.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    let a = out.len();
+    out.extend_from_slice(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":");
+    crate::event::append_str(out, t);
+    out.extend_from_slice(b",\"cat\":\"");
+    out.extend_from_slice(super::show::class(t).as_bytes());
+    out.extend_from_slice(b"\",\"ts\":");
+    let b = out.len();
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(b",\"pid\":");
+    out.extend_from_slice(n.format(ev.pid.unwrap_or(0)).as_bytes());
+    out.extend_from_slice(b",\"tid\":");
+    out.extend_from_slice(n.format(ev.tid.unwrap_or(0)).as_bytes());
+    out.extend_from_slice(b",\"args\":");
+    crate::event::append_members(ev, *SKIP, out);
+    out.push(b'}');
+    let (la, lb) = (b - a, out.len() - b);
+    match (u32::try_from(la), u32::try_from(lb)) {
+        (Ok(la), Ok(lb)) => {
+            out[at + 8..at + 12].copy_from_slice(&la.to_le_bytes());
+            out[at + 12..at + 16].copy_from_slice(&lb.to_le_bytes());
+        }
+        _ => out.truncate(at), // over 4 GiB: cannot be (a line is at most 16 MiB)
+    }
+}
+
+/// The export's [`super::Work`]: renders the instants ([`render_instant`]) and keeps the
+/// latest time, on the threads that parse; keeps for the [`Writer`] the starts and exits of
+/// images and the first event of each block (the trace's first event is one of them).
+#[derive(Default)]
+pub struct Instants {
+    last: Option<i64>,
+    block_start: bool,
+}
+
+impl super::Work for Instants {
+    fn block(&mut self) {
+        self.block_start = true;
+    }
+
+    fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool {
+        render_instant(ev, out);
+        self.last = self.last.max(Some(ev.ts_unix_ns));
+        std::mem::take(&mut self.block_start)
+            || matches!(&*ev.event_type, "process_start" | "process_exit")
+    }
 }
 
 /// Writes a Chrome trace as events come.
@@ -61,6 +122,8 @@ pub struct Writer<W: Write> {
     images: HashMap<String, Image>,
     /// Events written (instants), for the caller's summary.
     pub instants: u64,
+    /// A frame rendered here (by [`Writer::add`]).
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> Writer<W> {
@@ -74,6 +137,7 @@ impl<W: Write> Writer<W> {
             last: 0,
             images: HashMap::new(),
             instants: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -89,15 +153,58 @@ impl<W: Write> Writer<W> {
         serde_json::to_writer(&mut self.out, v).map_err(io::Error::other)
     }
 
-    /// Account one event.
+    /// Account one event (every event, in order).
     pub fn add(&mut self, ev: &Event) -> io::Result<()> {
-        self.add_rendered(ev, &[])
+        self.last = self.last.max(ev.ts_unix_ns);
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        render_instant(ev, &mut frame);
+        let r = self.add_rendered((Some(ev), &frame));
+        self.scratch = frame;
+        r
     }
 
-    /// [`Writer::add`], with the instant's args as [`render_args`] wrote them (empty: written
-    /// here).
-    pub fn add_rendered(&mut self, ev: &Event, args: &[u8]) -> io::Result<()> {
-        let t0 = *self.t0.get_or_insert(ev.ts_unix_ns);
+    /// Account what an [`Instants`] work handed on, in order: an event it kept, and the
+    /// instants it rendered.
+    pub fn add_rendered(&mut self, (ev, frames): super::Handed<'_, '_>) -> io::Result<()> {
+        if let Some(ev) = ev {
+            self.note(ev);
+        }
+        let mut rest = frames;
+        while let Some((head, tail)) = rest.split_first_chunk::<16>() {
+            let word = |k: usize| head[k..k + 4].try_into().map(u32::from_le_bytes);
+            let (Ok(la), Ok(lb)) = (word(8), word(12)) else {
+                break;
+            };
+            let (la, lb) = (la as usize, lb as usize);
+            let (Some(a), Some(b)) = (tail.get(..la), tail.get(la..la + lb)) else {
+                break; // not a frame: cannot be (they are written by render_instant)
+            };
+            let mut ts = [0; 8];
+            ts.copy_from_slice(&head[..8]);
+            let t = i64::from_le_bytes(ts);
+            let t0 = *self.t0.get_or_insert(t);
+            if !self.first {
+                self.out.write_all(b",\n")?;
+            }
+            self.first = false;
+            self.out.write_all(a)?;
+            serde_json::to_writer(&mut self.out, &((t - t0) as f64 / 1000.0))?;
+            self.out.write_all(b)?;
+            self.instants += 1;
+            rest = &tail[la + lb..];
+        }
+        Ok(())
+    }
+
+    /// Take the latest time an [`Instants`] work saw (the end of images that have none).
+    pub fn merge(&mut self, work: Instants) {
+        self.last = self.last.max(work.last.unwrap_or(i64::MIN));
+    }
+
+    /// The times, and the images' starts and exits.
+    fn note(&mut self, ev: &Event) {
+        self.t0.get_or_insert(ev.ts_unix_ns);
         self.last = self.last.max(ev.ts_unix_ns);
         let span = ev.span_id.as_deref().unwrap_or_default();
         match &*ev.event_type {
@@ -126,30 +233,8 @@ impl<W: Write> Writer<W> {
                     }
                 }
             }
-            t if is_instant(t) => {
-                // Written directly (not built as a value): there is one per event.
-                if !self.first {
-                    self.out.write_all(b",\n")?;
-                }
-                self.first = false;
-                let o = &mut self.out;
-                o.write_all(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":")?;
-                serde_json::to_writer(&mut *o, t)?;
-                write!(o, ",\"cat\":\"{}\",\"ts\":", super::show::class(t))?;
-                serde_json::to_writer(&mut *o, &((ev.ts_unix_ns - t0) as f64 / 1000.0))?;
-                let (pid, tid) = (ev.pid.unwrap_or(0), ev.tid.unwrap_or(0));
-                write!(o, ",\"pid\":{pid},\"tid\":{tid},\"args\":")?;
-                if args.is_empty() {
-                    render_args(ev, &mut *o)?;
-                } else {
-                    o.write_all(args)?;
-                }
-                o.write_all(b"}")?;
-                self.instants += 1;
-            }
             _ => {}
         }
-        Ok(())
     }
 
     /// Write the process slices, names and flows, and close the JSON.

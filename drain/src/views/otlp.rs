@@ -633,11 +633,9 @@ fn json_value(v: &Value, depth: u8) -> Option<AnyValue> {
 
 /// Members every line has, which the span already says: the header but `tid` (kept, as
 /// `thread.id`).
-static COMMON: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
-    crate::event::HEADER
-        .into_iter()
-        .filter(|m| *m != "tid")
-        .collect()
+static COMMON: std::sync::LazyLock<crate::event::Skip> = std::sync::LazyLock::new(|| {
+    let header = crate::event::HEADER.into_iter();
+    crate::event::Skip::of(&header.filter(|m| *m != "tid").collect::<Vec<_>>())
 });
 
 /// Whether an event type becomes a span event.
@@ -652,7 +650,7 @@ fn is_span_event(t: &str) -> bool {
 fn span_event(ev: &Event) -> span::Event {
     let mut attributes = vec![];
     let mut dropped = 0;
-    crate::event::for_each_member(ev, &COMMON, |k, v| {
+    crate::event::for_each_member(ev, *COMMON, |k, v| {
         let Some(value) = json_value(&v, 0) else {
             return;
         };
