@@ -55,6 +55,10 @@ pub trait Work: Send {
     /// alone), and say whether the calling thread needs the event itself. Whatever is
     /// written goes on in order either way.
     fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool;
+
+    /// No more events will come: work that can be done apart before merging (sorting) is
+    /// done here, on the parsing thread.
+    fn finish(&mut self) {}
 }
 
 /// What the calling thread is handed, in file order: a kept event with the bytes its
@@ -90,6 +94,7 @@ fn read_blocks<W: Work>(
         let mut batch = Batch::default();
         batch.read(file, 0, len, len, &mut work)?;
         batch.hand_on(input, &mut f);
+        work.finish();
         return Ok(vec![work]);
     }
     let blocks = len.div_ceil(block);
@@ -125,6 +130,7 @@ fn read_blocks<W: Work>(
                         break;
                     }
                 }
+                work.finish();
                 work
             }));
         }
@@ -189,6 +195,7 @@ pub fn for_each_ring_event<W: Work>(
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the decoding thread failed")))
     })?;
+    work.finish();
     Ok(vec![work])
 }
 

@@ -163,6 +163,10 @@ impl super::Work for Counter {
         self.count(ev);
         std::mem::take(&mut self.block_start) || self.needs_order(ev)
     }
+
+    fn finish(&mut self) {
+        self.summary.flush();
+    }
 }
 
 /// Builds a report from events: [`Builder::add`] each one in order, or count them apart

@@ -82,13 +82,16 @@ mod list {
     pub const COUNT: usize = 12;
 }
 
-/// Counts by key, in a hash map sorted once at the end.
+/// Counts by key: in a hash map while counting, then ([`Counts::flush`]) in a list sorted by
+/// key, which merges with another in one pass.
 #[derive(Default)]
 struct Counts {
     map: hashbrown::HashMap<String, u64>,
     /// The last key run-counted ([`Counts::bump_run`]) and its count not yet in `map`.
     last: String,
     pending: u64,
+    /// What was flushed: sorted by key, each key once.
+    sorted: Vec<(String, u64)>,
 }
 
 impl Counts {
@@ -122,22 +125,64 @@ impl Counts {
         }
     }
 
+    /// Move what the map holds into the sorted list.
+    fn flush(&mut self) {
+        self.settle();
+        if self.map.is_empty() {
+            return;
+        }
+        let mut counted: Vec<(String, u64)> = self.map.drain().collect();
+        counted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.take_sorted(counted);
+    }
+
+    /// Add counts sorted by key, each key once.
+    fn take_sorted(&mut self, counted: Vec<(String, u64)>) {
+        self.sorted = merge_sorted(std::mem::take(&mut self.sorted), counted);
+    }
+
     /// Add `other`'s counts to these.
     fn merge(&mut self, mut other: Counts) {
-        other.settle();
-        self.settle();
-        if self.map.len() < other.map.len() {
-            std::mem::swap(&mut self.map, &mut other.map);
-        }
-        for (k, n) in other.map {
-            *self.map.entry(k).or_default() += n;
-        }
+        self.flush();
+        other.flush();
+        self.take_sorted(other.sorted);
     }
 
     fn into_sorted(mut self) -> BTreeMap<String, u64> {
-        self.settle();
-        self.map.into_iter().collect()
+        self.flush();
+        // Already sorted: the map is built in one pass.
+        self.sorted.into_iter().collect()
     }
+}
+
+/// Two lists sorted by key (each key once) as one, the counts of a key in both added.
+fn merge_sorted(a: Vec<(String, u64)>, b: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    if a.is_empty() {
+        return b;
+    }
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let n = y.1;
+                    b.next();
+                    a.next().map(|(k, m)| (k, m + n))
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
 }
 
 fn bump(c: &mut Counts, k: &str) {
@@ -268,22 +313,45 @@ impl Counter {
         }
     }
 
+    /// Move the counts into lists sorted by key (what a parsing thread does when it is
+    /// done, so that the sorting runs in parallel and merging is one pass).
+    pub fn flush(&mut self) {
+        for c in &mut self.counts {
+            c.flush();
+        }
+        if self.files.is_empty() {
+            return;
+        }
+        let mut files: Vec<(String, FileCounts)> = self.files.drain().collect();
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, l) in FILE_LISTS.enumerate() {
+            let counted = files
+                .iter()
+                .filter(|(_, n)| n[k] > 0)
+                .map(|(path, n)| (path.clone(), n[k]))
+                .collect();
+            self.counts[l].take_sorted(counted);
+        }
+    }
+
     /// Add `other`'s counts to these.
-    pub fn merge(&mut self, other: Counter) {
+    pub fn merge(&mut self, mut other: Counter) {
+        self.flush();
+        other.flush();
         for (c, o) in self.counts.iter_mut().zip(other.counts) {
             c.merge(o);
         }
-        let mut theirs = other.files;
-        if self.files.len() < theirs.len() {
-            std::mem::swap(&mut self.files, &mut theirs);
+        let mut mine = std::mem::take(&mut self.per_span.map);
+        let mut theirs = other.per_span;
+        theirs.settle();
+        self.per_span.settle();
+        if mine.len() < theirs.map.len() {
+            std::mem::swap(&mut mine, &mut theirs.map);
         }
-        for (path, n) in theirs {
-            let mine = self.files.entry(path).or_insert([0; 5]);
-            for (m, n) in mine.iter_mut().zip(n) {
-                *m += n;
-            }
+        for (k, n) in theirs.map {
+            *mine.entry(k).or_default() += n;
         }
-        self.per_span.merge(other.per_span);
+        self.per_span.map = mine;
         self.events += other.events;
         self.processes += other.processes;
         self.untraced += other.untraced;
@@ -295,6 +363,10 @@ impl super::Work for Counter {
     fn event(&mut self, ev: &Event<'_>, _: &mut Vec<u8>) -> bool {
         self.count(ev);
         Counter::needs_order(ev)
+    }
+
+    fn finish(&mut self) {
+        self.flush();
     }
 }
 
@@ -368,14 +440,9 @@ impl Builder {
         s.processes = counted.processes;
         s.untraced = counted.untraced;
         s.lost = counted.lost;
+        let mut counted = counted;
+        counted.flush();
         let mut counts = counted.counts;
-        for (path, n) in counted.files {
-            for (l, n) in FILE_LISTS.zip(n) {
-                if n > 0 {
-                    counts[l].add(&path, n);
-                }
-            }
-        }
         let mut per_span = counted.per_span;
         per_span.settle();
         let c = &mut counts[list::by_program];
@@ -460,4 +527,45 @@ pub fn text(s: &Summary, n: usize) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+        v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn sorted_lists_merge_in_one_pass_adding_shared_keys() {
+        let a = list(&[("a", 1), ("c", 2), ("e", 3)]);
+        let b = list(&[("b", 10), ("c", 20), ("f", 30)]);
+        let want = list(&[("a", 1), ("b", 10), ("c", 22), ("e", 3), ("f", 30)]);
+        assert_eq!(merge_sorted(a.clone(), b.clone()), want);
+        assert_eq!(merge_sorted(b, a.clone()), want);
+        assert_eq!(merge_sorted(a.clone(), vec![]), a);
+        assert_eq!(merge_sorted(vec![], a.clone()), a);
+    }
+
+    #[test]
+    fn counts_flushed_and_counted_again_merge_alike() {
+        let mut c = Counts::default();
+        for k in ["x", "y", "x", "z"] {
+            c.bump(k);
+        }
+        c.flush();
+        for k in ["y", "w", "y"] {
+            c.bump(k);
+        }
+        c.bump_run("x");
+        c.bump_run("x");
+        let mut other = Counts::default();
+        other.bump("z");
+        c.merge(other);
+        let want: BTreeMap<String, u64> = list(&[("w", 1), ("x", 4), ("y", 3), ("z", 2)])
+            .into_iter()
+            .collect();
+        assert_eq!(c.into_sorted(), want);
+    }
 }
