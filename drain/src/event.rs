@@ -254,7 +254,7 @@ mod members;
 mod parse;
 
 pub use members::{append_members, append_str, for_each_member, write_members, Skip, HEADER};
-pub use parse::{ParseError, MAX_DEPTH};
+pub use parse::{Layout, ParseError, MAX_DEPTH};
 
 impl<'a> Event<'a> {
     /// Parse one line (with or without its newline). Strings without escapes borrow from
@@ -272,6 +272,12 @@ impl<'a> Event<'a> {
     /// [`Event::parse_bytes`] into this event, which must be [`Event::default`] (an event is
     /// large: filling one in place saves moving it).
     pub fn parse_bytes_into(&mut self, line: &'a [u8]) -> Result<(), ParseError> {
+        self.parse_layout_into(line).map(|_| ())
+    }
+
+    /// [`Event::parse_bytes_into`], and where the line's members are ([`Layout`]: for
+    /// copying them as they are).
+    pub fn parse_layout_into(&mut self, line: &'a [u8]) -> Result<Layout, ParseError> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         match std::str::from_utf8(line) {
             Ok(s) => parse::parse_into(s, self),

@@ -53,16 +53,69 @@ const POS: u8 = 16;
 const RING_ID: u8 = 32;
 const REQUIRED: u8 = TS | TS_UNIX_NS | EVENT_TYPE | COMPONENT | POS | RING_ID;
 
+/// What the reader saw of a line's form: where its own members are, when they can be
+/// copied as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// The byte range of the members after the line's header (from the quote of the first
+    /// name to the end of the last value; empty when there are none), when the line has the
+    /// drain's own form: no whitespace between tokens, every member one the schema names,
+    /// each once and in the schema's order (the header first), and no member but `family`
+    /// given as `null`. Those bytes, between braces, are then the JSON object of the event's
+    /// members after the header as [`crate::event::write_members`] writes it, but for how
+    /// strings are escaped (they keep the line's escapes).
+    pub rest: Option<(usize, usize)>,
+}
+
+/// Members in the header (the first of the schema), which [`Layout::rest`] leaves out.
+const HEADER_MEMBERS: u32 = super::HEADER.len() as u32;
+
+/// The form of the line read so far (see [`Layout`]).
+struct Form {
+    /// No whitespace, unknown, repeated, misplaced or null member seen.
+    plain: bool,
+    /// The place in the schema of the last member read.
+    last: Option<u32>,
+    /// Where the first member after the header starts, and where the last one ends.
+    rest: Option<(usize, usize)>,
+}
+
+impl Form {
+    /// Note a member: its place in the schema (`None`: not one the schema names), whether
+    /// its value was `null` (and may not be), where its name started and where its value
+    /// ended.
+    fn member(&mut self, place: Option<u32>, null: bool, start: usize, end: usize) {
+        let Some(k) = place else {
+            self.plain = false;
+            return;
+        };
+        if self.last.is_some_and(|last| k <= last) || null {
+            self.plain = false;
+        }
+        self.last = Some(k);
+        if k >= HEADER_MEMBERS {
+            let from = self.rest.map_or(start, |r| r.0);
+            self.rest = Some((from, end));
+        }
+    }
+}
+
 /// Parse one line (no newline; surrounding whitespace is allowed).
 pub fn parse(line: &str) -> R<Event<'_>> {
     let mut ev = Event::default();
-    parse_into(line, &mut ev).map(|()| ev)
+    parse_into(line, &mut ev).map(|_| ev)
 }
 
-/// [`parse`] into `ev`, which must be [`Event::default`] (filled in place: an event is large).
-pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
+/// [`parse`] into `ev`, which must be [`Event::default`] (filled in place: an event is large),
+/// and where the line's members are.
+pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
     let mut p = Reader { s: line, i: 0 };
     let mut seen = 0u8;
+    let mut form = Form {
+        plain: true,
+        last: None,
+        rest: None,
+    };
     p.ws();
     p.expect(b'{')?;
     p.ws();
@@ -74,20 +127,30 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
         loop {
             if p.peek() != Some(b'"') {
                 p.ws();
+                form.plain = false;
             }
+            let start = p.i;
             let (key, packed) = p.name()?;
             if p.peek() == Some(b':') {
                 p.i += 1;
             } else {
                 p.ws();
                 p.expect(b':')?;
+                form.plain = false;
             }
-            p.ws();
-            seen |= p.member(&key, packed, ev)?;
+            if p.peek() != Some(b'"') {
+                let at = p.i;
+                p.ws();
+                form.plain &= p.i == at;
+            }
+            let (bits, place, null) = p.member(&key, packed, ev)?;
+            seen |= bits;
+            form.member(place, null, start, p.i);
             let mut next = p.next();
             if matches!(next, Some(b' ' | b'\t' | b'\n' | b'\r')) {
                 p.ws();
                 next = p.next();
+                form.plain = false;
             }
             match next {
                 Some(b',') => continue,
@@ -96,6 +159,7 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
             }
         }
     }
+    form.plain &= p.i == line.len() && line.starts_with('{');
     p.ws();
     if p.i != line.len() {
         return p.err("trailing characters");
@@ -103,7 +167,13 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
     if seen & REQUIRED != REQUIRED {
         return p.err("a member every line has is missing");
     }
-    Ok(())
+    let rest = match form.rest {
+        Some(r) => Some(r),
+        None => Some((p.i - 1, p.i - 1)), // no member after the header: nothing to copy
+    };
+    Ok(Layout {
+        rest: rest.filter(|_| form.plain),
+    })
 }
 
 /// A cursor over the line.
@@ -203,26 +273,42 @@ impl<'a> Reader<'a> {
         Ok((key, packed))
     }
 
-    /// Store one member's value (or skip a member the schema does not name); the bit of a
-    /// required member it set.
-    fn member(&mut self, key: &str, packed: u128, ev: &mut Event<'a>) -> R<u8> {
+    /// Store one member's value (or skip a member the schema does not name): the bit of a
+    /// required member it set, its place in the schema (`None`: not named there), and whether
+    /// its value was a `null` that [`Layout`] does not copy.
+    fn member(
+        &mut self,
+        key: &str,
+        packed: u128,
+        ev: &mut Event<'a>,
+    ) -> R<(u8, Option<u32>, bool)> {
         /// One arm per member, matched on the packed name (then, for a name longer than a
-        /// packed word, on the whole name).
+        /// packed word, on the whole name). The list is in the schema's order (that of
+        /// [`Event`]'s fields).
         macro_rules! dispatch {
             ($($field:ident: $read:ident $(=> $bit:ident)?,)*) => {{
                 #[allow(non_upper_case_globals)]
                 mod names {
                     $(pub const $field: u128 = super::pack(stringify!($field).as_bytes());)*
                 }
+                /// Each member's place in the schema.
+                #[allow(non_camel_case_types, dead_code)]
+                enum Place { $($field,)* }
+                // `null` is written for an absent member of the header, and may be given
+                // for `family`; for any other it is an absent member written out.
+                let null = self.peek() == Some(b'n');
                 match packed {
                     // A packed name is exact only when both names fit a word whole; a longer
                     // one (`supervised_reason`) packs like its 16-byte prefix.
                     $(names::$field if (key.len() <= 16 && stringify!($field).len() <= 16)
                         || key == stringify!($field) => {
                         ev.$field = self.$read()?;
-                        Ok(0 $(| $bit)?)
+                        let place = Place::$field as u32;
+                        let copied_null = null && place >= HEADER_MEMBERS
+                            && place != Place::family as u32;
+                        Ok((0 $(| $bit)?, Some(place), copied_null))
                     })*
-                    _ => self.skip(0).map(|()| 0),
+                    _ => self.skip(0).map(|()| (0, None, false)),
                 }
             }};
         }
@@ -872,6 +958,32 @@ mod tests {
             }
         }
 
+        /// Whenever the reader says a line's members after the header can be copied, they
+        /// are those members: as JSON, what the event's own serialization has for them.
+        /// Lines `serde_json` writes from an event always have that form.
+        #[test]
+        fn copied_members_are_the_events_own(l in line()) {
+            let mut ev = Event::default();
+            let Ok(layout) = parse_into(&l, &mut ev) else {
+                return Ok(());
+            };
+            let mut want = serde_json::to_value(&ev).unwrap();
+            for k in crate::event::HEADER {
+                want.as_object_mut().unwrap().remove(k);
+            }
+            if let Some((from, to)) = layout.rest {
+                let copied: Value = serde_json::from_str(&format!("{{{}}}", &l[from..to])).unwrap();
+                prop_assert_eq!(&copied, &want, "{}", l);
+            }
+            let written = serde_json::to_string(&ev).unwrap();
+            let mut again = Event::default();
+            let layout = parse_into(&written, &mut again).unwrap();
+            let (from, to) = layout.rest.expect("serde_json's line has the drain's form");
+            let copied: Value =
+                serde_json::from_str(&format!("{{{}}}", &written[from..to])).unwrap();
+            prop_assert_eq!(copied, want);
+        }
+
         /// The exporters' direct writer writes an event's members as `serde_json` would:
         /// byte for byte when none is left out, and without just those left out otherwise.
         #[test]
@@ -917,6 +1029,41 @@ mod tests {
                 (ours, theirs) => prop_assert!(false, "{l}\nours: {ours:?}\nserde: {theirs:?}"),
             }
         }
+    }
+
+    #[test]
+    fn members_are_copied_only_from_lines_in_the_drains_form() {
+        let head = r#""ts":"t","ts_unix_ns":1,"event_type":"file_open","session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":1,"tid":1,"pos":2,"ring_id":"r""#;
+        let rest = |l: &str| {
+            let mut ev = Event::default();
+            let layout = parse_into(l, &mut ev).unwrap();
+            layout.rest.map(|(a, b)| l[a..b].to_string())
+        };
+        let copied = r#""op":"open","path":"a\"b","flags":0,"fd":3"#;
+        assert_eq!(
+            rest(&format!("{{{head},{copied}}}")).as_deref(),
+            Some(copied)
+        );
+        assert_eq!(rest(&format!("{{{head}}}")).as_deref(), Some(""));
+        for l in [
+            format!("{{{head}, {copied}}}"),                 // whitespace
+            format!(" {{{head},{copied}}}"),                 // whitespace before
+            format!("{{{head},{copied}}} "),                 // and after
+            format!(r#"{{{head},"op" : "open"}}"#),          // around the colon
+            format!(r#"{{{head},"path":"a","op":"open"}}"#), // out of order
+            format!(r#"{{{head},"op":"open","op":"x"}}"#),   // twice
+            format!(r#"{{{head},"op":"open","other":1}}"#),  // a member not in the schema
+            format!(r#"{{{head},"errno":null}}"#),           // an absent member written out
+            format!(r#"{{"op":"open",{head}}}"#),            // the header not first
+        ] {
+            assert_eq!(rest(&l), None, "{l}");
+        }
+        // `family` may be null (it says "unspecified"), and is copied.
+        let family = r#""family":null,"addr":"x""#;
+        assert_eq!(
+            rest(&format!("{{{head},{family}}}")).as_deref(),
+            Some(family)
+        );
     }
 
     #[test]

@@ -57,8 +57,9 @@ pub fn render_args(ev: &Event, out: impl Write) -> io::Result<()> {
 /// An instant as written on the thread that parsed it, but for its time (which counts from
 /// the trace's first event, known only in order): its `ts_unix_ns` (8 bytes, little-endian),
 /// the lengths of the JSON before and after the time (4 bytes each), then those two parts.
-/// Nothing for other events.
-pub fn render_instant(ev: &Event, out: &mut Vec<u8>) {
+/// Nothing for other events. `rest`: the event's members after the header as its line has
+/// them ([`super::Line::rest`]), copied into the args rather than written again.
+pub fn render_instant(ev: &Event, rest: Option<&[u8]>, out: &mut Vec<u8>) {
     let t = &*ev.event_type;
     if !is_instant(t) {
         return;
@@ -79,7 +80,24 @@ pub fn render_instant(ev: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"tid\":");
     out.extend_from_slice(n.format(ev.tid.unwrap_or(0)).as_bytes());
     out.extend_from_slice(b",\"args\":");
-    crate::event::append_members(ev, *SKIP, out);
+    match rest {
+        // The members SKIP keeps: span_id and pos from the header, then all the others.
+        Some(rest) => {
+            out.extend_from_slice(b"{\"span_id\":");
+            match &ev.span_id {
+                Some(span) => crate::event::append_str(out, span),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"pos\":");
+            out.extend_from_slice(n.format(ev.pos).as_bytes());
+            if !rest.is_empty() {
+                out.push(b',');
+                out.extend_from_slice(rest);
+            }
+            out.push(b'}');
+        }
+        None => crate::event::append_members(ev, *SKIP, out),
+    }
     out.push(b'}');
     let (la, lb) = (b - a, out.len() - b);
     match (u32::try_from(la), u32::try_from(lb)) {
@@ -105,8 +123,8 @@ impl super::Work for Instants {
         self.block_start = true;
     }
 
-    fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool {
-        render_instant(ev, out);
+    fn event(&mut self, ev: &Event<'_>, line: super::Line<'_>, out: &mut Vec<u8>) -> bool {
+        render_instant(ev, line.rest(), out);
         self.last = self.last.max(Some(ev.ts_unix_ns));
         std::mem::take(&mut self.block_start)
             || matches!(&*ev.event_type, "process_start" | "process_exit")
@@ -158,7 +176,7 @@ impl<W: Write> Writer<W> {
         self.last = self.last.max(ev.ts_unix_ns);
         let mut frame = std::mem::take(&mut self.scratch);
         frame.clear();
-        render_instant(ev, &mut frame);
+        render_instant(ev, None, &mut frame);
         let r = self.add_rendered((Some(ev), &frame));
         self.scratch = frame;
         r

@@ -10,7 +10,7 @@ pub mod chrome;
 pub mod compdb;
 pub mod otlp;
 mod read;
-pub use read::{Handed, Work};
+pub use read::{Handed, Line, Work};
 pub mod report;
 pub mod show;
 pub mod summary;
@@ -82,7 +82,7 @@ struct Keep<'r>(Option<Render<'r>>);
 pub type Render<'r> = &'r (dyn Fn(&Event<'_>, &mut Vec<u8>) + Sync);
 
 impl Work for Keep<'_> {
-    fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool {
+    fn event(&mut self, ev: &Event<'_>, _: Line<'_>, out: &mut Vec<u8>) -> bool {
         if let Some(render) = self.0 {
             render(ev, out);
         }

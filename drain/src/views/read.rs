@@ -26,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
 use super::Input;
-use crate::event::Event;
+use crate::event::{Event, Layout};
 use crate::follow::{Follower, Until};
 
 /// The longest line handed on; a longer one is counted skipped. Decoded lines are far
@@ -51,14 +51,32 @@ pub trait Work: Send {
     /// A new block of lines begins (the events before it went to another thread, or to none).
     fn block(&mut self) {}
 
-    /// Look at `ev`, write into `out` what goes on with it (formatting that needs the event
-    /// alone), and say whether the calling thread needs the event itself. Whatever is
-    /// written goes on in order either way.
-    fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool;
+    /// Look at `ev` (read from `line`), write into `out` what goes on with it (formatting
+    /// that needs the event alone), and say whether the calling thread needs the event
+    /// itself. Whatever is written goes on in order either way.
+    fn event(&mut self, ev: &Event<'_>, line: Line<'_>, out: &mut Vec<u8>) -> bool;
 
     /// No more events will come: work that can be done apart before merging (sorting) is
     /// done here, on the parsing thread.
     fn finish(&mut self) {}
+}
+
+/// The line an event was read from, and where its members are in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'l> {
+    /// The line (without its newline).
+    pub bytes: &'l [u8],
+    /// Its form, as the reader saw it.
+    pub layout: Layout,
+}
+
+impl<'l> Line<'l> {
+    /// The members after the header as the line has them, when it has the drain's own form
+    /// ([`Layout::rest`]).
+    pub fn rest(&self) -> Option<&'l [u8]> {
+        let (from, to) = self.layout.rest?;
+        self.bytes.get(from..to)
+    }
 }
 
 /// What the calling thread is handed, in file order: a kept event with the bytes its
@@ -316,19 +334,26 @@ impl Batch {
             };
             rest = next;
             self.events.push(Event::default());
-            let ok = match self.events.last_mut() {
-                Some(ev) => ev.parse_bytes_into(line).is_ok() && ev.component == "telemetry",
-                None => false,
+            let layout = match self.events.last_mut() {
+                Some(ev) => match ev.parse_layout_into(line) {
+                    Ok(layout) if ev.component == "telemetry" => Some(layout),
+                    _ => None,
+                },
+                None => None,
             };
-            if !ok {
+            let Some(layout) = layout else {
                 self.events.pop();
                 self.skipped += 1;
                 continue;
-            }
+            };
             self.seen += 1;
             let start = self.rendered.len();
+            let line = Line {
+                bytes: line,
+                layout,
+            };
             let keep = match self.events.last() {
-                Some(ev) => work.event(ev, &mut self.rendered),
+                Some(ev) => work.event(ev, line, &mut self.rendered),
                 None => false,
             };
             if keep {
@@ -468,7 +493,7 @@ mod tests {
         fn block(&mut self) {
             self.blocks += 1;
         }
-        fn event(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) -> bool {
+        fn event(&mut self, ev: &Event<'_>, _: Line<'_>, out: &mut Vec<u8>) -> bool {
             self.seen.push(ev.pos);
             out.extend_from_slice(&ev.pos.to_le_bytes());
             ev.pos.is_multiple_of(3)

@@ -159,7 +159,7 @@ impl super::Work for Counter {
         self.block_start = true;
     }
 
-    fn event(&mut self, ev: &Event<'_>, _: &mut Vec<u8>) -> bool {
+    fn event(&mut self, ev: &Event<'_>, _: super::Line<'_>, _: &mut Vec<u8>) -> bool {
         self.count(ev);
         std::mem::take(&mut self.block_start) || self.needs_order(ev)
     }

@@ -360,7 +360,7 @@ impl Counter {
 }
 
 impl super::Work for Counter {
-    fn event(&mut self, ev: &Event<'_>, _: &mut Vec<u8>) -> bool {
+    fn event(&mut self, ev: &Event<'_>, _: super::Line<'_>, _: &mut Vec<u8>) -> bool {
         self.count(ev);
         Counter::needs_order(ev)
     }
