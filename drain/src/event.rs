@@ -256,6 +256,15 @@ mod parse;
 pub use members::{append_members, append_str, for_each_member, write_members, Skip, HEADER};
 pub use parse::{Layout, ParseError, MAX_DEPTH};
 
+/// A line without its newline, as text.
+fn utf8(line: &[u8]) -> Result<&str, ParseError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    std::str::from_utf8(line).map_err(|e| ParseError {
+        at: e.valid_up_to(),
+        what: "not UTF-8",
+    })
+}
+
 impl<'a> Event<'a> {
     /// Parse one line (with or without its newline). Strings without escapes borrow from
     /// `line`; [`Event::into_owned`] makes an event that outlives it.
@@ -272,20 +281,13 @@ impl<'a> Event<'a> {
     /// [`Event::parse_bytes`] into this event, which must be [`Event::default`] (an event is
     /// large: filling one in place saves moving it).
     pub fn parse_bytes_into(&mut self, line: &'a [u8]) -> Result<(), ParseError> {
-        self.parse_layout_into(line).map(|_| ())
+        parse::parse_into(utf8(line)?, self)
     }
 
     /// [`Event::parse_bytes_into`], and where the line's members are ([`Layout`]: for
     /// copying them as they are).
     pub fn parse_layout_into(&mut self, line: &'a [u8]) -> Result<Layout, ParseError> {
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        match std::str::from_utf8(line) {
-            Ok(s) => parse::parse_into(s, self),
-            Err(e) => Err(ParseError {
-                at: e.valid_up_to(),
-                what: "not UTF-8",
-            }),
-        }
+        parse::parse_layout_into(utf8(line)?, self)
     }
 
     /// The line's JSON object.

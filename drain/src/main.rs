@@ -441,9 +441,16 @@ fn summary(input: &std::path::Path, json: bool, top: usize) -> ExitCode {
 }
 
 fn tree(input: &std::path::Path, width: usize) -> ExitCode {
+    // File and network events counted on the threads that parse; the tree built here.
     let mut b = views::tree::Builder::default();
-    if let Err(e) = views::for_each_event(input, |ev| b.add(ev)) {
-        return fail(e);
+    let new = views::tree::Counter::default;
+    match views::for_each_event_with(input, &new, |(ev, _)| {
+        if let Some(ev) = ev {
+            b.add_ordered(ev);
+        }
+    }) {
+        Ok((_, counters)) => counters.into_iter().for_each(|c| b.merge(c)),
+        Err(e) => return fail(e),
     }
     let (roots, children) = b.finish();
     let text = views::tree::text(&roots, &children, width);

@@ -283,11 +283,16 @@ fn summary_of_a_large_trace_counts_every_line_once() {
     // order (the library's `Builder::add`): the same summary, and the same report page.
     let mut serial = drain::views::summary::Builder::default();
     let mut page = drain::views::report::Builder::new(Default::default());
+    let mut tree = drain::views::tree::Builder::default();
     let input = drain::views::for_each_event(&trace, |ev| {
         serial.add(ev);
         page.add(ev);
+        tree.add(ev);
     })
     .unwrap();
+    let (roots, children) = tree.finish();
+    let tree = drain::views::tree::text(&roots, &children, 100);
+    assert_eq!(run(&["tree", "--width", "100"], &trace), tree);
     let serial = serde_json::to_value(serial.finish(input.skipped)).unwrap();
     assert_eq!(serial, from_file, "merged counts equal counts in order");
     let name = trace.to_string_lossy();

@@ -70,52 +70,37 @@ pub struct Layout {
 /// Members in the header (the first of the schema), which [`Layout::rest`] leaves out.
 const HEADER_MEMBERS: u32 = super::HEADER.len() as u32;
 
-/// The form of the line read so far (see [`Layout`]).
-struct Form {
-    /// No whitespace, unknown, repeated, misplaced or null member seen.
-    plain: bool,
-    /// The place in the schema of the last member read.
-    last: Option<u32>,
-    /// Where the first member after the header starts, and where the last one ends.
-    rest: Option<(usize, usize)>,
-}
-
-impl Form {
-    /// Note a member: its place in the schema (`None`: not one the schema names), whether
-    /// its value was `null` (and may not be), where its name started and where its value
-    /// ended.
-    fn member(&mut self, place: Option<u32>, null: bool, start: usize, end: usize) {
-        let Some(k) = place else {
-            self.plain = false;
-            return;
-        };
-        if self.last.is_some_and(|last| k <= last) || null {
-            self.plain = false;
-        }
-        self.last = Some(k);
-        if k >= HEADER_MEMBERS {
-            let from = self.rest.map_or(start, |r| r.0);
-            self.rest = Some((from, end));
-        }
-    }
-}
+/// What [`Reader::member`] says of a member that cannot be copied (see [`Layout`]): one the
+/// schema does not name, or an absent one written as `null`.
+const NOT_COPIED: u32 = u32::MAX;
 
 /// Parse one line (no newline; surrounding whitespace is allowed).
 pub fn parse(line: &str) -> R<Event<'_>> {
     let mut ev = Event::default();
-    parse_into(line, &mut ev).map(|_| ev)
+    parse_into(line, &mut ev).map(|()| ev)
 }
 
-/// [`parse`] into `ev`, which must be [`Event::default`] (filled in place: an event is large),
-/// and where the line's members are.
-pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
+/// [`parse`] into `ev`, which must be [`Event::default`] (filled in place: an event is large).
+pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
+    read_line::<false>(line, ev).map(|_| ())
+}
+
+/// [`parse_into`], and where the line's members are.
+pub fn parse_layout_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
+    read_line::<true>(line, ev)
+}
+
+/// [`parse_into`], noting the line's [`Layout`] when `FORM` (it costs about a tenth of the
+/// reading, so it is done only when asked for).
+fn read_line<'a, const FORM: bool>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
     let mut p = Reader { s: line, i: 0 };
     let mut seen = 0u8;
-    let mut form = Form {
-        plain: true,
-        last: None,
-        rest: None,
-    };
+    // The line's form (see Layout): no whitespace or member that cannot be copied seen, the
+    // place in the schema the next member must be at least at, where the members after the
+    // header start and end.
+    let mut plain = line.starts_with('{');
+    let mut next_place = 0u32;
+    let (mut rest_from, mut rest_to) = (usize::MAX, 0);
     p.ws();
     p.expect(b'{')?;
     p.ws();
@@ -127,7 +112,7 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
         loop {
             if p.peek() != Some(b'"') {
                 p.ws();
-                form.plain = false;
+                plain = false;
             }
             let start = p.i;
             let (key, packed) = p.name()?;
@@ -136,21 +121,28 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
             } else {
                 p.ws();
                 p.expect(b':')?;
-                form.plain = false;
+                plain = false;
             }
             if p.peek() != Some(b'"') {
                 let at = p.i;
                 p.ws();
-                form.plain &= p.i == at;
+                plain &= p.i == at;
             }
-            let (bits, place, null) = p.member(&key, packed, ev)?;
+            let (bits, place) = p.member(&key, packed, ev)?;
             seen |= bits;
-            form.member(place, null, start, p.i);
+            if FORM {
+                plain &= place >= next_place && place != NOT_COPIED;
+                next_place = place.wrapping_add(1);
+                if place >= HEADER_MEMBERS {
+                    rest_from = rest_from.min(start);
+                    rest_to = p.i;
+                }
+            }
             let mut next = p.next();
             if matches!(next, Some(b' ' | b'\t' | b'\n' | b'\r')) {
                 p.ws();
                 next = p.next();
-                form.plain = false;
+                plain = false;
             }
             match next {
                 Some(b',') => continue,
@@ -159,7 +151,7 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
             }
         }
     }
-    form.plain &= p.i == line.len() && line.starts_with('{');
+    plain &= p.i == line.len();
     p.ws();
     if p.i != line.len() {
         return p.err("trailing characters");
@@ -167,12 +159,15 @@ pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
     if seen & REQUIRED != REQUIRED {
         return p.err("a member every line has is missing");
     }
-    let rest = match form.rest {
-        Some(r) => Some(r),
-        None => Some((p.i - 1, p.i - 1)), // no member after the header: nothing to copy
-    };
+    if !FORM {
+        return Ok(Layout::default());
+    }
+    if rest_from == usize::MAX {
+        // No member after the header: nothing to copy (an empty range before the `}`).
+        (rest_from, rest_to) = (p.i - 1, p.i - 1);
+    }
     Ok(Layout {
-        rest: rest.filter(|_| form.plain),
+        rest: plain.then_some((rest_from, rest_to)),
     })
 }
 
@@ -245,6 +240,7 @@ impl<'a> Reader<'a> {
 
     /// A member name, and it packed ([`pack`]). A name of at most 15 plain bytes (every
     /// name the schema has but two) is found and packed in one 16-byte window.
+    #[inline(always)]
     fn name(&mut self) -> R<(Cow<'a, str>, u128)> {
         let b = self.bytes();
         let start = self.i + 1;
@@ -274,14 +270,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Store one member's value (or skip a member the schema does not name): the bit of a
-    /// required member it set, its place in the schema (`None`: not named there), and whether
-    /// its value was a `null` that [`Layout`] does not copy.
-    fn member(
-        &mut self,
-        key: &str,
-        packed: u128,
-        ev: &mut Event<'a>,
-    ) -> R<(u8, Option<u32>, bool)> {
+    /// required member it set, and its place in the schema ([`NOT_COPIED`]: not named there,
+    /// or a `null` that [`Layout`] does not copy).
+    #[inline(always)]
+    fn member(&mut self, key: &str, packed: u128, ev: &mut Event<'a>) -> R<(u8, u32)> {
         /// One arm per member, matched on the packed name (then, for a name longer than a
         /// packed word, on the whole name). The list is in the schema's order (that of
         /// [`Event`]'s fields).
@@ -306,9 +298,9 @@ impl<'a> Reader<'a> {
                         let place = Place::$field as u32;
                         let copied_null = null && place >= HEADER_MEMBERS
                             && place != Place::family as u32;
-                        Ok((0 $(| $bit)?, Some(place), copied_null))
+                        Ok((0 $(| $bit)?, if copied_null { NOT_COPIED } else { place }))
                     })*
-                    _ => self.skip(0).map(|()| (0, None, false)),
+                    _ => self.skip(0).map(|()| (0, NOT_COPIED)),
                 }
             }};
         }
@@ -964,7 +956,7 @@ mod tests {
         #[test]
         fn copied_members_are_the_events_own(l in line()) {
             let mut ev = Event::default();
-            let Ok(layout) = parse_into(&l, &mut ev) else {
+            let Ok(layout) = parse_layout_into(&l, &mut ev) else {
                 return Ok(());
             };
             let mut want = serde_json::to_value(&ev).unwrap();
@@ -977,7 +969,7 @@ mod tests {
             }
             let written = serde_json::to_string(&ev).unwrap();
             let mut again = Event::default();
-            let layout = parse_into(&written, &mut again).unwrap();
+            let layout = parse_layout_into(&written, &mut again).unwrap();
             let (from, to) = layout.rest.expect("serde_json's line has the drain's form");
             let copied: Value =
                 serde_json::from_str(&format!("{{{}}}", &written[from..to])).unwrap();
@@ -1036,7 +1028,7 @@ mod tests {
         let head = r#""ts":"t","ts_unix_ns":1,"event_type":"file_open","session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":1,"tid":1,"pos":2,"ring_id":"r""#;
         let rest = |l: &str| {
             let mut ev = Event::default();
-            let layout = parse_into(l, &mut ev).unwrap();
+            let layout = parse_layout_into(l, &mut ev).unwrap();
             layout.rest.map(|(a, b)| l[a..b].to_string())
         };
         let copied = r#""op":"open","path":"a\"b","flags":0,"fd":3"#;

@@ -119,6 +119,8 @@ pub struct Instants {
 }
 
 impl super::Work for Instants {
+    const LAYOUT: bool = true;
+
     fn block(&mut self) {
         self.block_start = true;
     }

@@ -114,6 +114,68 @@ pub fn for_each_event_with<W: Work>(
     Ok((input, works))
 }
 
+/// File and network events counted by image (`span_id`), as `tree` and `report` show them:
+/// `file_*` and `chdir` are file events; `net_*` and `dns_lookup` network ones. A run of
+/// events of one image (they come together) is counted without hashing.
+#[derive(Default)]
+pub struct PerImage {
+    map: hashbrown::HashMap<String, (u64, u64)>,
+    run: (String, u64, u64),
+}
+
+impl PerImage {
+    /// Count `ev` if it is a file or network event of an image.
+    pub fn count(&mut self, ev: &Event) {
+        let Some(span) = ev.span_id.as_deref() else {
+            return; // lost
+        };
+        let t = &*ev.event_type;
+        let (files, net) = if t.starts_with("file_") || t == "chdir" {
+            (1, 0)
+        } else if t.starts_with("net_") || t == "dns_lookup" {
+            (0, 1)
+        } else {
+            return;
+        };
+        if self.run.0 != span {
+            self.settle();
+            self.run.0.clear();
+            self.run.0.push_str(span);
+        }
+        self.run.1 += files;
+        self.run.2 += net;
+    }
+
+    fn settle(&mut self) {
+        let (span, files, net) = &mut self.run;
+        if *files + *net > 0 {
+            let c = self.map.entry_ref(span.as_str()).or_default();
+            c.0 += std::mem::take(files);
+            c.1 += std::mem::take(net);
+        }
+    }
+
+    /// Add `other`'s counts to these.
+    pub fn merge(&mut self, mut other: PerImage) {
+        other.settle();
+        self.settle();
+        if self.map.len() < other.map.len() {
+            std::mem::swap(&mut self.map, &mut other.map);
+        }
+        for (span, (files, net)) in other.map {
+            let c = self.map.entry(span).or_default();
+            c.0 += files;
+            c.1 += net;
+        }
+    }
+
+    /// Each image's `(file events, network events)`.
+    pub fn into_counts(mut self) -> hashbrown::HashMap<String, (u64, u64)> {
+        self.settle();
+        self.map
+    }
+}
+
 /// The program of an image, from its `process_start`: argv\[0\]'s last path component, else
 /// the executable's.
 pub fn program(ev: &Event) -> String {

@@ -48,6 +48,9 @@ const PARALLEL_FROM: u64 = 4 * BLOCK;
 /// back at the end to merge: counting that does not depend on order belongs here, where it
 /// runs in parallel. Within a block, events come in file order.
 pub trait Work: Send {
+    /// Whether [`Work::event`] looks at its line's [`Layout`] (the reader notes it only then).
+    const LAYOUT: bool = false;
+
     /// A new block of lines begins (the events before it went to another thread, or to none).
     fn block(&mut self) {}
 
@@ -315,7 +318,14 @@ impl Batch {
 
     /// Parse the lines of `block[first..valid]` and give each event to `work`, keeping in
     /// `events` (which must be empty) those it keeps.
-    fn parse(&mut self, first: usize, work: &mut impl Work) {
+    fn parse<W: Work>(&mut self, first: usize, work: &mut W) {
+        let read = |ev: &mut Event<'static>, line: &'static [u8]| {
+            if W::LAYOUT {
+                ev.parse_layout_into(line)
+            } else {
+                ev.parse_bytes_into(line).map(|()| Layout::default())
+            }
+        };
         debug_assert!(self.events.is_empty() && self.valid <= self.block.len());
         // SAFETY: the bytes stay where they are, unchanged, for as long as `events` holds
         // anything: `block` is not written or replaced until `events` has been cleared (in
@@ -335,7 +345,7 @@ impl Batch {
             rest = next;
             self.events.push(Event::default());
             let layout = match self.events.last_mut() {
-                Some(ev) => match ev.parse_layout_into(line) {
+                Some(ev) => match read(ev, line) {
                     Ok(layout) if ev.component == "telemetry" => Some(layout),
                     _ => None,
                 },

@@ -91,9 +91,7 @@ struct Image {
 #[derive(Default)]
 pub struct Counter {
     summary: summary::Counter,
-    /// File and network events by image span; the current run of one span apart.
-    per_span: hashbrown::HashMap<String, (u64, u64)>,
-    run: (String, u64, u64),
+    per_image: super::PerImage,
     last: Option<i64>,
     /// No event of this block seen yet (the first of each is kept: the first of the file is
     /// one of them).
@@ -104,46 +102,14 @@ impl Counter {
     /// Count one event.
     pub fn count(&mut self, ev: &Event) {
         self.summary.count(ev);
+        self.per_image.count(ev);
         let t = ev.ts_unix_ns;
         self.last = Some(self.last.map_or(t, |l| l.max(t)));
-        let Some(span) = ev.span_id.as_deref() else {
-            return; // lost
-        };
-        let t = &*ev.event_type;
-        let (files, net) = if t.starts_with("file_") || t == "chdir" {
-            (1, 0)
-        } else if t.starts_with("net_") || t == "dns_lookup" {
-            (0, 1)
-        } else {
-            return;
-        };
-        if self.run.0 != span {
-            self.settle();
-            self.run.0.clear();
-            self.run.0.push_str(span);
-        }
-        self.run.1 += files;
-        self.run.2 += net;
     }
 
-    fn settle(&mut self) {
-        let (span, files, net) = &mut self.run;
-        if *files + *net > 0 {
-            let c = self.per_span.entry(span.clone()).or_default();
-            c.0 += std::mem::take(files);
-            c.1 += std::mem::take(net);
-        }
-    }
-
-    fn merge(&mut self, mut other: Counter) {
-        other.settle();
-        self.settle();
-        self.summary.merge(std::mem::take(&mut other.summary));
-        for (span, (files, net)) in other.per_span {
-            let c = self.per_span.entry(span).or_default();
-            c.0 += files;
-            c.1 += net;
-        }
+    fn merge(&mut self, other: Counter) {
+        self.summary.merge(other.summary);
+        self.per_image.merge(other.per_image);
         self.last = self.last.max(other.last);
     }
 
@@ -296,9 +262,8 @@ impl Builder {
 
     /// The page; `skipped` lines that were not telemetry, `name` the input's name (its title).
     pub fn finish(mut self, skipped: u64, name: &str) -> String {
-        let mut counted = std::mem::take(&mut self.counted);
-        counted.settle();
-        for (span, (files, net)) in counted.per_span {
+        let counted = std::mem::take(&mut self.counted);
+        for (span, (files, net)) in counted.per_image.into_counts() {
             if let Some(&k) = self.index.get(&span) {
                 self.images[k].files += files;
                 self.images[k].net += net;

@@ -38,15 +38,70 @@ pub struct Node {
     seq: usize,
 }
 
-/// Builds the tree from events.
+/// The part of the tree counted apart on each thread that parses (a [`super::Work`]): each
+/// image's file and network events. It keeps for the calling thread the events
+/// [`Builder::add_ordered`] needs: starts, exits and untraced children of images, and the
+/// first event of each run of one image (the first event of every image is one of them).
+#[derive(Default)]
+pub struct Counter {
+    per_image: super::PerImage,
+    /// The image of the event before in this block (`None` at a block's start).
+    last: Option<String>,
+}
+
+impl Counter {
+    /// Whether [`Builder::add_ordered`] needs `ev` whatever came before it.
+    fn needs_order(ev: &Event) -> bool {
+        match &*ev.event_type {
+            "process_start" | "process_exit" => true,
+            "exec" | "spawn" => ev.untraced == Some(true),
+            _ => false,
+        }
+    }
+}
+
+impl super::Work for Counter {
+    fn block(&mut self) {
+        self.last = None;
+    }
+
+    fn event(&mut self, ev: &Event<'_>, _: super::Line<'_>, _: &mut Vec<u8>) -> bool {
+        self.per_image.count(ev);
+        let span = ev.span_id.as_deref().unwrap_or_default();
+        let new_run = self.last.as_deref() != Some(span);
+        if new_run {
+            let last = self.last.get_or_insert_with(String::new);
+            last.clear();
+            last.push_str(span);
+        }
+        new_run || Counter::needs_order(ev)
+    }
+}
+
+/// Builds the tree from events: [`Builder::add`] each one in order, or count them apart with
+/// [`Counter`]s, [`Builder::merge`] those, and [`Builder::add_ordered`] (in order) the events
+/// they keep.
 #[derive(Default)]
 pub struct Builder {
     nodes: HashMap<String, Node>,
+    counted: super::PerImage,
 }
 
 impl Builder {
     /// Account one event.
     pub fn add(&mut self, ev: &Event) {
+        self.counted.count(ev);
+        self.add_ordered(ev);
+    }
+
+    /// Add what a [`Counter`] counted.
+    pub fn merge(&mut self, counter: Counter) {
+        self.counted.merge(counter.per_image);
+    }
+
+    /// Account an event a [`Counter`] kept, in order (the counter counted its file and
+    /// network events).
+    pub fn add_ordered(&mut self, ev: &Event) {
         if ev.span_id.is_none() {
             return; // lost
         }
@@ -106,15 +161,19 @@ impl Builder {
                 ev.path.as_deref().unwrap_or_default(),
                 ev.untraced_reason.as_deref().unwrap_or_default()
             )),
-            _ if t.starts_with("file_") || t == "chdir" => n.files += 1,
-            _ if t.starts_with("net_") || t == "dns_lookup" => n.net += 1,
             _ => {}
         }
         n.start.get_or_insert(ev.ts_unix_ns);
     }
 
     /// The images and their children (each list in start order), roots first.
-    pub fn finish(self) -> (Vec<Node>, HashMap<String, Vec<Node>>) {
+    pub fn finish(mut self) -> (Vec<Node>, HashMap<String, Vec<Node>>) {
+        for (span, (files, net)) in std::mem::take(&mut self.counted).into_counts() {
+            if let Some(n) = self.nodes.get_mut(&span) {
+                n.files += files;
+                n.net += net;
+            }
+        }
         let mut all: Vec<Node> = self.nodes.into_values().collect();
         all.sort_by_key(|n| (n.start.unwrap_or(i64::MAX), n.seq));
         let known: std::collections::HashSet<String> = all.iter().map(|n| n.span.clone()).collect();
