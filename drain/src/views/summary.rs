@@ -189,6 +189,14 @@ fn bump(c: &mut Counts, k: &str) {
     c.bump(k);
 }
 
+/// `path (errno N)` into `key` (written directly: it is built for every failed call).
+fn with_errno(key: &mut String, path: &str, errno: i64) {
+    key.push_str(path);
+    key.push_str(" (errno ");
+    key.push_str(itoa::Buffer::new().format(errno));
+    key.push(')');
+}
+
 /// The lists counted by file ([`list::files_written`] to [`list::files_changed`]): one map,
 /// so that a file written and created costs one lookup.
 const FILE_LISTS: std::ops::RangeInclusive<usize> = list::files_written..=list::files_changed;
@@ -251,7 +259,7 @@ impl Counter {
             "process_start" => self.processes += 1,
             "file_open" => {
                 if let Some(e) = ev.errno {
-                    let _ = write!(key, "{} (errno {e})", path());
+                    with_errno(key, path(), e);
                     bump(&mut c[list::failed_opens], key);
                 } else {
                     let flags = ev.flags.unwrap_or(0);
@@ -287,7 +295,7 @@ impl Counter {
             "exec" | "spawn" => {
                 if let Some(e) = ev.errno {
                     let p = ev.path.as_deref().unwrap_or_default();
-                    let _ = write!(key, "{p} (errno {e})");
+                    with_errno(key, p, e);
                     bump(&mut c[list::failed_execs], key);
                 }
                 self.untraced += u64::from(ev.untraced == Some(true));
@@ -324,12 +332,22 @@ impl Counter {
         }
         let mut files: Vec<(String, FileCounts)> = self.files.drain().collect();
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (k, l) in FILE_LISTS.enumerate() {
-            let counted = files
-                .iter()
-                .filter(|(_, n)| n[k] > 0)
-                .map(|(path, n)| (path.clone(), n[k]))
-                .collect();
+        let mut lists: [Vec<(String, u64)>; 5] = Default::default();
+        for (path, n) in files {
+            // The path is copied for each list it is in but the last, which takes it.
+            let mut places = (0..5).filter(|k| n[*k] > 0).peekable();
+            while let Some(k) = places.next() {
+                let path = match places.peek() {
+                    Some(_) => path.clone(),
+                    None => {
+                        lists[k].push((path, n[k]));
+                        break;
+                    }
+                };
+                lists[k].push((path, n[k]));
+            }
+        }
+        for (l, counted) in FILE_LISTS.zip(lists) {
             self.counts[l].take_sorted(counted);
         }
     }
@@ -470,8 +488,13 @@ impl Builder {
 /// The `n` entries of `m` with the highest counts, highest first (ties by name).
 pub fn top(m: &BTreeMap<String, u64>, n: usize) -> Vec<(&String, &u64)> {
     let mut v: Vec<_> = m.iter().collect();
-    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    v.truncate(n);
+    let order = |a: &(&String, &u64), b: &(&String, &u64)| b.1.cmp(a.1).then(a.0.cmp(b.0));
+    // The n first found in linear time, then only they sorted.
+    if v.len() > n {
+        v.select_nth_unstable_by(n, order);
+        v.truncate(n);
+    }
+    v.sort_unstable_by(order);
     v
 }
 
