@@ -5,7 +5,7 @@
 //! the events on, in file order. A range owns the lines that *start* in it: its worker skips
 //! the partial line it begins inside (the previous range's worker reads that line to its end,
 //! past its own range) and stops after the first line that reaches beyond the range. A ring
-//! is decoded on one thread into blocks of lines that the calling thread parses. A view's
+//! is decoded on one thread into blocks of lines, which two threads parse in turn. A view's
 //! [`Work`] runs on the parsing thread for each event: it counts what can be counted apart
 //! (each parsing thread has its own, merged by the view at the end), formats what needs the
 //! event alone, and says whether the calling thread needs the event itself; its bytes go on
@@ -179,51 +179,103 @@ fn read_blocks<W: Work>(
 }
 
 /// [`for_each_telemetry_event`] for the events of `ring`, as `decode` would write them
-/// (redacted): one thread decodes into blocks of lines while this one parses them, gives
-/// them to its one [`Work`] and hands them on.
+/// (redacted): one thread decodes into blocks of lines, dealt in turn to two threads that parse
+/// them and give them to their [`Work`]s, and this one hands them on in order.
 pub fn for_each_ring_event<W: Work>(
     ring: &format::Ring,
     input: &mut Input,
     new: &(dyn Fn() -> W + Sync),
     mut f: impl FnMut(Handed<'_, '_>),
 ) -> io::Result<Vec<W>> {
-    let mut work = new();
     std::thread::scope(|scope| {
-        let (full_tx, full) = mpsc::sync_channel::<Vec<u8>>(1);
+        // Decoded blocks go to the parsing threads in turn (block k to thread k % 2), and
+        // their memory comes back to the decoder on `spent`.
         let (spent, spent_rx) = mpsc::channel::<Vec<u8>>();
+        let mut to_parsers = Vec::new();
+        let mut parsers = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let (block_tx, blocks) = mpsc::sync_channel::<Vec<u8>>(1);
+            let (full_tx, full) = mpsc::sync_channel::<Batch>(1);
+            let (batch_back, batches) = mpsc::channel::<Batch>();
+            let spent = spent.clone();
+            to_parsers.push(block_tx);
+            parsers.push((full, batch_back));
+            threads.push(scope.spawn(move || {
+                let mut work = new();
+                let mut made = 0;
+                for mut block in blocks {
+                    let mut batch = match batches.try_recv() {
+                        Ok(batch) => batch,
+                        Err(_) if made < IN_FLIGHT => {
+                            made += 1;
+                            Batch::default()
+                        }
+                        Err(_) => match batches.recv() {
+                            Ok(batch) => batch,
+                            Err(_) => break,
+                        },
+                    };
+                    batch.clear();
+                    std::mem::swap(&mut batch.block, &mut block);
+                    batch.valid = batch.block.len();
+                    batch.parse(0, &mut work);
+                    // The decoder may have finished: then the old block is simply freed.
+                    block.clear();
+                    let _ = spent.send(block);
+                    // A closed channel: the caller stopped; so does this thread.
+                    if full_tx.send(batch).is_err() {
+                        break;
+                    }
+                }
+                work.finish();
+                work
+            }));
+        }
+        drop(spent);
         let decoder = scope.spawn(move || {
             let mut out = Blocks {
                 block: Vec::new(),
-                full: full_tx,
+                to: to_parsers,
+                next: 0,
                 spent: spent_rx,
             };
             let mut follower = Follower::new(ring, crate::decode::Options { redact: true });
             follower.run(&mut out, Until::caught_up())?;
             out.send()
         });
-        let mut batch = Batch::default();
-        for mut block in full {
-            batch.clear();
-            std::mem::swap(&mut batch.block, &mut block);
-            batch.valid = batch.block.len();
-            batch.parse(0, &mut work);
+        // Block k is parsed by thread k % 2; the first that does not come is past the last.
+        for k in 0.. {
+            let (full, back) = &parsers[k % 2];
+            let Ok(batch) = full.recv() else {
+                break;
+            };
             batch.hand_on(input, &mut f);
-            // The decoder may have finished: then the block is simply freed.
-            block.clear();
-            let _ = spent.send(block);
+            // The thread may have finished: then the batch is simply freed.
+            let _ = back.send(batch);
         }
-        decoder
+        drop(parsers);
+        let decoded = decoder
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the decoding thread failed")))
-    })?;
-    work.finish();
-    Ok(vec![work])
+            .unwrap_or_else(|_| Err(io::Error::other("the decoding thread failed")));
+        let works = threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .map_err(|_| io::Error::other("a parsing thread failed"))
+            })
+            .collect::<io::Result<Vec<W>>>()?;
+        decoded.map(|()| works)
+    })
 }
 
 /// The decoder's output, cut into blocks of whole lines (it writes one line per call).
 struct Blocks {
     block: Vec<u8>,
-    full: mpsc::SyncSender<Vec<u8>>,
+    /// The parsing threads, each sent every other block.
+    to: Vec<mpsc::SyncSender<Vec<u8>>>,
+    /// Which of them the next block goes to.
+    next: usize,
     spent: mpsc::Receiver<Vec<u8>>,
 }
 
@@ -234,9 +286,10 @@ impl Blocks {
         }
         let next = self.spent.try_recv().unwrap_or_default();
         let full = std::mem::replace(&mut self.block, next);
-        self.full
-            .send(full)
-            .map_err(|_| io::Error::other("the reading thread stopped"))
+        let to = &self.to[self.next % self.to.len()];
+        self.next += 1;
+        to.send(full)
+            .map_err(|_| io::Error::other("a parsing thread stopped"))
     }
 }
 
