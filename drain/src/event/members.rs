@@ -211,6 +211,52 @@ macro_rules! refuse {
     };
 }
 
+/// The compound forms neither serializer takes (what is left of serde's required methods).
+macro_rules! refuse_compounds {
+    () => {
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> serde_json::Result<()> {
+            refused()
+        }
+        fn serialize_tuple(self, _: usize) -> serde_json::Result<Self::SerializeTuple> {
+            refused()
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> serde_json::Result<Self::SerializeTupleStruct> {
+            refused()
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> serde_json::Result<Self::SerializeTupleVariant> {
+            refused()
+        }
+        fn serialize_map(self, _: Option<usize>) -> serde_json::Result<Self::SerializeMap> {
+            refused()
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> serde_json::Result<Self::SerializeStructVariant> {
+            refused()
+        }
+    };
+}
+
 impl<K: Sink> Serializer for Members<K> {
     type Ok = ();
     type Error = serde_json::Error;
@@ -245,49 +291,10 @@ impl<K: Sink> Serializer for Members<K> {
     ) -> serde_json::Result<()> {
         refused()
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> serde_json::Result<()> {
-        refused()
-    }
     fn serialize_seq(self, _: Option<usize>) -> serde_json::Result<Self::SerializeSeq> {
         refused()
     }
-    fn serialize_tuple(self, _: usize) -> serde_json::Result<Self::SerializeTuple> {
-        refused()
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> serde_json::Result<Self::SerializeTupleStruct> {
-        refused()
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> serde_json::Result<Self::SerializeTupleVariant> {
-        refused()
-    }
-    fn serialize_map(self, _: Option<usize>) -> serde_json::Result<Self::SerializeMap> {
-        refused()
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> serde_json::Result<Self::SerializeStructVariant> {
-        refused()
-    }
+    refuse_compounds!();
 }
 
 /// Members written as a JSON object straight into a buffer (its `{` already written).
@@ -439,37 +446,6 @@ impl<'o> Serializer for Value1<'o> {
     ) -> serde_json::Result<()> {
         refused()
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> serde_json::Result<()> {
-        refused()
-    }
-    fn serialize_tuple(self, _: usize) -> serde_json::Result<Self::SerializeTuple> {
-        refused()
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> serde_json::Result<Self::SerializeTupleStruct> {
-        refused()
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> serde_json::Result<Self::SerializeTupleVariant> {
-        refused()
-    }
-    fn serialize_map(self, _: Option<usize>) -> serde_json::Result<Self::SerializeMap> {
-        refused()
-    }
     fn serialize_struct(
         self,
         _: &'static str,
@@ -477,15 +453,7 @@ impl<'o> Serializer for Value1<'o> {
     ) -> serde_json::Result<Self::SerializeStruct> {
         refused()
     }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> serde_json::Result<Self::SerializeStructVariant> {
-        refused()
-    }
+    refuse_compounds!();
 }
 
 /// A list written by [`Value1`].
