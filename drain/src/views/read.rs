@@ -132,18 +132,8 @@ fn read_blocks<W: Work>(
                 let mut work = new();
                 let mut made = 0;
                 for b in (w..blocks).step_by(2) {
-                    // At most IN_FLIGHT batches each: then wait for one to come back (so its
-                    // memory, already mapped and warm, is what the next block is read into).
-                    let mut batch = match spent_rx.try_recv() {
-                        Ok(batch) => batch,
-                        Err(_) if made < IN_FLIGHT => {
-                            made += 1;
-                            Batch::default()
-                        }
-                        Err(_) => match spent_rx.recv() {
-                            Ok(batch) => batch,
-                            Err(_) => break,
-                        },
+                    let Some(mut batch) = Batch::next(&spent_rx, &mut made) else {
+                        break;
                     };
                     let r = batch.read(file, b * block, (b + 1) * block, len, &mut work);
                     // A closed channel: the caller stopped (an error); so does this worker.
@@ -205,16 +195,8 @@ pub fn for_each_ring_event<W: Work>(
                 let mut work = new();
                 let mut made = 0;
                 for mut block in blocks {
-                    let mut batch = match batches.try_recv() {
-                        Ok(batch) => batch,
-                        Err(_) if made < IN_FLIGHT => {
-                            made += 1;
-                            Batch::default()
-                        }
-                        Err(_) => match batches.recv() {
-                            Ok(batch) => batch,
-                            Err(_) => break,
-                        },
+                    let Some(mut batch) = Batch::next(&batches, &mut made) else {
+                        break;
                     };
                     batch.clear();
                     std::mem::swap(&mut batch.block, &mut block);
@@ -329,6 +311,20 @@ struct Batch {
 }
 
 impl Batch {
+    /// A batch for a parsing thread that has `made` so far: one that came back on `spent`, a
+    /// new one while it has fewer than [`IN_FLIGHT`], else one that comes back (its memory,
+    /// already mapped and warm, is what the next block goes into). `None`: none will come.
+    fn next(spent: &mpsc::Receiver<Batch>, made: &mut usize) -> Option<Batch> {
+        match spent.try_recv() {
+            Ok(batch) => Some(batch),
+            Err(_) if *made < IN_FLIGHT => {
+                *made += 1;
+                Some(Batch::default())
+            }
+            Err(_) => spent.recv().ok(),
+        }
+    }
+
     /// Drop the events and what was rendered for them (the memory is kept).
     fn clear(&mut self) {
         self.events.clear();
