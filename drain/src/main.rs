@@ -537,13 +537,15 @@ fn export_chrome(input: &std::path::Path, output: &std::ffi::OsStr) -> ExitCode 
         },
     };
     let out = io::BufWriter::with_capacity(1 << 16, out);
-    let mut w = match views::chrome::Writer::new(out) {
+    // With the first event's time known, instants are written whole where they are parsed.
+    let t0 = views::first_event_ts(input);
+    let mut w = match views::chrome::Writer::starting_at(out, t0) {
         Ok(w) => w,
         Err(e) => return fail(format!("writing {}: {e}", target.display())),
     };
     let mut err = None;
     // The instants are written on the threads that parse; the images' slices here.
-    let new = views::chrome::Instants::default;
+    let new = || views::chrome::Instants::starting_at(t0);
     let r = views::for_each_event_with(input, &new, |handed| {
         if err.is_none() {
             err = w.add_rendered(handed).err();

@@ -54,25 +54,34 @@ pub fn render_args(ev: &Event, out: impl Write) -> io::Result<()> {
     Ok(())
 }
 
-/// An instant as written on the thread that parsed it, but for its time (which counts from
-/// the trace's first event, known only in order): its `ts_unix_ns` (8 bytes, little-endian),
-/// the lengths of the JSON before and after the time (4 bytes each), then those two parts.
-/// Nothing for other events. `rest`: the event's members after the header as its line has
-/// them ([`super::Line::rest`]), copied into the args rather than written again.
-pub fn render_instant(ev: &Event, rest: Option<&[u8]>, out: &mut Vec<u8>) {
+/// An instant as written on the thread that parsed it. Its time counts from the trace's first
+/// event: given that (`t0`), the instant is written whole, after `,` and a newline; else it is
+/// framed for [`Writer::add_rendered`] to add the time in order: its `ts_unix_ns` (8 bytes,
+/// little-endian), the lengths of the JSON before and after the time (4 bytes each), then those
+/// two parts. Nothing for other events. `rest`: the event's members after the header as its
+/// line has them ([`super::Line::rest`]), copied into the args rather than written again.
+pub fn render_instant(ev: &Event, rest: Option<&[u8]>, t0: Option<i64>, out: &mut Vec<u8>) {
     let t = &*ev.event_type;
     if !is_instant(t) {
         return;
     }
     let at = out.len();
-    out.extend_from_slice(&ev.ts_unix_ns.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
+    match t0 {
+        Some(_) => out.extend_from_slice(b",\n"),
+        None => {
+            out.extend_from_slice(&ev.ts_unix_ns.to_le_bytes());
+            out.extend_from_slice(&[0; 8]);
+        }
+    }
     let a = out.len();
     out.extend_from_slice(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":");
     crate::event::append_str(out, t);
     out.extend_from_slice(b",\"cat\":\"");
     out.extend_from_slice(super::show::class(t).as_bytes());
     out.extend_from_slice(b"\",\"ts\":");
+    if let Some(t0) = t0 {
+        let _ = serde_json::to_writer(&mut *out, &((ev.ts_unix_ns - t0) as f64 / 1000.0));
+    }
     let b = out.len();
     let mut n = itoa::Buffer::new();
     out.extend_from_slice(b",\"pid\":");
@@ -99,6 +108,9 @@ pub fn render_instant(ev: &Event, rest: Option<&[u8]>, out: &mut Vec<u8>) {
         None => crate::event::append_members(ev, *SKIP, out),
     }
     out.push(b'}');
+    if t0.is_some() {
+        return;
+    }
     let (la, lb) = (b - a, out.len() - b);
     match (u32::try_from(la), u32::try_from(lb)) {
         (Ok(la), Ok(lb)) => {
@@ -114,8 +126,24 @@ pub fn render_instant(ev: &Event, rest: Option<&[u8]>, out: &mut Vec<u8>) {
 /// images and the first event of each block (the trace's first event is one of them).
 #[derive(Default)]
 pub struct Instants {
+    /// The time of the trace's first event, when known before reading (instants are then
+    /// written whole).
+    t0: Option<i64>,
     last: Option<i64>,
     block_start: bool,
+    /// Instants written whole.
+    whole: u64,
+}
+
+impl Instants {
+    /// Instants written whole, their times counted from `t0` (the trace's first event), or
+    /// framed when it is not known.
+    pub fn starting_at(t0: Option<i64>) -> Self {
+        Instants {
+            t0,
+            ..Default::default()
+        }
+    }
 }
 
 impl super::Work for Instants {
@@ -126,7 +154,9 @@ impl super::Work for Instants {
     }
 
     fn event(&mut self, ev: &Event<'_>, line: super::Line<'_>, out: &mut Vec<u8>) -> bool {
-        render_instant(ev, line.rest(), out);
+        let before = out.len();
+        render_instant(ev, line.rest(), self.t0, out);
+        self.whole += u64::from(self.t0.is_some() && out.len() > before);
         self.last = self.last.max(Some(ev.ts_unix_ns));
         std::mem::take(&mut self.block_start)
             || matches!(&*ev.event_type, "process_start" | "process_exit")
@@ -144,20 +174,30 @@ pub struct Writer<W: Write> {
     pub instants: u64,
     /// A frame rendered here (by [`Writer::add`]).
     scratch: Vec<u8>,
+    /// The instants come whole ([`Writer::starting_at`] a known time), not framed.
+    whole: bool,
 }
 
 impl<W: Write> Writer<W> {
     /// Start the JSON object on `out`.
-    pub fn new(mut out: W) -> io::Result<Self> {
+    pub fn new(out: W) -> io::Result<Self> {
+        Self::starting_at(out, None)
+    }
+
+    /// [`Writer::new`], times counted from `t0` (the trace's first event, when known before
+    /// reading): the [`Instants`] to hand on are then those made [`Instants::starting_at`] the
+    /// same time, which write instants whole.
+    pub fn starting_at(mut out: W, t0: Option<i64>) -> io::Result<Self> {
         out.write_all(b"{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n")?;
         Ok(Writer {
             out,
             first: true,
-            t0: None,
+            t0,
             last: 0,
             images: HashMap::new(),
             instants: 0,
             scratch: Vec::new(),
+            whole: t0.is_some(),
         })
     }
 
@@ -178,7 +218,9 @@ impl<W: Write> Writer<W> {
         self.last = self.last.max(ev.ts_unix_ns);
         let mut frame = std::mem::take(&mut self.scratch);
         frame.clear();
-        render_instant(ev, None, &mut frame);
+        let t0 = if self.whole { self.t0 } else { None };
+        render_instant(ev, None, t0, &mut frame);
+        self.instants += u64::from(self.whole && !frame.is_empty());
         let r = self.add_rendered((Some(ev), &frame));
         self.scratch = frame;
         r
@@ -189,6 +231,17 @@ impl<W: Write> Writer<W> {
     pub fn add_rendered(&mut self, (ev, frames): super::Handed<'_, '_>) -> io::Result<()> {
         if let Some(ev) = ev {
             self.note(ev);
+        }
+        if self.whole {
+            // Whole instants, each after `,` and a newline (but the array's first).
+            let mut bytes = frames;
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            if std::mem::take(&mut self.first) {
+                bytes = bytes.strip_prefix(b",\n").unwrap_or(bytes);
+            }
+            return self.out.write_all(bytes);
         }
         let mut rest = frames;
         while let Some((head, tail)) = rest.split_first_chunk::<16>() {
@@ -217,9 +270,11 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// Take the latest time an [`Instants`] work saw (the end of images that have none).
+    /// Take the latest time an [`Instants`] work saw (the end of images that have none), and
+    /// the count of the instants it wrote whole.
     pub fn merge(&mut self, work: Instants) {
         self.last = self.last.max(work.last.unwrap_or(i64::MIN));
+        self.instants += work.whole;
     }
 
     /// The times, and the images' starts and exits.

@@ -75,6 +75,44 @@ pub fn for_each_event_rendered(
     .map(|(input, _)| input)
 }
 
+/// The time (`ts_unix_ns`) of the first telemetry event of a trace file, as
+/// [`for_each_event`] would hand it on, found in the file's first MiB; `None` for a ring or
+/// when that MiB has none.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let t = dir.path().join("t.jsonl");
+/// let event = r#"{"ts":"t","ts_unix_ns":7,"event_type":"file_open","session_id":null,
+///   "span_id":null,"parent_span":null,"component":"telemetry","pid":1,"tid":1,"pos":0,
+///   "ring_id":"r"}"#.replace('\n', "");
+/// std::fs::write(&t, format!("{{\"component\":\"substrate\"}}\nnot json\n{event}")).unwrap();
+/// assert_eq!(drain::views::first_event_ts(&t), Some(7));
+/// std::fs::write(&t, "{\"component\":\"substrate\"}\n").unwrap();
+/// assert_eq!(drain::views::first_event_ts(&t), None);
+/// ```
+pub fn first_event_ts(path: &Path) -> Option<i64> {
+    use std::io::Read;
+    const PEEK: u64 = 1 << 20;
+    if is_ring(path) {
+        return None;
+    }
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(PEEK)
+        .read_to_end(&mut head)
+        .ok()?;
+    let mut lines: Vec<&[u8]> = head.split(|b| *b == b'\n').collect();
+    if head.len() as u64 == PEEK {
+        lines.pop(); // cut short: the file goes on
+    }
+    lines.into_iter().find_map(|line| {
+        let mut ev = Event::default();
+        let telemetry = ev.parse_bytes_into(line).is_ok() && ev.component == "telemetry";
+        telemetry.then_some(ev.ts_unix_ns)
+    })
+}
+
 /// Keeps every event, with what its render wrote.
 struct Keep<'r>(Option<Render<'r>>);
 
