@@ -79,7 +79,11 @@ fn run(
         &ring,
         ReaderOptions {
             start: Start::Oldest,
-            unwritten_grace: Duration::from_millis(100),
+            // A live writer stalled between its reservation and its stamp for longer than
+            // this is skipped as `unwritten` (RING.md §4), by design. With no writer killed,
+            // every committed record must be read: the grace is long enough for a writer
+            // thread preempted on a loaded 2-core machine (100 ms once was not, in CI).
+            unwritten_grace: Duration::from_millis(if kills == 0 { 2000 } else { 100 }),
             liveness: Box::new(ProcLiveness),
         },
     );
@@ -184,7 +188,8 @@ fn many_processes_and_threads_discard_every_record_exactly_once() {
                 .map_or(0, |v| v.len() as u64);
             assert_eq!(
                 got, written,
-                "writer {w} thread {t}: read {got} of {written} committed"
+                "writer {w} thread {t}: read {got} of {written} committed; lost {:?}",
+                o.lost
             );
         }
     }
