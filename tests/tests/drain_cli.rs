@@ -168,7 +168,22 @@ fn a_follow_killed_and_restarted_neither_repeats_nor_skips() {
         t.elapsed() < Duration::from_secs(10),
         "--until-done stopped once the writer was gone"
     );
-    let lines = parse(&std::fs::read_to_string(&out).unwrap());
+    // A SIGKILL can end a write(2) of several pages early (the kernel checks for a fatal
+    // signal between pages), leaving a line cut short. The drain ends such a line with a
+    // newline and leaves it (SCHEMA.md, "A shared trace file"); the restarted drain writes
+    // the whole line again. So at most one cut line per kill, each the start of a whole one.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let (whole, cut): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|l| serde_json::from_str::<Value>(l).is_ok());
+    assert!(cut.len() <= 3, "at most one line cut per kill: {cut:?}");
+    for c in &cut {
+        assert!(
+            whole.iter().any(|l| l.len() > c.len() && l.starts_with(c)),
+            "a cut line is the start of a line written whole: {c:?}"
+        );
+    }
+    let lines = parse(&whole.join("\n"));
     let idx = numbered(&lines);
     assert_eq!(
         idx,
