@@ -419,16 +419,8 @@ fn written(r: io::Result<()>, what: &str) -> ExitCode {
 fn summary(input: &std::path::Path, json: bool, top: usize) -> ExitCode {
     // Counted on the threads that parse; starts and exits here, in order.
     let mut b = views::summary::Builder::default();
-    let new = views::summary::Counter::default;
-    let r = match views::for_each_event_with(input, &new, |(ev, _)| {
-        if let Some(ev) = ev {
-            b.add_ordered(ev);
-        }
-    }) {
-        Ok((r, counters)) => {
-            counters.into_iter().for_each(|c| b.merge(c));
-            r
-        }
+    let r = match views::build(input, &mut b) {
+        Ok(r) => r,
         Err(e) => return fail(e),
     };
     let s = b.finish(r.skipped);
@@ -446,14 +438,8 @@ fn summary(input: &std::path::Path, json: bool, top: usize) -> ExitCode {
 fn tree(input: &std::path::Path, width: usize) -> ExitCode {
     // File and network events counted on the threads that parse; the tree built here.
     let mut b = views::tree::Builder::default();
-    let new = views::tree::Counter::default;
-    match views::for_each_event_with(input, &new, |(ev, _)| {
-        if let Some(ev) = ev {
-            b.add_ordered(ev);
-        }
-    }) {
-        Ok((_, counters)) => counters.into_iter().for_each(|c| b.merge(c)),
-        Err(e) => return fail(e),
+    if let Err(e) = views::build(input, &mut b) {
+        return fail(e);
     }
     let (roots, children) = b.finish();
     let text = views::tree::text(&roots, &children, width);
@@ -466,16 +452,8 @@ fn report(
     opts: views::report::Options,
 ) -> ExitCode {
     let mut b = views::report::Builder::new(opts);
-    let new = views::report::Counter::default;
-    let r = match views::for_each_event_with(input, &new, |(ev, _)| {
-        if let Some(ev) = ev {
-            b.add_ordered(ev);
-        }
-    }) {
-        Ok((r, counters)) => {
-            counters.into_iter().for_each(|c| b.merge(c));
-            r
-        }
+    let r = match views::build(input, &mut b) {
+        Ok(r) => r,
         Err(e) => return fail(e),
     };
     let page = b.finish(r.skipped, &input.to_string_lossy());

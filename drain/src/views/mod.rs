@@ -75,6 +75,34 @@ pub fn for_each_event_rendered(
     .map(|(input, _)| input)
 }
 
+/// A view built from events: each is counted apart by its [`Work`] on the threads that parse,
+/// and the view itself gets, in order, only the events the works keep ([`Ordered::add_ordered`])
+/// and then the works ([`Ordered::merge`]). [`build`] does both.
+pub trait Ordered {
+    /// What counts apart on each parsing thread.
+    type Work: Work + Default;
+
+    /// Account an event a [`Ordered::Work`] kept, in order (the work counted the rest of it).
+    fn add_ordered(&mut self, ev: &Event);
+
+    /// Add what a [`Ordered::Work`] counted.
+    fn merge(&mut self, work: Self::Work);
+}
+
+/// Read `path` into `view`: events counted on the threads that parse, those kept added in
+/// order, the works merged at the end.
+pub fn build<V: Ordered>(path: &Path, view: &mut V) -> Result<Input, String> {
+    let (input, works) = for_each_event_with(path, &V::Work::default, |(ev, _)| {
+        if let Some(ev) = ev {
+            view.add_ordered(ev);
+        }
+    })?;
+    for work in works {
+        view.merge(work);
+    }
+    Ok(input)
+}
+
 /// The time (`ts_unix_ns`) of the first telemetry event of a trace file, as
 /// [`for_each_event`] would hand it on, found in the file's first MiB; `None` for a ring or
 /// when that MiB has none.

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
+use super::Ordered;
 use crate::event::Event;
 
 use super::summary::{self, Summary};
@@ -87,7 +88,7 @@ struct Image {
 
 /// The part of a report counted apart on each thread that parses (a [`super::Work`]):
 /// the summary's counts, each image's file and network events, the last time. It keeps for
-/// the calling thread the events [`Builder::add_ordered`] needs.
+/// the calling thread the events [`Ordered::add_ordered`] needs.
 #[derive(Default)]
 pub struct Counter {
     summary: summary::Counter,
@@ -113,7 +114,7 @@ impl Counter {
         self.last = self.last.max(other.last);
     }
 
-    /// Whether [`Builder::add_ordered`] needs `ev`.
+    /// Whether [`Ordered::add_ordered`] needs `ev`.
     fn needs_order(&self, ev: &Event) -> bool {
         summary::Counter::needs_order(ev)
             || matches!(&*ev.event_type, "exec" | "spawn") && ev.untraced == Some(true)
@@ -136,8 +137,7 @@ impl super::Work for Counter {
 }
 
 /// Builds a report from events: [`Builder::add`] each one in order, or count them apart
-/// with [`Counter`]s, [`Builder::merge`] those, and [`Builder::add_ordered`] (in order) the
-/// events they keep.
+/// with [`Counter`]s ([`super::build`]).
 #[derive(Default)]
 pub struct Builder {
     opts: Options,
@@ -164,56 +164,6 @@ impl Builder {
     pub fn add(&mut self, ev: &Event) {
         self.counted.count(ev);
         self.add_ordered(ev);
-    }
-
-    /// Add what a [`Counter`] counted.
-    pub fn merge(&mut self, counter: Counter) {
-        self.counted.merge(counter);
-    }
-
-    /// Account an event a [`Counter`] kept, in order (the counter counted the rest of it).
-    pub fn add_ordered(&mut self, ev: &Event) {
-        if summary::Counter::needs_order(ev) {
-            self.summary.add_ordered(ev);
-        }
-        let t = ev.ts_unix_ns;
-        if self.first.is_none() {
-            self.first = Some((t, ev.ts.to_string()));
-        }
-        let Some(span) = ev.span_id.as_deref() else {
-            return; // lost
-        };
-        if ev.event_type == "process_start" {
-            self.start(span, ev);
-            return;
-        }
-        let Some(&k) = self.index.get(span) else {
-            return;
-        };
-        let img = &mut self.images[k];
-        match &*ev.event_type {
-            "process_exit" => {
-                let how = match (ev.signal, ev.exit_code) {
-                    (Some(s), _) => End::Signal(s),
-                    (None, Some(c)) => End::Exit(c),
-                    _ => End::Unknown,
-                };
-                img.end = Some((t, how));
-            }
-            "exec" | "spawn" if ev.untraced == Some(true) => {
-                if img.untraced.len() < MARKS_PER_IMAGE {
-                    let what = format!(
-                        "{} ({})",
-                        super::shorten(ev.path.as_deref().unwrap_or(""), PATH_CHARS),
-                        super::shorten(ev.untraced_reason.as_deref().unwrap_or("?"), 80)
-                    );
-                    img.untraced.push((t, what));
-                } else {
-                    img.untraced_more += 1;
-                }
-            }
-            _ => {}
-        }
     }
 
     fn start(&mut self, span: &str, ev: &Event) {
@@ -293,6 +243,60 @@ impl Builder {
              JavaScript; the picture and tables do not.)</p></noscript>\n</body>\n</html>\n"
         );
         o
+    }
+}
+
+impl Ordered for Builder {
+    type Work = Counter;
+
+    /// Add what a [`Counter`] counted.
+    fn merge(&mut self, counter: Counter) {
+        self.counted.merge(counter);
+    }
+
+    /// Account an event a [`Counter`] kept, in order (the counter counted the rest of it).
+    fn add_ordered(&mut self, ev: &Event) {
+        if summary::Counter::needs_order(ev) {
+            self.summary.add_ordered(ev);
+        }
+        let t = ev.ts_unix_ns;
+        if self.first.is_none() {
+            self.first = Some((t, ev.ts.to_string()));
+        }
+        let Some(span) = ev.span_id.as_deref() else {
+            return; // lost
+        };
+        if ev.event_type == "process_start" {
+            self.start(span, ev);
+            return;
+        }
+        let Some(&k) = self.index.get(span) else {
+            return;
+        };
+        let img = &mut self.images[k];
+        match &*ev.event_type {
+            "process_exit" => {
+                let how = match (ev.signal, ev.exit_code) {
+                    (Some(s), _) => End::Signal(s),
+                    (None, Some(c)) => End::Exit(c),
+                    _ => End::Unknown,
+                };
+                img.end = Some((t, how));
+            }
+            "exec" | "spawn" if ev.untraced == Some(true) => {
+                if img.untraced.len() < MARKS_PER_IMAGE {
+                    let what = format!(
+                        "{} ({})",
+                        super::shorten(ev.path.as_deref().unwrap_or(""), PATH_CHARS),
+                        super::shorten(ev.untraced_reason.as_deref().unwrap_or("?"), 80)
+                    );
+                    img.untraced.push((t, what));
+                } else {
+                    img.untraced_more += 1;
+                }
+            }
+            _ => {}
+        }
     }
 }
 

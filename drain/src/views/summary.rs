@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::Ordered;
 use crate::event::Event;
 
 /// Everything `summary` reports.
@@ -185,10 +186,6 @@ fn merge_sorted(a: Vec<(String, u64)>, b: Vec<(String, u64)>) -> Vec<(String, u6
     out
 }
 
-fn bump(c: &mut Counts, k: &str) {
-    c.bump(k);
-}
-
 /// `path (errno N)` into `key` (written directly: it is built for every failed call).
 fn with_errno(key: &mut String, path: &str, errno: i64) {
     key.push_str(path);
@@ -224,7 +221,7 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// Whether the [`Builder`] needs `ev` in order ([`Builder::add_ordered`]): the starts
+    /// Whether the [`Builder`] needs `ev` in order ([`Ordered::add_ordered`]): the starts
     /// and exits of images (program names, the root, failed processes).
     pub fn needs_order(ev: &Event) -> bool {
         matches!(&*ev.event_type, "process_start" | "process_exit")
@@ -260,7 +257,7 @@ impl Counter {
             "file_open" => {
                 if let Some(e) = ev.errno {
                     with_errno(key, path(), e);
-                    bump(&mut c[list::failed_opens], key);
+                    c[list::failed_opens].bump(key);
                 } else {
                     let flags = ev.flags.unwrap_or(0);
                     let how = if flags & (O_WRONLY | O_RDWR) != 0 {
@@ -275,7 +272,7 @@ impl Counter {
                     }
                 }
             }
-            "object_load" => bump(&mut c[list::objects_loaded], path()),
+            "object_load" => c[list::objects_loaded].bump(path()),
             "file_unlink" | "file_rmdir" if ev.errno.is_none() => {
                 file(&[list::files_deleted], path());
             }
@@ -296,7 +293,7 @@ impl Counter {
                 if let Some(e) = ev.errno {
                     let p = ev.path.as_deref().unwrap_or_default();
                     with_errno(key, p, e);
-                    bump(&mut c[list::failed_execs], key);
+                    c[list::failed_execs].bump(key);
                 }
                 self.untraced += u64::from(ev.untraced == Some(true));
             }
@@ -311,12 +308,9 @@ impl Counter {
                     (Some(a), None) => key.push_str(a),
                     _ => key.push('?'),
                 }
-                bump(&mut c[list::endpoints], key);
+                c[list::endpoints].bump(key);
             }
-            "dns_lookup" => bump(
-                &mut c[list::dns_names],
-                ev.name.as_deref().unwrap_or_default(),
-            ),
+            "dns_lookup" => c[list::dns_names].bump(ev.name.as_deref().unwrap_or_default()),
             _ => {}
         }
     }
@@ -389,8 +383,8 @@ impl super::Work for Counter {
 }
 
 /// Builds a [`Summary`] from events: [`Builder::add`] each one in order, or count them apart
-/// with [`Counter`]s, [`Builder::merge`] those, and [`Builder::add_ordered`] (in order)
-/// the events they keep.
+/// with [`Counter`]s
+/// ([`super::build`]).
 #[derive(Default)]
 pub struct Builder {
     s: Summary,
@@ -405,43 +399,6 @@ impl Builder {
         self.counted.count(ev);
         if Counter::needs_order(ev) {
             self.add_ordered(ev);
-        }
-    }
-
-    /// Add what a [`Counter`] counted.
-    pub fn merge(&mut self, counter: Counter) {
-        self.counted.merge(counter);
-    }
-
-    /// Account an event that [`Counter::needs_order`] (events in order: the counter that
-    /// counted it does not do this part).
-    pub fn add_ordered(&mut self, ev: &Event) {
-        let s = &mut self.s;
-        let span = ev.span_id.as_deref().unwrap_or_default();
-        match &*ev.event_type {
-            "process_start" => {
-                self.programs.insert(span.to_string(), super::program(ev));
-                if ev.parent_image.is_none() && self.root.is_none() {
-                    self.root = Some((span.to_string(), ev.ts_unix_ns));
-                }
-            }
-            "process_exit" => {
-                let prog = self.programs.get(span).map_or("?", String::as_str);
-                let pid = ev.pid.unwrap_or(0);
-                if let Some(sig) = ev.signal {
-                    s.failed_processes
-                        .push(format!("{prog} (pid {pid}): signal {sig}"));
-                } else if let Some(c) = ev.exit_code.filter(|c| *c != 0) {
-                    s.failed_processes
-                        .push(format!("{prog} (pid {pid}): exit {c}"));
-                }
-                if let Some((root, start)) = &self.root {
-                    if *root == span {
-                        s.root_wall_ns = Some(ev.ts_unix_ns - start);
-                    }
-                }
-            }
-            _ => {}
         }
     }
 
@@ -482,6 +439,47 @@ impl Builder {
             s.dns_names,
         ] = counts.map(Counts::into_sorted);
         s
+    }
+}
+
+impl Ordered for Builder {
+    type Work = Counter;
+
+    /// Add what a [`Counter`] counted.
+    fn merge(&mut self, counter: Counter) {
+        self.counted.merge(counter);
+    }
+
+    /// Account an event that [`Counter::needs_order`] (events in order: the counter that
+    /// counted it does not do this part).
+    fn add_ordered(&mut self, ev: &Event) {
+        let s = &mut self.s;
+        let span = ev.span_id.as_deref().unwrap_or_default();
+        match &*ev.event_type {
+            "process_start" => {
+                self.programs.insert(span.to_string(), super::program(ev));
+                if ev.parent_image.is_none() && self.root.is_none() {
+                    self.root = Some((span.to_string(), ev.ts_unix_ns));
+                }
+            }
+            "process_exit" => {
+                let prog = self.programs.get(span).map_or("?", String::as_str);
+                let pid = ev.pid.unwrap_or(0);
+                if let Some(sig) = ev.signal {
+                    s.failed_processes
+                        .push(format!("{prog} (pid {pid}): signal {sig}"));
+                } else if let Some(c) = ev.exit_code.filter(|c| *c != 0) {
+                    s.failed_processes
+                        .push(format!("{prog} (pid {pid}): exit {c}"));
+                }
+                if let Some((root, start)) = &self.root {
+                    if *root == span {
+                        s.root_wall_ns = Some(ev.ts_unix_ns - start);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 

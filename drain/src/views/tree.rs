@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use super::Ordered;
 use crate::event::Event;
 
 /// One process image.
@@ -40,7 +41,7 @@ pub struct Node {
 
 /// The part of the tree counted apart on each thread that parses (a [`super::Work`]): each
 /// image's file and network events. It keeps for the calling thread the events
-/// [`Builder::add_ordered`] needs: starts, exits and untraced children of images, and the
+/// [`Ordered::add_ordered`] needs: starts, exits and untraced children of images, and the
 /// first event of each run of one image (the first event of every image is one of them).
 #[derive(Default)]
 pub struct Counter {
@@ -50,7 +51,7 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// Whether [`Builder::add_ordered`] needs `ev` whatever came before it.
+    /// Whether [`Ordered::add_ordered`] needs `ev` whatever came before it.
     fn needs_order(ev: &Event) -> bool {
         match &*ev.event_type {
             "process_start" | "process_exit" => true,
@@ -79,8 +80,8 @@ impl super::Work for Counter {
 }
 
 /// Builds the tree from events: [`Builder::add`] each one in order, or count them apart with
-/// [`Counter`]s, [`Builder::merge`] those, and [`Builder::add_ordered`] (in order) the events
-/// they keep.
+/// [`Counter`]s
+/// ([`super::build`]).
 #[derive(Default)]
 pub struct Builder {
     nodes: HashMap<String, Node>,
@@ -94,14 +95,40 @@ impl Builder {
         self.add_ordered(ev);
     }
 
+    /// The images and their children (each list in start order), roots first.
+    pub fn finish(mut self) -> (Vec<Node>, HashMap<String, Vec<Node>>) {
+        for (span, (files, net)) in std::mem::take(&mut self.counted).into_counts() {
+            if let Some(n) = self.nodes.get_mut(&span) {
+                n.files += files;
+                n.net += net;
+            }
+        }
+        let mut all: Vec<Node> = self.nodes.into_values().collect();
+        all.sort_by_key(|n| (n.start.unwrap_or(i64::MAX), n.seq));
+        let known: std::collections::HashSet<String> = all.iter().map(|n| n.span.clone()).collect();
+        let mut roots = vec![];
+        let mut children: HashMap<String, Vec<Node>> = HashMap::new();
+        for n in all {
+            match n.parent.clone().filter(|p| known.contains(p)) {
+                Some(p) => children.entry(p).or_default().push(n),
+                None => roots.push(n),
+            }
+        }
+        (roots, children)
+    }
+}
+
+impl Ordered for Builder {
+    type Work = Counter;
+
     /// Add what a [`Counter`] counted.
-    pub fn merge(&mut self, counter: Counter) {
+    fn merge(&mut self, counter: Counter) {
         self.counted.merge(counter.per_image);
     }
 
     /// Account an event a [`Counter`] kept, in order (the counter counted its file and
     /// network events).
-    pub fn add_ordered(&mut self, ev: &Event) {
+    fn add_ordered(&mut self, ev: &Event) {
         if ev.span_id.is_none() {
             return; // lost
         }
@@ -164,28 +191,6 @@ impl Builder {
             _ => {}
         }
         n.start.get_or_insert(ev.ts_unix_ns);
-    }
-
-    /// The images and their children (each list in start order), roots first.
-    pub fn finish(mut self) -> (Vec<Node>, HashMap<String, Vec<Node>>) {
-        for (span, (files, net)) in std::mem::take(&mut self.counted).into_counts() {
-            if let Some(n) = self.nodes.get_mut(&span) {
-                n.files += files;
-                n.net += net;
-            }
-        }
-        let mut all: Vec<Node> = self.nodes.into_values().collect();
-        all.sort_by_key(|n| (n.start.unwrap_or(i64::MAX), n.seq));
-        let known: std::collections::HashSet<String> = all.iter().map(|n| n.span.clone()).collect();
-        let mut roots = vec![];
-        let mut children: HashMap<String, Vec<Node>> = HashMap::new();
-        for n in all {
-            match n.parent.clone().filter(|p| known.contains(p)) {
-                Some(p) => children.entry(p).or_default().push(n),
-                None => roots.push(n),
-            }
-        }
-        (roots, children)
     }
 }
 
