@@ -252,17 +252,14 @@ pub struct Event<'a> {
 
 mod members;
 mod parse;
+mod scan;
 
 pub use members::{append_members, append_str, for_each_member, write_members, Skip, HEADER};
 pub use parse::{Layout, ParseError, MAX_DEPTH};
 
-/// A line without its newline, as text.
-fn utf8(line: &[u8]) -> Result<&str, ParseError> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    std::str::from_utf8(line).map_err(|e| ParseError {
-        at: e.valid_up_to(),
-        what: "not UTF-8",
-    })
+/// A line without its newline.
+fn strip(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
 }
 
 impl<'a> Event<'a> {
@@ -281,13 +278,13 @@ impl<'a> Event<'a> {
     /// [`Event::parse_bytes`] into this event, which must be [`Event::default`] (an event is
     /// large: filling one in place saves moving it).
     pub fn parse_bytes_into(&mut self, line: &'a [u8]) -> Result<(), ParseError> {
-        parse::parse_into(utf8(line)?, self)
+        parse::parse_bytes_into::<false>(strip(line), self).map(|_| ())
     }
 
     /// [`Event::parse_bytes_into`], and where the line's members are ([`Layout`]: for
     /// copying them as they are).
     pub fn parse_layout_into(&mut self, line: &'a [u8]) -> Result<Layout, ParseError> {
-        parse::parse_layout_into(utf8(line)?, self)
+        parse::parse_bytes_into::<true>(strip(line), self)
     }
 
     /// The line's JSON object.

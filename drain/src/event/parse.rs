@@ -20,6 +20,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::scan::{self, Quotes};
 use super::Event;
 
 /// How deep arrays and objects nested inside a skipped member may go.
@@ -82,18 +83,40 @@ pub fn parse(line: &str) -> R<Event<'_>> {
 
 /// [`parse`] into `ev`, which must be [`Event::default`] (filled in place: an event is large).
 pub fn parse_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<()> {
-    read_line::<false>(line, ev).map(|_| ())
+    let mut quotes = Quotes::new();
+    let plain = scan::scan(line.as_bytes(), &mut quotes);
+    read_line::<false>(line, plain.then_some(&quotes), ev).map(|_| ())
 }
 
-/// [`parse_into`], and where the line's members are.
-pub fn parse_layout_into<'a>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
-    read_line::<true>(line, ev)
+/// [`parse_into`] of bytes (no newline), which must be UTF-8, noting the line's [`Layout`]
+/// when `FORM`.
+pub fn parse_bytes_into<'a, const FORM: bool>(line: &'a [u8], ev: &mut Event<'a>) -> R<Layout> {
+    let mut quotes = Quotes::new();
+    let plain = scan::scan(line, &mut quotes);
+    let text = if plain {
+        // SAFETY: `scan` found every byte of the line below 0x80: ASCII, which is UTF-8.
+        unsafe { std::str::from_utf8_unchecked(line) }
+    } else {
+        std::str::from_utf8(line).map_err(|e| ParseError {
+            at: e.valid_up_to(),
+            what: "not UTF-8",
+        })?
+    };
+    read_line::<FORM>(text, plain.then_some(&quotes), ev)
 }
 
 /// [`parse_into`], noting the line's [`Layout`] when `FORM` (it costs about a tenth of the
-/// reading, so it is done only when asked for).
-fn read_line<'a, const FORM: bool>(line: &'a str, ev: &mut Event<'a>) -> R<Layout> {
-    let mut p = Reader { s: line, i: 0 };
+/// reading, so it is done only when asked for). `quotes`: the line's, if it is plain.
+fn read_line<'a, const FORM: bool>(
+    line: &'a str,
+    quotes: Option<&Quotes>,
+    ev: &mut Event<'a>,
+) -> R<Layout> {
+    let mut p = Reader {
+        s: line,
+        i: 0,
+        quotes,
+    };
     let mut seen = 0u8;
     // The line's form (see Layout): no whitespace or member that cannot be copied seen, the
     // place in the schema the next member must be at least at, where the members after the
@@ -184,12 +207,15 @@ fn read_line<'a, const FORM: bool>(line: &'a str, ev: &mut Event<'a>) -> R<Layou
 }
 
 /// A cursor over the line.
-struct Reader<'a> {
+struct Reader<'a, 'q> {
     s: &'a str,
     i: usize,
+    /// The line's quotes, when it is plain ([`scan`]): no escapes, and a string ends at the
+    /// next quote.
+    quotes: Option<&'q Quotes>,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn bytes(&self) -> &'a [u8] {
         self.s.as_bytes()
     }
@@ -443,7 +469,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     fn opt_string(&mut self) -> R<Option<Cow<'a, str>>> {
+        if self.peek() == Some(b'"') {
+            return self.string().map(Some);
+        }
         self.opt(Self::string)
     }
 
@@ -499,18 +529,44 @@ impl<'a> Reader<'a> {
     /// A JSON integer that fits `u64`: digits, no sign, fraction or exponent.
     fn uint(&mut self) -> R<u64> {
         let start = self.i;
+        let b = self.bytes();
+        // Up to 19 digits cannot overflow: read without checks, then check a longer run.
         let mut n: u64 = 0;
-        while let Some(d @ b'0'..=b'9') = self.peek() {
-            n = match n
-                .checked_mul(10)
-                .and_then(|n| n.checked_add(u64::from(d - b'0')))
-            {
-                Some(n) => n,
-                None => return self.err("integer out of range"),
-            };
-            self.i += 1;
+        let mut end = start;
+        loop {
+            // Eight bytes at a time while the line has eight left, then one at a time.
+            if let Some(w) = word_at(b, end) {
+                let (k, v) = leading_digits(w);
+                n = n.wrapping_mul(POW10[k]).wrapping_add(v);
+                end += k;
+                if k == 8 {
+                    continue;
+                }
+            } else {
+                while let Some(d @ b'0'..=b'9') = b.get(end).copied() {
+                    n = n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                    end += 1;
+                }
+            }
+            break;
         }
-        let digits = self.i - start;
+        self.i = end;
+        let digits = end - start;
+        if digits > 19 {
+            n = 0;
+            for (k, &d) in b[start..self.i].iter().enumerate() {
+                n = match n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                {
+                    Some(n) => n,
+                    None => {
+                        self.i = start + k;
+                        return self.err("integer out of range");
+                    }
+                };
+            }
+        }
         if digits == 0 {
             return self.err("expected an integer");
         }
@@ -550,7 +606,25 @@ impl<'a> Reader<'a> {
     }
 
     /// A JSON string: borrowed from the line when it has no escapes.
+    #[inline(always)]
     fn string(&mut self) -> R<Cow<'a, str>> {
+        // A plain line: the string is all up to the next quote, and every index is a
+        // character boundary (the line is ASCII).
+        if let (Some(quotes), Some(b'"')) = (self.quotes, self.peek()) {
+            let start = self.i + 1;
+            let end = quotes.next(start);
+            if let Some((end, s)) = end.and_then(|end| Some((end, self.s.get(start..end)?))) {
+                self.i = end + 1;
+                return Ok(Cow::Borrowed(s));
+            }
+        }
+        self.any_string()
+    }
+
+    /// [`Reader::string`] byte by byte, for a line that is not plain (or a string that is not
+    /// well formed).
+    #[inline(never)]
+    fn any_string(&mut self) -> R<Cow<'a, str>> {
         self.expect(b'"')?;
         let start = self.i;
         self.i = plain_run(self.bytes(), self.i);
@@ -768,6 +842,42 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 fn word_at(b: &[u8], i: usize) -> Option<u64> {
     let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
     Some(u64::from_le_bytes(w))
+}
+
+/// Powers of ten up to eight.
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The decimal digits `w` (8 bytes, little-endian: the first byte lowest) starts with: how
+/// many (0 to 8) and their value.
+#[inline(always)]
+fn leading_digits(w: u64) -> (usize, u64) {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let threes = ONES * 0x30;
+    // A byte is a digit if its high nibble is 3, and still is with 6 added (0x30 to 0x39).
+    // A carry out of a byte from 0xFA only reaches bytes after it, past the first non-digit.
+    let other =
+        ((w & HIGH_NIBBLES) ^ threes) | ((w.wrapping_add(ONES * 6) & HIGH_NIBBLES) ^ threes);
+    let k = (other.trailing_zeros() / 8) as usize; // 8 when all are digits
+    if k == 0 {
+        return (0, 0);
+    }
+    // The digits' values moved to the top bytes (the bytes after them drop out), then
+    // joined in pairs, fours and eights.
+    let d = (w & (ONES * 0x0F)) << (8 * (8 - k));
+    let d = d.wrapping_mul(10 << 8 | 1) >> 8;
+    let d = (d & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 << 16 | 1) >> 16;
+    let d = (d & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 << 32 | 1) >> 32;
+    (k, d)
 }
 
 /// The bytes of `w` (8, little-endian) that end a plain run of string bytes (a quote, a
@@ -1014,7 +1124,7 @@ mod tests {
         #[test]
         fn copied_members_are_the_events_own(l in line()) {
             let mut ev = Event::default();
-            let Ok(layout) = parse_layout_into(&l, &mut ev) else {
+            let Ok(layout) = parse_bytes_into::<true>(l.as_bytes(), &mut ev) else {
                 return Ok(());
             };
             let mut want = serde_json::to_value(&ev).unwrap();
@@ -1027,7 +1137,7 @@ mod tests {
             }
             let written = serde_json::to_string(&ev).unwrap();
             let mut again = Event::default();
-            let layout = parse_layout_into(&written, &mut again).unwrap();
+            let layout = parse_bytes_into::<true>(written.as_bytes(), &mut again).unwrap();
             let (from, to) = layout.rest.expect("serde_json's line has the drain's form");
             let copied: Value =
                 serde_json::from_str(&format!("{{{}}}", &written[from..to])).unwrap();
@@ -1086,7 +1196,7 @@ mod tests {
         let head = r#""ts":"t","ts_unix_ns":1,"event_type":"file_open","session_id":null,"span_id":null,"parent_span":null,"component":"telemetry","pid":1,"tid":1,"pos":2,"ring_id":"r""#;
         let rest = |l: &str| {
             let mut ev = Event::default();
-            let layout = parse_layout_into(l, &mut ev).unwrap();
+            let layout = parse_bytes_into::<true>(l.as_bytes(), &mut ev).unwrap();
             layout.rest.map(|(a, b)| l[a..b].to_string())
         };
         let copied = r#""op":"open","path":"a\"b","flags":0,"fd":3"#;
@@ -1172,5 +1282,41 @@ mod tests {
         let ev = parse(l).unwrap();
         assert!(matches!(ev.ts, Cow::Borrowed("a")));
         assert!(matches!(ev.path, Some(Cow::Owned(ref p)) if p == "/x\ty"));
+    }
+
+    proptest! {
+        /// Integers of every length (to past `u64`, where the unchecked reading stops), with
+        /// leading zeros, signs and what may follow them, read as serde reads them.
+        #[test]
+        fn integers_of_every_length_as_serde_reads_them(
+            digits in "-?[0-9]{0,22}",
+            after in prop::sample::select(vec!["", ".5", "e3", "x", "\"", "1234567890"]),
+            member in prop::sample::select(vec!["pid", "size", "fd", "bytes"]),
+        ) {
+            let base = r#""ts":"a","ts_unix_ns":1,"event_type":"e","component":"c","pos":0,"ring_id":"r""#;
+            let l = format!("{{{base},\"{member}\":{digits}{after}}}");
+            read_alike(&l, &l);
+        }
+    }
+
+    #[test]
+    fn leading_digits_of_a_word() {
+        for k in 0..=8usize {
+            for fill in [b'/', b':', b'"', b'a', 0xFF, b'0', b' '] {
+                let mut b = [fill; 8];
+                let digits: Vec<u8> = (0..k).map(|i| b'0' + ((i * 7 + 3) % 10) as u8).collect();
+                b[..k].copy_from_slice(&digits);
+                let want_k = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let want: u64 = std::str::from_utf8(&b[..want_k])
+                    .unwrap()
+                    .parse()
+                    .unwrap_or(0);
+                assert_eq!(
+                    leading_digits(u64::from_le_bytes(b)),
+                    (want_k, want),
+                    "{b:?}"
+                );
+            }
+        }
     }
 }

@@ -40,6 +40,37 @@ static SKIP: std::sync::LazyLock<Skip> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// `ns` in microseconds, as `serde_json` writes `ns as f64 / 1000.0` (the shortest decimal
+/// that reads back as that double), from integers: below 2^42 microseconds (51 days) the
+/// spacing of doubles is under a thousandth, so `q.rrr` with trailing zeros dropped (and `q.0`)
+/// is that shortest decimal. Longer times are written by `serde_json`.
+fn push_us(out: &mut Vec<u8>, ns: i64) {
+    const EXACT: u64 = 1_000 << 42;
+    let a = ns.unsigned_abs();
+    if a >= EXACT {
+        let _ = serde_json::to_writer(out, &(ns as f64 / 1000.0));
+        return;
+    }
+    if ns < 0 {
+        out.push(b'-');
+    }
+    let (q, r) = (a / 1000, (a % 1000) as u16);
+    out.extend_from_slice(itoa::Buffer::new().format(q).as_bytes());
+    let digits = [
+        b'0' + (r / 100) as u8,
+        b'0' + (r / 10 % 10) as u8,
+        b'0' + (r % 10) as u8,
+    ];
+    let n = match r {
+        0 => 1, // `q.0`
+        _ if r % 100 == 0 => 1,
+        _ if r % 10 == 0 => 2,
+        _ => 3,
+    };
+    out.push(b'.');
+    out.extend_from_slice(&digits[..n]);
+}
+
 /// Whether an event type is an instant (file, network and DNS events).
 fn is_instant(t: &str) -> bool {
     t.starts_with("file_") || t.starts_with("net_") || t == "dns_lookup"
@@ -80,7 +111,7 @@ pub fn render_instant(ev: &Event, rest: Option<&[u8]>, t0: Option<i64>, out: &mu
     out.extend_from_slice(super::show::class(t).as_bytes());
     out.extend_from_slice(b"\",\"ts\":");
     if let Some(t0) = t0 {
-        let _ = serde_json::to_writer(&mut *out, &((ev.ts_unix_ns - t0) as f64 / 1000.0));
+        push_us(out, ev.ts_unix_ns - t0);
     }
     let b = out.len();
     let mut n = itoa::Buffer::new();
@@ -262,7 +293,9 @@ impl<W: Write> Writer<W> {
             }
             self.first = false;
             self.out.write_all(a)?;
-            serde_json::to_writer(&mut self.out, &((t - t0) as f64 / 1000.0))?;
+            let mut us = Vec::with_capacity(24);
+            push_us(&mut us, t - t0);
+            self.out.write_all(&us)?;
             self.out.write_all(b)?;
             self.instants += 1;
             rest = &tail[la + lb..];
@@ -377,5 +410,58 @@ impl<W: Write> Writer<W> {
         self.out.write_all(b"\n]}\n")?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde_us(ns: i64) -> String {
+        serde_json::to_string(&(ns as f64 / 1000.0)).unwrap()
+    }
+
+    fn us(ns: i64) -> String {
+        let mut out = Vec::new();
+        push_us(&mut out, ns);
+        String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn times_are_written_as_serde_writes_the_double(ns in any::<i64>(), small in -10_000_000i64..10_000_000) {
+            prop_assert_eq!(us(ns), serde_us(ns));
+            prop_assert_eq!(us(small), serde_us(small));
+            let near = (1_000i64 << 42) - small.abs();
+            prop_assert_eq!(us(near), serde_us(near));
+        }
+    }
+
+    #[test]
+    fn times_at_the_edges_are_written_as_serde_writes_them() {
+        let edge = 1_000i64 << 42;
+        for ns in [
+            0,
+            1,
+            -1,
+            10,
+            100,
+            999,
+            1000,
+            1001,
+            1010,
+            1100,
+            -1500,
+            edge - 1,
+            edge,
+            edge + 1,
+            -edge,
+            i64::MAX,
+            i64::MIN,
+            9_007_199_254_740_993,
+        ] {
+            assert_eq!(us(ns), serde_us(ns), "{ns}");
+        }
     }
 }
