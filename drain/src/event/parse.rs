@@ -66,6 +66,10 @@ pub struct Layout {
     /// members after the header as [`crate::event::write_members`] writes it, but for how
     /// strings are escaped (they keep the line's escapes).
     pub rest: Option<(usize, usize)>,
+    /// Whether the line is ASCII with no backslash and no control character: none of its
+    /// strings has an escape, or a character `serde_json` escapes, so each string read from it
+    /// is written as JSON by putting it between quotes as it is.
+    pub plain: bool,
 }
 
 /// Members in the header (the first of the schema), which [`Layout::rest`] leaves out.
@@ -203,6 +207,7 @@ fn read_line<'a, const FORM: bool>(
     }
     Ok(Layout {
         rest: plain.then_some((rest_from, rest_to)),
+        plain: quotes.is_some(),
     })
 }
 

@@ -89,13 +89,26 @@ pub fn render_args(ev: &Event, out: impl Write) -> io::Result<()> {
 /// event: given that (`t0`), the instant is written whole, after `,` and a newline; else it is
 /// framed for [`Writer::add_rendered`] to add the time in order: its `ts_unix_ns` (8 bytes,
 /// little-endian), the lengths of the JSON before and after the time (4 bytes each), then those
-/// two parts. Nothing for other events. `rest`: the event's members after the header as its
-/// line has them ([`super::Line::rest`]), copied into the args rather than written again.
-pub fn render_instant(ev: &Event, rest: Option<&[u8]>, t0: Option<i64>, out: &mut Vec<u8>) {
+/// two parts. Nothing for other events. `line`: the line `ev` was read from, if it was; the
+/// members after the header it has in the drain's form ([`super::Line::rest`]) are copied
+/// into the args rather than written again, and the strings of a plain line
+/// ([`crate::event::Layout::plain`]) are written without looking for what to escape.
+pub fn render_instant(ev: &Event, line: Option<super::Line>, t0: Option<i64>, out: &mut Vec<u8>) {
     let t = &*ev.event_type;
     if !is_instant(t) {
         return;
     }
+    let rest = line.and_then(|l| l.rest());
+    let plain = line.is_some_and(|l| l.layout.plain);
+    let string = |out: &mut Vec<u8>, s: &str| {
+        if plain {
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        } else {
+            crate::event::append_str(out, s);
+        }
+    };
     let at = out.len();
     match t0 {
         Some(_) => out.extend_from_slice(b",\n"),
@@ -106,7 +119,7 @@ pub fn render_instant(ev: &Event, rest: Option<&[u8]>, t0: Option<i64>, out: &mu
     }
     let a = out.len();
     out.extend_from_slice(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":");
-    crate::event::append_str(out, t);
+    string(out, t);
     out.extend_from_slice(b",\"cat\":\"");
     out.extend_from_slice(super::show::class(t).as_bytes());
     out.extend_from_slice(b"\",\"ts\":");
@@ -125,7 +138,7 @@ pub fn render_instant(ev: &Event, rest: Option<&[u8]>, t0: Option<i64>, out: &mu
         Some(rest) => {
             out.extend_from_slice(b"{\"span_id\":");
             match &ev.span_id {
-                Some(span) => crate::event::append_str(out, span),
+                Some(span) => string(out, span),
                 None => out.extend_from_slice(b"null"),
             }
             out.extend_from_slice(b",\"pos\":");
@@ -186,7 +199,7 @@ impl super::Work for Instants {
 
     fn event(&mut self, ev: &Event<'_>, line: super::Line<'_>, out: &mut Vec<u8>) -> bool {
         let before = out.len();
-        render_instant(ev, line.rest(), self.t0, out);
+        render_instant(ev, Some(line), self.t0, out);
         self.whole += u64::from(self.t0.is_some() && out.len() > before);
         self.last = self.last.max(Some(ev.ts_unix_ns));
         std::mem::take(&mut self.block_start)

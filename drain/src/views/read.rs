@@ -480,7 +480,9 @@ fn read_at(file: &File, out: &mut Vec<u8>, at: usize, from: u64, end: u64) -> io
     Ok(at + got)
 }
 
-/// How much [`finish_line`] reads at a time.
+/// How much [`finish_line`] reads at a time: first a little (lines are mostly under a KiB,
+/// and every block finishes one), then more.
+const FIRST_STEP: u64 = 4 << 10;
 const FINISH_STEP: u64 = 64 << 10;
 
 /// Read on from `at` until the line under way in `block[..*valid]` ends (or the file does).
@@ -499,9 +501,11 @@ fn finish_line(
     // Once the line is known to be too long, what was read of it is let go.
     let mut dropped = false;
     let mut end = None; // the line's length (without its newline), once it has ended
+    let mut step = FIRST_STEP;
     while at < len {
         let before = *valid;
-        *valid = read_at(file, block, before, at, (at + FINISH_STEP).min(len))?;
+        *valid = read_at(file, block, before, at, (at + step).min(len))?;
+        step = FINISH_STEP;
         if *valid == before {
             break;
         }
