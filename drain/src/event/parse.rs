@@ -532,29 +532,29 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// A JSON integer that fits `u64`: digits, no sign, fraction or exponent.
+    #[inline(always)]
     fn uint(&mut self) -> R<u64> {
+        // The common case inline: 1 to 19 digits (no overflow), no leading zero, no fraction
+        // or exponent after them.
+        let (start, b) = (self.i, self.bytes());
+        let (n, end) = digits(b, start);
+        let ok = matches!(end - start, 1..=19)
+            && (end - start == 1 || b[start] != b'0')
+            && !matches!(b.get(end), Some(b'.' | b'e' | b'E'));
+        if ok {
+            self.i = end;
+            return Ok(n);
+        }
+        self.any_uint()
+    }
+
+    /// [`Reader::uint`] of any run of digits, or an error.
+    #[inline(never)]
+    fn any_uint(&mut self) -> R<u64> {
         let start = self.i;
         let b = self.bytes();
         // Up to 19 digits cannot overflow: read without checks, then check a longer run.
-        let mut n: u64 = 0;
-        let mut end = start;
-        loop {
-            // Eight bytes at a time while the line has eight left, then one at a time.
-            if let Some(w) = word_at(b, end) {
-                let (k, v) = leading_digits(w);
-                n = n.wrapping_mul(POW10[k]).wrapping_add(v);
-                end += k;
-                if k == 8 {
-                    continue;
-                }
-            } else {
-                while let Some(d @ b'0'..=b'9') = b.get(end).copied() {
-                    n = n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                    end += 1;
-                }
-            }
-            break;
-        }
+        let (mut n, end) = digits(b, start);
         self.i = end;
         let digits = end - start;
         if digits > 19 {
@@ -617,8 +617,11 @@ impl<'a> Reader<'a, '_> {
         // character boundary (the line is ASCII).
         if let (Some(quotes), Some(b'"')) = (self.quotes, self.peek()) {
             let start = self.i + 1;
-            let end = quotes.next(start);
-            if let Some((end, s)) = end.and_then(|end| Some((end, self.s.get(start..end)?))) {
+            if let Some(end) = quotes.next(start).filter(|&end| end <= self.s.len()) {
+                // SAFETY: `start <= end` (the next quote at or after `start`) and `end` is in
+                // the line; the line is plain, all ASCII, so every index is a character
+                // boundary.
+                let s = unsafe { self.s.get_unchecked(start..end) };
                 self.i = end + 1;
                 return Ok(Cow::Borrowed(s));
             }
@@ -847,6 +850,27 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 fn word_at(b: &[u8], i: usize) -> Option<u64> {
     let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
     Some(u64::from_le_bytes(w))
+}
+
+/// The run of decimal digits at `start` in `b`: its value (wrapped past `u64`) and end.
+/// Eight bytes at a time while `b` has eight left, then one at a time.
+#[inline(always)]
+fn digits(b: &[u8], start: usize) -> (u64, usize) {
+    let mut n: u64 = 0;
+    let mut end = start;
+    while let Some(w) = word_at(b, end) {
+        let (k, v) = leading_digits(w);
+        n = n.wrapping_mul(POW10[k]).wrapping_add(v);
+        end += k;
+        if k < 8 {
+            return (n, end);
+        }
+    }
+    while let Some(d @ b'0'..=b'9') = b.get(end).copied() {
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+        end += 1;
+    }
+    (n, end)
 }
 
 /// Powers of ten up to eight.
