@@ -2,7 +2,8 @@
 //!
 //! Parsing is most of what a view costs, so a large file is cut into fixed byte ranges
 //! ([`BLOCK`]) that two worker threads read (`pread`) and parse while the calling thread hands
-//! the events on, in file order. A range owns the lines that *start* in it: its worker skips
+//! the events on, in file order. Each worker takes the next range when it is free, so one
+//! slowed by sharing its core (with the calling thread, or another program) does less. A range owns the lines that *start* in it: its worker skips
 //! the partial line it begins inside (the previous range's worker reads that line to its end,
 //! past its own range) and stops after the first line that reaches beyond the range. A ring
 //! is decoded on one thread into blocks of lines, which two threads parse in turn. A view's
@@ -18,12 +19,14 @@
 //! - A line longer than [`MAX_LINE`] is counted skipped and never held in memory whole.
 //! - Events borrow their block: a [`Batch`] keeps the block alive for as long as its events
 //!   and hands them out only for as long as it is borrowed.
-//! - Memory is bounded: each worker has at most [`IN_FLIGHT`] batches, used again and again.
+//! - Memory is bounded: the workers of a file have at most [`POOL`] batches between them, a
+//!   ring's parsing threads [`IN_FLIGHT`] each, used again and again.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
 
 use super::Input;
 use crate::event::{Event, Layout};
@@ -119,45 +122,59 @@ fn read_blocks<W: Work>(
         return Ok(vec![work]);
     }
     let blocks = len.div_ceil(block);
+    let pool = Pool::default();
+    let next = AtomicU64::new(0);
     std::thread::scope(|scope| {
-        // Per worker: its batches come in on `full`; spent ones go back on `spent` (their
-        // memory is used again, so a block costs no allocation and no page faults).
-        let mut workers = Vec::new();
-        let mut threads = Vec::new();
-        for w in 0..2u64 {
-            let (full_tx, full) = mpsc::sync_channel::<io::Result<Batch>>(1);
-            let (spent, spent_rx) = mpsc::channel::<Batch>();
-            workers.push((full, spent));
-            threads.push(scope.spawn(move || {
-                let mut work = new();
-                let mut made = 0;
-                for b in (w..blocks).step_by(2) {
-                    let Some(mut batch) = Batch::next(&spent_rx, &mut made) else {
-                        break;
-                    };
-                    let r = batch.read(file, b * block, (b + 1) * block, len, &mut work);
-                    // A closed channel: the caller stopped (an error); so does this worker.
-                    if full_tx.send(r.map(|()| batch)).is_err() {
-                        break;
+        // Whatever way this returns, the workers waiting for a batch are let go.
+        let _closing = Closing(&pool);
+        // Each worker takes the next block as soon as it has a batch to read it into (a
+        // worker slowed by sharing its core takes fewer), and sends it back numbered.
+        let (done_tx, done) = mpsc::channel::<(u64, io::Result<Batch>)>();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (pool, next, done_tx) = (&pool, &next, done_tx.clone());
+                scope.spawn(move || {
+                    let mut work = new();
+                    // The batch is taken before the block's number: the block the calling
+                    // thread waits for always has a batch (no deadlock), and the blocks in
+                    // flight are at most POOL consecutive ones.
+                    while let Some(mut batch) = pool.take() {
+                        // Relaxed: the counter only hands out distinct numbers; the batch
+                        // itself goes over the channel, which orders what was written to it.
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        if b >= blocks {
+                            break;
+                        }
+                        let r = batch.read(file, b * block, (b + 1) * block, len, &mut work);
+                        // A closed channel: the caller stopped (an error); so does this worker.
+                        if done_tx.send((b, r.map(|()| batch))).is_err() {
+                            break;
+                        }
                     }
-                }
-                work.finish();
-                work
-            }));
-        }
+                    work.finish();
+                    work
+                })
+            })
+            .collect();
+        drop(done_tx);
+        // Blocks that came early wait in the slot of their number modulo POOL (those in
+        // flight are POOL consecutive numbers at most, so no two share a slot).
+        let mut early: [Option<Batch>; POOL] = Default::default();
         for b in 0..blocks {
-            let (full, spent) = &workers[(b % 2) as usize];
-            match full.recv() {
-                Ok(batch) => {
-                    let batch = batch?;
-                    batch.hand_on(input, &mut f);
-                    // The worker may have finished: then the batch is simply freed.
-                    let _ = spent.send(batch);
+            let slot = (b % POOL as u64) as usize;
+            let batch = loop {
+                if let Some(batch) = early[slot].take() {
+                    break batch;
                 }
-                Err(_) => return Err(io::Error::other("a reading thread stopped")),
-            }
+                match done.recv() {
+                    Ok((k, batch)) => early[(k % POOL as u64) as usize] = Some(batch?),
+                    Err(_) => return Err(io::Error::other("a reading thread stopped")),
+                }
+            };
+            batch.hand_on(input, &mut f);
+            pool.put(batch);
         }
-        drop(workers);
+        pool.close();
         threads
             .into_iter()
             .map(|t| {
@@ -166,6 +183,70 @@ fn read_blocks<W: Work>(
             })
             .collect()
     })
+}
+
+/// Batches of a file's workers at most: each worker reading one and one waiting to be handed
+/// on, and one being handed on, with one to spare per worker for a block that came early.
+const POOL: usize = 2 * IN_FLIGHT;
+
+/// The batches the workers of a file read blocks into: made up to [`POOL`], then used again
+/// (a block costs no allocation and no page faults), handed back by the calling thread.
+#[derive(Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    free: Vec<Batch>,
+    made: usize,
+    closed: bool,
+}
+
+impl Pool {
+    /// A batch to read into: a free one, a new one while fewer than [`POOL`] were made, else
+    /// the next one handed back. `None` once the pool is closed.
+    fn take(&self) -> Option<Batch> {
+        let mut s = self.state.lock().ok()?;
+        loop {
+            if s.closed {
+                return None;
+            }
+            if let Some(batch) = s.free.pop() {
+                return Some(batch);
+            }
+            if s.made < POOL {
+                s.made += 1;
+                return Some(Batch::default());
+            }
+            s = self.ready.wait(s).ok()?;
+        }
+    }
+
+    fn put(&self, batch: Batch) {
+        if let Ok(mut s) = self.state.lock() {
+            s.free.push(batch);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Let every worker waiting in [`Pool::take`] go, and none take again.
+    fn close(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.closed = true;
+        }
+        self.ready.notify_all();
+    }
+}
+
+/// Closes the pool when dropped (on every way out of reading).
+struct Closing<'p>(&'p Pool);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// [`for_each_telemetry_event`] for the events of `ring`, as `decode` would write them
