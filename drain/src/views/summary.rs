@@ -133,7 +133,7 @@ impl Counts {
             return;
         }
         let mut counted: Vec<(String, u64)> = self.map.drain().collect();
-        counted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sort_by_key(&mut counted);
         self.take_sorted(counted);
     }
 
@@ -154,6 +154,44 @@ impl Counts {
         // Already sorted: the map is built in one pass.
         self.sorted.into_iter().collect()
     }
+}
+
+/// Sort by key (the keys are distinct), comparing first the eight bytes after the prefix all
+/// keys share, as one number: most comparisons are then of two integers. Keys that share
+/// those bytes too are compared whole.
+///
+/// Paths often share a long prefix (a build's or a search's directory), so comparing them
+/// whole is a byte comparison of that prefix every time: the sort took a tenth of a summary.
+fn sort_by_key<T>(v: &mut Vec<(String, T)>) {
+    let Some(first) = v.first() else {
+        return;
+    };
+    let first = first.0.as_bytes();
+    let shared = v.iter().fold(first.len(), |n, (k, _)| {
+        let k = k.as_bytes();
+        first[..n].iter().zip(k).take_while(|(a, b)| a == b).count()
+    });
+    // The eight bytes after the prefix, big-endian, padded with zeros: if two keys' numbers
+    // differ, they are in the keys' order (a key that ends there is less than one that goes
+    // on, as a zero is less than or equal to any byte).
+    let number = |k: &str| {
+        let mut b = [0u8; 8];
+        let tail = k.as_bytes().get(shared..).unwrap_or_default();
+        let n = tail.len().min(8);
+        b[..n].copy_from_slice(&tail[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut order: Vec<(u64, usize)> = v
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (number(k), i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| v[a.1].0.as_bytes()[shared..].cmp(&v[b.1].0.as_bytes()[shared..]))
+    });
+    let mut taken: Vec<Option<(String, T)>> = v.drain(..).map(Some).collect();
+    v.extend(order.iter().filter_map(|&(_, i)| taken[i].take()));
 }
 
 /// Two lists sorted by key (each key once) as one, the counts of a key in both added.
@@ -325,7 +363,7 @@ impl Counter {
             return;
         }
         let mut files: Vec<(String, FileCounts)> = self.files.drain().collect();
-        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sort_by_key(&mut files);
         let mut lists: [Vec<(String, u64)>; 5] = Default::default();
         for (path, n) in files {
             // The path is copied for each list it is in but the last, which takes it.
@@ -553,6 +591,24 @@ pub fn text(s: &Summary, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Keys with long shared prefixes, keys that are prefixes of others, and zero bytes
+        /// sort as strings sort.
+        #[test]
+        fn keys_sort_as_strings_sort(
+            prefix in "(/work/big/nope/|/usr/|)",
+            tails in prop::collection::hash_set("[a\\x00-\\x02b]{0,12}", 0..40),
+        ) {
+            let mut v: Vec<(String, u64)> =
+                tails.into_iter().enumerate().map(|(i, t)| (format!("{prefix}{t}"), i as u64)).collect();
+            let mut want = v.clone();
+            want.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            sort_by_key(&mut v);
+            prop_assert_eq!(v, want);
+        }
+    }
 
     fn list(v: &[(&str, u64)]) -> Vec<(String, u64)> {
         v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
