@@ -357,30 +357,46 @@ impl<'a> Reader<'a, '_> {
     /// or a `null` that [`Layout`] does not copy).
     #[inline(always)]
     fn member(&mut self, key: &str, packed: u128, ev: &mut Event<'a>) -> R<(u8, u32)> {
-        /// One arm per member, matched on the packed name (then, for a name longer than a
-        /// packed word, on the whole name). The list is in the schema's order (that of
+        /// One arm per member, found by the packed name's slot in a perfect hash table
+        /// ([`slot_of`]) and chosen by its place in the schema (then, for a name longer than
+        /// a packed word, checked whole). The list is in the schema's order (that of
         /// [`Event`]'s fields).
         macro_rules! dispatch {
             ($($field:ident: $read:ident $(=> $bit:ident)?,)*) => {{
-                #[allow(non_upper_case_globals)]
+                #[allow(non_upper_case_globals, non_camel_case_types, dead_code)]
                 mod names {
-                    $(pub const $field: u128 = super::pack(stringify!($field).as_bytes());)*
+                    /// Each member's place in the schema.
+                    pub enum Place { $($field,)* }
+                    /// The places as constants (to match on).
+                    pub mod place {
+                        $(pub const $field: u8 = super::Place::$field as u8;)*
+                    }
+                    /// The names, and packed, by place.
+                    pub const NAMES: &[&str] = &[$(stringify!($field),)*];
+                    pub const PACKED: &[u128] = &[$(super::pack(stringify!($field).as_bytes()),)*];
+                    /// The place of the name in each slot (`u8::MAX`: none); building it
+                    /// fails the build if two names share a slot.
+                    pub const SLOTS: [u8; 256] = super::slots(PACKED);
                 }
-                /// Each member's place in the schema.
-                #[allow(non_camel_case_types, dead_code)]
-                enum Place { $($field,)* }
+                use names::place;
+                let at = names::SLOTS[slot_of(packed)];
+                // A packed name is exact only when both names fit a word whole; a longer one
+                // (`supervised_reason`) packs like its 16-byte prefix.
+                let found = match (names::PACKED.get(usize::from(at)), names::NAMES.get(usize::from(at))) {
+                    (Some(&p), Some(name)) => {
+                        p == packed && ((key.len() <= 16 && name.len() <= 16) || key == *name)
+                    }
+                    _ => false,
+                };
                 // `null` is written for an absent member of the header, and may be given
                 // for `family`; for any other it is an absent member written out.
                 let null = self.peek() == Some(b'n');
-                match packed {
-                    // A packed name is exact only when both names fit a word whole; a longer
-                    // one (`supervised_reason`) packs like its 16-byte prefix.
-                    $(names::$field if (key.len() <= 16 && stringify!($field).len() <= 16)
-                        || key == stringify!($field) => {
+                match if found { at } else { u8::MAX } {
+                    $(place::$field => {
                         ev.$field = self.$read()?;
-                        let place = Place::$field as u32;
+                        let place = u32::from(place::$field);
                         let copied_null = null && place >= HEADER_MEMBERS
-                            && place != Place::family as u32;
+                            && place != u32::from(place::family);
                         Ok((0 $(| $bit)?, if copied_null { NOT_COPIED } else { place }))
                     })*
                     _ => self.skip(0).map(|()| (0, NOT_COPIED)),
@@ -841,6 +857,33 @@ const fn pack(name: &[u8]) -> u128 {
         i += 1;
     }
     u128::from_le_bytes(w)
+}
+
+/// The slot of a packed member name in a table of 256: a multiplicative hash, its multiplier
+/// chosen (by a search) so that the schema's names all have slots of their own ([`slots`]
+/// checks it when the program is built).
+const fn slot_of(packed: u128) -> usize {
+    let (lo, hi) = (packed as u64, (packed >> 64) as u64);
+    ((lo ^ hi.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0x729D_E186_56E6_462D) >> 56)
+        as usize
+}
+
+/// The table of [`slot_of`]: the index in `names` of the name in each slot, `u8::MAX` for
+/// none. Two names in one slot fail the build (evaluated as a constant).
+const fn slots(names: &[u128]) -> [u8; 256] {
+    let mut t = [u8::MAX; 256];
+    let mut i = 0;
+    while i < names.len() {
+        let s = slot_of(names[i]);
+        assert!(
+            t[s] == u8::MAX,
+            "two member names share a slot: search for another multiplier"
+        );
+        assert!(i < u8::MAX as usize);
+        t[s] = i as u8;
+        i += 1;
+    }
+    t
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
