@@ -1,8 +1,9 @@
 //! Reading a trace file's lines as events, in parallel blocks.
 //!
 //! Parsing is most of what a view costs, so a large file is cut into fixed byte ranges
-//! ([`BLOCK`]) that two worker threads read (`pread`) and parse while the calling thread hands
-//! the events on, in file order. Each worker takes the next range when it is free, so one
+//! ([`BLOCK`]) that worker threads (one per CPU this process may use, from 2 to
+//! [`MAX_WORKERS`]) read (`pread`) and parse while the calling thread hands the events on, in
+//! file order. Each worker takes the next range when it is free, so one
 //! slowed by sharing its core (with the calling thread, or another program) does less. A range owns the lines that *start* in it: its worker skips
 //! the partial line it begins inside (the previous range's worker reads that line to its end,
 //! past its own range) and stops after the first line that reaches beyond the range. A ring
@@ -19,8 +20,8 @@
 //! - A line longer than [`MAX_LINE`] is counted skipped and never held in memory whole.
 //! - Events borrow their block: a [`Batch`] keeps the block alive for as long as its events
 //!   and hands them out only for as long as it is borrowed.
-//! - Memory is bounded: the workers of a file have at most [`POOL`] batches between them, a
-//!   ring's parsing threads [`IN_FLIGHT`] each, used again and again.
+//! - Memory is bounded: the workers of a file have at most [`IN_FLIGHT`] batches each
+//!   between them, a ring's parsing threads [`IN_FLIGHT`] each, used again and again.
 
 use std::fs::File;
 use std::io;
@@ -99,18 +100,18 @@ pub fn for_each_telemetry_event<W: Work>(
     new: &(dyn Fn() -> W + Sync),
     f: impl FnMut(Handed<'_, '_>),
 ) -> io::Result<Vec<W>> {
-    read_blocks(file, input, new, f, BLOCK, PARALLEL_FROM)
+    read_blocks(file, input, new, f, (BLOCK, PARALLEL_FROM, workers()))
 }
 
-/// [`for_each_telemetry_event`] with its block size and threshold as parameters (tests use
-/// small ones to put many block edges in a small file).
+/// [`for_each_telemetry_event`] with its block size, threshold and workers as parameters
+/// (tests use small blocks to put many block edges in a small file, and more workers than
+/// the machine has CPUs).
 fn read_blocks<W: Work>(
     file: &File,
     input: &mut Input,
     new: &(dyn Fn() -> W + Sync),
     mut f: impl FnMut(Handed<'_, '_>),
-    block: u64,
-    parallel_from: u64,
+    (block, parallel_from, workers): (u64, u64, usize),
 ) -> io::Result<Vec<W>> {
     let len = file.metadata()?.len();
     if len < parallel_from {
@@ -122,7 +123,7 @@ fn read_blocks<W: Work>(
         return Ok(vec![work]);
     }
     let blocks = len.div_ceil(block);
-    let pool = Pool::default();
+    let pool = Pool::new(workers);
     let next = AtomicU64::new(0);
     std::thread::scope(|scope| {
         // Whatever way this returns, the workers waiting for a batch are let go.
@@ -130,14 +131,14 @@ fn read_blocks<W: Work>(
         // Each worker takes the next block as soon as it has a batch to read it into (a
         // worker slowed by sharing its core takes fewer), and sends it back numbered.
         let (done_tx, done) = mpsc::channel::<(u64, io::Result<Batch>)>();
-        let threads: Vec<_> = (0..2)
+        let threads: Vec<_> = (0..workers)
             .map(|_| {
                 let (pool, next, done_tx) = (&pool, &next, done_tx.clone());
                 scope.spawn(move || {
                     let mut work = new();
                     // The batch is taken before the block's number: the block the calling
                     // thread waits for always has a batch (no deadlock), and the blocks in
-                    // flight are at most POOL consecutive ones.
+                    // flight are at most `pool` consecutive ones.
                     while let Some(mut batch) = pool.take() {
                         // Relaxed: the counter only hands out distinct numbers; the batch
                         // itself goes over the channel, which orders what was written to it.
@@ -157,17 +158,18 @@ fn read_blocks<W: Work>(
             })
             .collect();
         drop(done_tx);
-        // Blocks that came early wait in the slot of their number modulo POOL (those in
-        // flight are POOL consecutive numbers at most, so no two share a slot).
-        let mut early: [Option<Batch>; POOL] = Default::default();
+        // Blocks that came early wait in the slot of their number modulo the pool's size (those
+        // in flight are that many consecutive numbers at most, so no two share a slot).
+        let mut early: Vec<Option<Batch>> = (0..pool.size).map(|_| None).collect();
+        let size = pool.size as u64;
         for b in 0..blocks {
-            let slot = (b % POOL as u64) as usize;
+            let slot = (b % size) as usize;
             let batch = loop {
                 if let Some(batch) = early[slot].take() {
                     break batch;
                 }
                 match done.recv() {
-                    Ok((k, batch)) => early[(k % POOL as u64) as usize] = Some(batch?),
+                    Ok((k, batch)) => early[(k % size) as usize] = Some(batch?),
                     Err(_) => return Err(io::Error::other("a reading thread stopped")),
                 }
             };
@@ -185,14 +187,22 @@ fn read_blocks<W: Work>(
     })
 }
 
-/// Batches of a file's workers at most: each worker reading one and one waiting to be handed
-/// on, and one being handed on, with one to spare per worker for a block that came early.
-const POOL: usize = 2 * IN_FLIGHT;
+/// The most worker threads reading a file: past that, the calling thread (handing on in
+/// order) is what limits.
+const MAX_WORKERS: usize = 8;
 
-/// The batches the workers of a file read blocks into: made up to [`POOL`], then used again
-/// (a block costs no allocation and no page faults), handed back by the calling thread.
-#[derive(Default)]
+/// Worker threads for a file: one per CPU this process may use (its affinity and cgroup
+/// quota), at least two.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, MAX_WORKERS))
+}
+
+/// The batches the workers of a file read blocks into: made up to `size` ([`IN_FLIGHT`] per
+/// worker: one read, one waiting to be handed on, one to spare for a block that came early),
+/// then used again (a block costs no allocation and no page faults), handed back by the
+/// calling thread.
 struct Pool {
+    size: usize,
     state: Mutex<PoolState>,
     ready: Condvar,
 }
@@ -205,7 +215,15 @@ struct PoolState {
 }
 
 impl Pool {
-    /// A batch to read into: a free one, a new one while fewer than [`POOL`] were made, else
+    fn new(workers: usize) -> Pool {
+        Pool {
+            size: workers * IN_FLIGHT,
+            state: Mutex::default(),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// A batch to read into: a free one, a new one while fewer than `size` were made, else
     /// the next one handed back. `None` once the pool is closed.
     fn take(&self) -> Option<Batch> {
         let mut s = self.state.lock().ok()?;
@@ -216,7 +234,7 @@ impl Pool {
             if let Some(batch) = s.free.pop() {
                 return Some(batch);
             }
-            if s.made < POOL {
+            if s.made < self.size {
                 s.made += 1;
                 return Some(Batch::default());
             }
@@ -646,7 +664,7 @@ mod tests {
 
     /// The `pos` of each event `read_blocks` hands on (kept, or rendered only), and what it
     /// counted; checks that the works saw each event once.
-    fn read(content: &[u8], block: u64, parallel_from: u64) -> (Vec<u64>, Input) {
+    fn read(content: &[u8], block: u64, parallel_from: u64, workers: usize) -> (Vec<u64>, Input) {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(content).unwrap();
         let mut input = Input::default();
@@ -669,8 +687,7 @@ mod tests {
                 }
                 seen.extend(pos);
             },
-            block,
-            parallel_from,
+            (block, parallel_from, workers),
         )
         .unwrap();
         let mut by_works: Vec<u64> = works.iter().flat_map(|w| w.seen.clone()).collect();
@@ -714,10 +731,12 @@ mod tests {
         content.push_str(&line(1000, 3));
         want.push(1000);
         for block in [1, 2, 3, 7, 64, 100, 333, 1000, 4096, 1 << 20] {
-            for parallel_from in [0, u64::MAX] {
-                let (seen, input) = read(content.as_bytes(), block, parallel_from);
-                assert_eq!(seen, want, "block {block}, parallel from {parallel_from}");
-                assert_eq!(input.skipped, junk, "block {block}");
+            for (parallel_from, workers) in [(0, 2), (0, 3), (0, 7), (u64::MAX, 2)] {
+                let (seen, input) = read(content.as_bytes(), block, parallel_from, workers);
+                let what =
+                    format!("block {block}, parallel from {parallel_from}, {workers} workers");
+                assert_eq!(seen, want, "{what}");
+                assert_eq!(input.skipped, junk, "{what}");
                 assert_eq!(input.events, want.len() as u64);
             }
         }
@@ -730,7 +749,7 @@ mod tests {
         assert!(long.len() > MAX_LINE);
         let content = format!("{}\n{long}\n{}\n{long}", line(1, 10), line(2, 10));
         for block in [4096, 1 << 20] {
-            let (seen, input) = read(content.as_bytes(), block, 0);
+            let (seen, input) = read(content.as_bytes(), block, 0, 2);
             assert_eq!(seen, [1, 2], "block {block}");
             assert_eq!(input.skipped, 2, "block {block}");
         }
@@ -738,7 +757,7 @@ mod tests {
 
     #[test]
     fn an_empty_file_has_nothing() {
-        let (seen, input) = read(b"", 64, 0);
+        let (seen, input) = read(b"", 64, 0, 2);
         assert!(seen.is_empty());
         assert_eq!((input.events, input.skipped), (0, 0));
     }
