@@ -471,9 +471,24 @@ fn show(input: &std::path::Path, classes: Vec<String>, exclude_paths: Vec<String
         exclude_paths,
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut err = None;
+    // With the first event's time known, each line but its program is written where it is
+    // parsed; the program (which needs the image's start, read before) here.
+    if let Some(t0) = views::first_event_ts(input) {
+        let mut w = views::show::Writer::new(&mut out);
+        let new = || views::show::Lines::new(&filter, t0);
+        let r = views::for_each_event_with(input, &new, |handed| {
+            if err.is_none() {
+                err = w.add(handed).err();
+            }
+        });
+        if let Err(e) = r {
+            return fail(e);
+        }
+        return written(err.map_or_else(|| out.flush(), Err), "standard output");
+    }
     let mut programs = std::collections::HashMap::new();
     let mut t0 = None;
-    let mut err = None;
     // What each event did is written on the threads that parse; the time, pid and program
     // (which need the events before) here.
     let render = |ev: &drain::event::Event<'_>, out: &mut Vec<u8>| {

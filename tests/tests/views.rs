@@ -308,4 +308,28 @@ fn summary_of_a_large_trace_counts_every_line_once() {
         let exported = run(&["export", "--format", "chrome", "-o", "-"], input);
         assert_eq!(exported, serial, "{}", input.display());
     }
+
+    // `show` of a trace file writes each line but its program on the parsing threads; the
+    // library's `show::line` writes each event whole, in order, with the programs seen so far.
+    let mut programs: HashMap<String, String> = HashMap::new();
+    let mut t0 = None;
+    let mut want = String::new();
+    drain::views::for_each_event(&trace, |ev| {
+        let span = ev.span_id.as_deref().unwrap_or_default();
+        if ev.event_type == "process_start" {
+            programs.insert(span.to_string(), drain::views::program(ev));
+        }
+        let t0 = *t0.get_or_insert(ev.ts_unix_ns);
+        let prog = programs.get(span).map_or("?", String::as_str);
+        want.push_str(&drain::views::show::line(ev, t0, prog));
+        want.push('\n');
+    })
+    .unwrap();
+    assert!(
+        want.contains(" = -1 No such file or directory (2)"),
+        "failed opens shown"
+    );
+    for input in [&trace, &ring] {
+        assert_eq!(run(&["show"], input), want, "{}", input.display());
+    }
 }

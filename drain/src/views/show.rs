@@ -96,13 +96,19 @@ impl Filter {
 /// assert_eq!(drain::views::show::open_flags(f as i64), "O_WRONLY|O_CREAT|O_TRUNC");
 /// ```
 pub fn open_flags(flags: i64) -> String {
+    let mut out = String::with_capacity(32);
+    push_open_flags(&mut out, flags);
+    out
+}
+
+/// [`open_flags`] onto `out`.
+fn push_open_flags(out: &mut String, flags: i64) {
     let f = flags as i32;
-    let mut parts = vec![match f & libc::O_ACCMODE {
+    out.push_str(match f & libc::O_ACCMODE {
         libc::O_RDONLY => "O_RDONLY",
         libc::O_WRONLY => "O_WRONLY",
         _ => "O_RDWR",
-    }
-    .to_string()];
+    });
     let names: [(i32, &str); 14] = [
         (libc::O_CREAT, "O_CREAT"),
         (libc::O_EXCL, "O_EXCL"),
@@ -120,24 +126,28 @@ pub fn open_flags(flags: i64) -> String {
         (libc::O_PATH, "O_PATH"),
     ];
     let mut rest = f & !libc::O_ACCMODE;
+    let mut part = |name: &str| {
+        out.push('|');
+        out.push_str(name);
+    };
     if rest & libc::O_TMPFILE == libc::O_TMPFILE {
-        parts.push("O_TMPFILE".into());
+        part("O_TMPFILE");
         rest &= !libc::O_TMPFILE;
     }
     for (bit, name) in names {
         if rest & bit == bit && bit != 0 {
-            parts.push(name.into());
+            part(name);
             rest &= !bit;
         }
     }
     if rest & libc::O_SYNC == libc::O_SYNC {
-        parts.push("O_SYNC".into());
+        part("O_SYNC");
         rest &= !libc::O_SYNC;
     }
     if rest != 0 {
-        parts.push(format!("{rest:#o}"));
+        use std::fmt::Write as _;
+        let _ = write!(out, "|{rest:#o}");
     }
-    parts.join("|")
 }
 
 fn q(s: Option<&str>) -> String {
@@ -276,14 +286,20 @@ pub fn what(ev: &Event) -> String {
             result(ev, format!("= {}", ev.child_pid.unwrap_or(0)))
         ),
         "file_open" => {
-            let mode = ev.mode.map(|m| format!(", {m:04o}")).unwrap_or_default();
-            format!(
-                "{}({}, {}{mode}) {}",
-                ev.op.as_deref().unwrap_or("open"),
-                q(ev.abs_path.as_deref().or(ev.path.as_deref())),
-                open_flags(ev.flags.unwrap_or(0)),
-                result(ev, format!("= {}", ev.fd.unwrap_or(-1)))
-            )
+            // The commonest event, written into one string.
+            use std::fmt::Write as _;
+            let mut out = String::with_capacity(96);
+            let path = ev.abs_path.as_deref().or(ev.path.as_deref()).unwrap_or("");
+            let _ = write!(out, "{}({path:?}, ", ev.op.as_deref().unwrap_or("open"));
+            push_open_flags(&mut out, ev.flags.unwrap_or(0));
+            if let Some(m) = ev.mode {
+                let _ = write!(out, ", {m:04o}");
+            }
+            let _ = match ev.errno {
+                Some(e) => write!(out, ") = -1 {} ({e})", errno_name(e)),
+                None => write!(out, ") = {}", ev.fd.unwrap_or(-1)),
+            };
+            out
         }
         "file_rename" | "file_link" => format!(
             "{}({}, {}) {}",
@@ -353,5 +369,145 @@ pub fn what(ev: &Event) -> String {
             }
         ),
         t => t.to_string(),
+    }
+}
+
+/// `show`'s [`super::Work`] when the trace's first time is known ([`super::first_event_ts`]):
+/// each line the filter keeps is formatted on the thread that parses, but for the program
+/// column, which needs the image's start (read in order): it is framed for [`Writer`]. Keeps
+/// for the calling thread only the starts of images.
+///
+/// A frame: the span (a 4-byte little-endian length, then its bytes), the line's head (time and
+/// pid, after its 4-byte length) and its tail (what the event did and the newline, after its
+/// length); or, for an event without a pid (no program column), [`WHOLE`] and the whole line
+/// after its length.
+pub struct Lines<'f> {
+    filter: &'f Filter,
+    t0: i64,
+}
+
+/// The span length that marks a frame holding a whole line.
+const WHOLE: u32 = u32::MAX;
+
+impl<'f> Lines<'f> {
+    /// Lines of events kept by `filter`, their times from `t0` (the trace's first).
+    pub fn new(filter: &'f Filter, t0: i64) -> Lines<'f> {
+        Lines { filter, t0 }
+    }
+}
+
+impl super::Work for Lines<'_> {
+    fn event(&mut self, ev: &Event<'_>, _: super::Line<'_>, out: &mut Vec<u8>) -> bool {
+        if self.filter.keeps(ev) {
+            frame(ev, self.t0, out);
+        }
+        ev.event_type == "process_start"
+    }
+}
+
+/// `bytes` with their length before them (4 bytes, little-endian).
+fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    use std::io::Write as _;
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write(out);
+    let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX - 1);
+    let _ = (&mut out[at..at + 4]).write_all(&len.to_le_bytes());
+}
+
+/// [`write_line`] but for the program, framed (see [`Lines`]).
+fn frame(ev: &Event, t0: i64, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let rel = (ev.ts_unix_ns - t0) as f64 / 1e6;
+    let what = what(ev);
+    // Writing into a Vec cannot fail.
+    match ev.pid {
+        None => {
+            out.extend_from_slice(&WHOLE.to_le_bytes());
+            framed(out, |out| {
+                let _ = writeln!(out, "{rel:>10.3}ms {:>7} {:<12} {what}", "-", "-");
+            });
+        }
+        Some(p) => {
+            let span = ev.span_id.as_deref().unwrap_or_default();
+            framed(out, |out| out.extend_from_slice(span.as_bytes()));
+            framed(out, |out| {
+                let _ = write!(out, "{rel:>10.3}ms {p:>7} ");
+            });
+            framed(out, |out| {
+                let _ = writeln!(out, " {what}");
+            });
+        }
+    }
+}
+
+/// Writes `show`'s lines from what [`Lines`] works hand on, in order: the program column from
+/// the starts of images seen so far (`?` for an image whose start was not).
+pub struct Writer<W: std::io::Write> {
+    out: W,
+    programs: std::collections::HashMap<String, String>,
+    /// The last span looked up and its program, padded (runs of one image's events are long).
+    last: Option<(String, String)>,
+}
+
+impl<W: std::io::Write> Writer<W> {
+    pub fn new(out: W) -> Writer<W> {
+        Writer {
+            out,
+            programs: std::collections::HashMap::new(),
+            last: None,
+        }
+    }
+
+    /// Write the lines of what a [`Lines`] work handed on.
+    pub fn add(&mut self, (ev, frames): super::Handed<'_, '_>) -> std::io::Result<()> {
+        if let Some(ev) = ev.filter(|ev| ev.event_type == "process_start") {
+            let span = ev.span_id.as_deref().unwrap_or_default();
+            self.programs.insert(span.to_string(), super::program(ev));
+            self.last = None;
+        }
+        let mut rest = frames;
+        // Each piece of a frame after its length (frames are written by `frame`: a piece
+        // cut short cannot be).
+        let mut piece = || -> Option<(u32, &[u8])> {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let len = u32::from_le_bytes(*len);
+            if len == WHOLE {
+                rest = tail;
+                return Some((len, &[]));
+            }
+            let (bytes, tail) = tail.split_at_checked(len as usize)?;
+            rest = tail;
+            Some((len, bytes))
+        };
+        while let Some((first, span)) = piece() {
+            if first == WHOLE {
+                let Some((_, line)) = piece() else { break };
+                self.out.write_all(line)?;
+                continue;
+            }
+            let (Some((_, head)), Some((_, tail))) = (piece(), piece()) else {
+                break;
+            };
+            let last = self.last.take().filter(|(s, _)| s.as_bytes() == span);
+            let (span, program) = match last {
+                Some(hit) => hit,
+                None => {
+                    let span = String::from_utf8_lossy(span).into_owned();
+                    let program = self.programs.get(&span).map_or("?", String::as_str);
+                    let padded = format!("{program:<12}");
+                    (span, padded)
+                }
+            };
+            self.out.write_all(head)?;
+            self.out.write_all(program.as_bytes())?;
+            self.out.write_all(tail)?;
+            self.last = Some((span, program));
+        }
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
     }
 }
