@@ -523,15 +523,33 @@ impl Ordered for Builder {
 
 /// The `n` entries of `m` with the highest counts, highest first (ties by name).
 pub fn top(m: &BTreeMap<String, u64>, n: usize) -> Vec<(&String, &u64)> {
-    let mut v: Vec<_> = m.iter().collect();
-    let order = |a: &(&String, &u64), b: &(&String, &u64)| b.1.cmp(a.1).then(a.0.cmp(b.0));
-    // The n first found in linear time, then only they sorted.
-    if v.len() > n {
-        v.select_nth_unstable_by(n, order);
-        v.truncate(n);
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    if n == 0 {
+        return Vec::new();
     }
-    v.sort_unstable_by(order);
-    v
+    // `m` goes by name, so among equal counts the entry seen first wins: a later one takes
+    // the place of the worst kept only with a higher count, and no names are compared (a
+    // trace's many keys counted once each are one comparison of integers each). The worst
+    // kept is the lowest count, seen last.
+    // An entry's count, its place in name order (earlier is better), and itself.
+    type Ranked<'m> = (u64, Reverse<usize>, &'m String, &'m u64);
+    let mut kept: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(n + 1);
+    for (seen, (k, v)) in m.iter().enumerate() {
+        match kept.peek() {
+            Some(Reverse((worst, ..))) if kept.len() == n && *v <= *worst => {}
+            _ => {
+                kept.push(Reverse((*v, Reverse(seen), k, v)));
+                if kept.len() > n {
+                    kept.pop();
+                }
+            }
+        }
+    }
+    // Highest count first, then by name (the order they were seen in).
+    let mut v: Vec<_> = kept.into_iter().map(|Reverse(e)| e).collect();
+    v.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    v.into_iter().map(|(_, _, k, v)| (k, v)).collect()
 }
 
 /// The counted lists of a summary with their titles, in the order `text` prints them.
@@ -607,6 +625,18 @@ mod tests {
             want.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             sort_by_key(&mut v);
             prop_assert_eq!(v, want);
+        }
+
+        /// The top entries: highest counts first, ties by name, as sorting them all gives.
+        #[test]
+        fn top_is_the_head_of_all_sorted(
+            m in prop::collection::btree_map("[a-d]{0,3}", 1u64..4, 0..40),
+            n in 0usize..45,
+        ) {
+            let mut all: Vec<(&String, &u64)> = m.iter().collect();
+            all.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            all.truncate(n);
+            prop_assert_eq!(top(&m, n), all);
         }
     }
 
