@@ -15,9 +15,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use serde_json::{json, Value};
-
-use crate::event::{Event, Skip};
+use crate::event::{append_str, Event, Skip};
 
 struct Image {
     pid: i64,
@@ -25,7 +23,14 @@ struct Image {
     name: String,
     start: i64,
     end: Option<i64>,
-    args: Value,
+    /// The slice's args: the start's argv, cwd, exe, span and parent span; the exit's code and
+    /// signal once it exited.
+    argv: Option<Vec<String>>,
+    cwd: Option<String>,
+    exe: Option<String>,
+    span_id: Option<String>,
+    parent_span: Option<String>,
+    exit: Option<(Option<i64>, Option<i64>)>,
     seq: usize,
 }
 
@@ -69,6 +74,13 @@ fn push_us(out: &mut Vec<u8>, ns: i64) {
     };
     out.push(b'.');
     out.extend_from_slice(&digits[..n]);
+}
+
+/// `pid`, then `,"tid":` and `tid` (the pid and tid members of an object, in their order).
+fn pid_tid(json: &mut Vec<u8>, pid: &str, tid: &str) {
+    json.extend_from_slice(pid.as_bytes());
+    json.extend_from_slice(b",\"tid\":");
+    json.extend_from_slice(tid.as_bytes());
 }
 
 /// Whether an event type is an instant (file, network and DNS events).
@@ -245,16 +257,20 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    fn us(&self, ns: i64) -> f64 {
-        (ns - self.t0.unwrap_or(ns)) as f64 / 1000.0
+    /// `ns` as the trace's time (microseconds from its first event).
+    fn push_ts(&self, out: &mut Vec<u8>, ns: i64) {
+        push_us(out, ns - self.t0.unwrap_or(ns));
     }
 
-    fn put(&mut self, v: &Value) -> io::Result<()> {
+    /// Write one JSON object of the array (written into `json`, which is then cleared).
+    fn put(&mut self, json: &mut Vec<u8>) -> io::Result<()> {
         if !self.first {
             self.out.write_all(b",\n")?;
         }
         self.first = false;
-        serde_json::to_writer(&mut self.out, v).map_err(io::Error::other)
+        self.out.write_all(json)?;
+        json.clear();
+        Ok(())
     }
 
     /// Account one event (every event, in order).
@@ -339,8 +355,15 @@ impl<W: Write> Writer<W> {
                         name: super::program(ev),
                         start: ev.ts_unix_ns,
                         end: None,
-                        args: json!({"argv": ev.argv, "cwd": ev.cwd, "exe": ev.exe,
-                                     "span_id": ev.span_id, "parent_span": ev.parent_span}),
+                        argv: ev
+                            .argv
+                            .as_ref()
+                            .map(|a| a.iter().map(|s| s.to_string()).collect()),
+                        cwd: ev.cwd.as_deref().map(str::to_string),
+                        exe: ev.exe.as_deref().map(str::to_string),
+                        span_id: ev.span_id.as_deref().map(str::to_string),
+                        parent_span: ev.parent_span.as_deref().map(str::to_string),
+                        exit: None,
                         seq,
                     },
                 );
@@ -348,10 +371,7 @@ impl<W: Write> Writer<W> {
             "process_exit" => {
                 if let Some(i) = self.images.get_mut(span) {
                     i.end = Some(ev.ts_unix_ns);
-                    if let Value::Object(m) = &mut i.args {
-                        m.insert("exit_code".into(), json!(ev.exit_code));
-                        m.insert("signal".into(), json!(ev.signal));
-                    }
+                    i.exit = Some((ev.exit_code, ev.signal));
                 }
             }
             _ => {}
@@ -389,36 +409,97 @@ impl<W: Write> Writer<W> {
             }
         }
         order.extend((0..images.len()).filter(|k| !seen[*k]));
+        // Written directly, as `serde_json` writes a `Value` object: its members sorted by name.
         let mut named = std::collections::HashSet::new();
+        let mut json = Vec::with_capacity(1024);
+        let mut n = itoa::Buffer::new();
         for (rank, &k) in order.iter().enumerate() {
-            let (span, i) = &images[k];
+            let (_, i) = &images[k];
+            let pid = n.format(i.pid).to_string();
             if named.insert(i.pid) {
-                let name = json!({"ph": "M", "name": "process_name", "pid": i.pid, "tid": i.pid,
-                                  "args": {"name": format!("{} (pid {})", i.name, i.pid)}});
-                let sort = json!({"ph": "M", "name": "process_sort_index", "pid": i.pid,
-                                  "tid": i.pid, "args": {"sort_index": rank}});
-                self.put(&name)?;
-                self.put(&sort)?;
+                json.extend_from_slice(b"{\"args\":{\"name\":");
+                append_str(&mut json, &format!("{} (pid {})", i.name, i.pid));
+                json.extend_from_slice(b"},\"name\":\"process_name\",\"ph\":\"M\",\"pid\":");
+                pid_tid(&mut json, &pid, &pid);
+                json.push(b'}');
+                self.put(&mut json)?;
+                json.extend_from_slice(b"{\"args\":{\"sort_index\":");
+                json.extend_from_slice(n.format(rank).as_bytes());
+                json.extend_from_slice(b"},\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":");
+                pid_tid(&mut json, &pid, &pid);
+                json.push(b'}');
+                self.put(&mut json)?;
             }
             let end = i.end.unwrap_or(self.last).max(i.start);
-            let slice = json!({
-                "ph": "X", "name": i.name, "cat": "process", "ts": self.us(i.start),
-                "dur": (end - i.start) as f64 / 1000.0, "pid": i.pid, "tid": i.pid,
-                "args": i.args,
-            });
-            self.put(&slice)?;
+            json.extend_from_slice(b"{\"args\":{\"argv\":");
+            match &i.argv {
+                Some(argv) => {
+                    json.push(b'[');
+                    for (k, a) in argv.iter().enumerate() {
+                        if k > 0 {
+                            json.push(b',');
+                        }
+                        append_str(&mut json, a);
+                    }
+                    json.push(b']');
+                }
+                None => json.extend_from_slice(b"null"),
+            }
+            let opt_str = |json: &mut Vec<u8>, name: &[u8], v: &Option<String>| {
+                json.extend_from_slice(name);
+                match v {
+                    Some(v) => append_str(json, v),
+                    None => json.extend_from_slice(b"null"),
+                }
+            };
+            let opt_int = |json: &mut Vec<u8>, name: &[u8], v: Option<i64>| {
+                json.extend_from_slice(name);
+                match v {
+                    Some(v) => json.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+                    None => json.extend_from_slice(b"null"),
+                }
+            };
+            opt_str(&mut json, b",\"cwd\":", &i.cwd);
+            opt_str(&mut json, b",\"exe\":", &i.exe);
+            if let Some((code, _)) = i.exit {
+                opt_int(&mut json, b",\"exit_code\":", code);
+            }
+            opt_str(&mut json, b",\"parent_span\":", &i.parent_span);
+            if let Some((_, signal)) = i.exit {
+                opt_int(&mut json, b",\"signal\":", signal);
+            }
+            opt_str(&mut json, b",\"span_id\":", &i.span_id);
+            json.extend_from_slice(b"},\"cat\":\"process\",\"dur\":");
+            push_us(&mut json, end - i.start);
+            json.extend_from_slice(b",\"name\":");
+            append_str(&mut json, &i.name);
+            json.extend_from_slice(b",\"ph\":\"X\",\"pid\":");
+            pid_tid(&mut json, &pid, &pid);
+            json.extend_from_slice(b",\"ts\":");
+            self.push_ts(&mut json, i.start);
+            json.push(b'}');
+            self.put(&mut json)?;
             if let Some(p) = i.parent.as_ref().and_then(|p| index.get(p)) {
                 let parent = &images[*p].1;
-                let id = k + 1;
-                let s = json!({"ph": "s", "name": "started", "cat": "tree", "id": id,
-                               "ts": self.us(i.start.max(parent.start)), "pid": parent.pid,
-                               "tid": parent.pid});
-                let f = json!({"ph": "f", "bp": "e", "name": "started", "cat": "tree", "id": id,
-                               "ts": self.us(i.start), "pid": i.pid, "tid": i.pid});
-                self.put(&s)?;
-                self.put(&f)?;
+                let id = n.format(k + 1).to_string();
+                let ppid = itoa::Buffer::new().format(parent.pid).to_string();
+                json.extend_from_slice(b"{\"cat\":\"tree\",\"id\":");
+                json.extend_from_slice(id.as_bytes());
+                json.extend_from_slice(b",\"name\":\"started\",\"ph\":\"s\",\"pid\":");
+                pid_tid(&mut json, &ppid, &ppid);
+                json.extend_from_slice(b",\"ts\":");
+                self.push_ts(&mut json, i.start.max(parent.start));
+                json.push(b'}');
+                self.put(&mut json)?;
+                json.extend_from_slice(b"{\"bp\":\"e\",\"cat\":\"tree\",\"id\":");
+                json.extend_from_slice(id.as_bytes());
+                json.extend_from_slice(b",\"name\":\"started\",\"ph\":\"f\",\"pid\":");
+                pid_tid(&mut json, &pid, &pid);
+                json.extend_from_slice(b",\"ts\":");
+                self.push_ts(&mut json, i.start);
+                json.push(b'}');
+                self.put(&mut json)?;
             }
-            let _ = span;
         }
         self.out.write_all(b"\n]}\n")?;
         self.out.flush()?;
@@ -449,6 +530,54 @@ mod tests {
             let near = (1_000i64 << 42) - small.abs();
             prop_assert_eq!(us(near), serde_us(near));
         }
+    }
+
+    /// The slices, names and flows are written as `serde_json` writes the `Value` objects
+    /// they were once built as (members sorted by name): argv with quotes, control characters
+    /// and non-ASCII, absent members as `null`, an exit by signal, an image that did not exit.
+    #[test]
+    fn slices_are_written_as_serde_writes_their_objects() {
+        use serde_json::json;
+        let head = r#""ts":"t","session_id":null,"parent_span":null,"component":"telemetry","tid":1,"pos":0,"ring_id":"r""#;
+        let lines = [
+            format!(r#"{{{head},"ts_unix_ns":1000,"event_type":"process_start","span_id":"a","pid":10,"argv":["sh","-c","echo \"hi\"\n\u0001é"],"cwd":"/w"}}"#),
+            format!(r#"{{{head},"ts_unix_ns":2500,"event_type":"process_start","span_id":"b","parent_image":"a","pid":11,"exe":"/bin/x"}}"#),
+            format!(r#"{{{head},"ts_unix_ns":4000,"event_type":"process_exit","span_id":"b","pid":11,"signal":9}}"#),
+            format!(r#"{{{head},"ts_unix_ns":5001,"event_type":"process_start","span_id":"c","parent_image":"a","pid":10,"argv":[]}}"#),
+            format!(r#"{{{head},"ts_unix_ns":9000,"event_type":"process_exit","span_id":"a","pid":10,"exit_code":3}}"#),
+        ];
+        let mut w = Writer::new(Vec::new()).unwrap();
+        for l in &lines {
+            w.add(&Event::parse(l).unwrap()).unwrap();
+        }
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        let want = [
+            json!({"ph": "M", "name": "process_name", "pid": 10, "tid": 10, "args": {"name": "sh (pid 10)"}}),
+            json!({"ph": "M", "name": "process_sort_index", "pid": 10, "tid": 10, "args": {"sort_index": 0}}),
+            json!({"ph": "X", "name": "sh", "cat": "process", "ts": 0.0, "dur": 8.0, "pid": 10, "tid": 10,
+                   "args": {"argv": ["sh", "-c", "echo \"hi\"\n\u{1}é"], "cwd": "/w", "exe": null,
+                            "span_id": "a", "parent_span": null, "exit_code": 3, "signal": null}}),
+            json!({"ph": "M", "name": "process_name", "pid": 11, "tid": 11, "args": {"name": "x (pid 11)"}}),
+            json!({"ph": "M", "name": "process_sort_index", "pid": 11, "tid": 11, "args": {"sort_index": 1}}),
+            json!({"ph": "X", "name": "x", "cat": "process", "ts": 1.5, "dur": 1.5, "pid": 11, "tid": 11,
+                   "args": {"argv": null, "cwd": null, "exe": "/bin/x", "span_id": "b", "parent_span": null,
+                            "exit_code": null, "signal": 9}}),
+            json!({"ph": "s", "name": "started", "cat": "tree", "id": 2, "ts": 1.5, "pid": 10, "tid": 10}),
+            json!({"ph": "f", "bp": "e", "name": "started", "cat": "tree", "id": 2, "ts": 1.5, "pid": 11, "tid": 11}),
+            json!({"ph": "X", "name": "?", "cat": "process", "ts": 4.001, "dur": 3.999, "pid": 10, "tid": 10,
+                   "args": {"argv": [], "cwd": null, "exe": null, "span_id": "c", "parent_span": null}}),
+            json!({"ph": "s", "name": "started", "cat": "tree", "id": 3, "ts": 4.001, "pid": 10, "tid": 10}),
+            json!({"ph": "f", "bp": "e", "name": "started", "cat": "tree", "id": 3, "ts": 4.001, "pid": 10, "tid": 10}),
+        ];
+        let want: Vec<String> = want.iter().map(|v| v.to_string()).collect();
+        let got: Vec<&str> = out
+            .lines()
+            .skip_while(|l| !l.contains("process_name"))
+            .take(want.len())
+            .map(|l| l.trim_end_matches(','))
+            .collect();
+        assert_eq!(got, want, "{out}");
+        assert!(out.ends_with("\n]}\n"));
     }
 
     #[test]
