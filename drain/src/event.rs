@@ -287,6 +287,210 @@ impl<'a> Event<'a> {
         parse::parse_bytes_into::<true>(strip(line), self)
     }
 
+    /// [`Event::parse_bytes_into`], saying whether the line is plain ([`Layout::plain`]; the
+    /// rest of the layout only when `FORM`).
+    pub(crate) fn parse_form_into<const FORM: bool>(
+        &mut self,
+        line: &'a [u8],
+    ) -> Result<Layout, ParseError> {
+        parse::parse_bytes_into::<FORM>(strip(line), self)
+    }
+
+    /// How many of the event's strings are owned (not borrowed from its line): none, for an
+    /// event read from a plain line ([`Layout::plain`]).
+    #[cfg(test)]
+    pub(crate) fn owned_strings(&self) -> usize {
+        let owned = |s: Option<&Cow<'_, str>>| usize::from(matches!(s, Some(Cow::Owned(_))));
+        let Event {
+            ts,
+            ts_unix_ns: _,
+            event_type,
+            session_id,
+            span_id,
+            parent_span,
+            parent_image,
+            component,
+            pid: _,
+            tid: _,
+            pos: _,
+            ring_id,
+            truncated: _,
+            escaped,
+            redacted: _,
+            path_unreadable: _,
+            argv_unreadable: _,
+            envp_unreadable: _,
+            addr_unreadable: _,
+            times_unreadable: _,
+            name_unreadable: _,
+            op,
+            path,
+            abs_path,
+            new_path,
+            abs_new_path,
+            target,
+            dirfd: _,
+            dirfd2: _,
+            flags: _,
+            access,
+            mode: _,
+            length: _,
+            length_low32: _,
+            uid: _,
+            gid: _,
+            atime,
+            mtime,
+            size: _,
+            fd: _,
+            result: _,
+            errno: _,
+            ppid: _,
+            exe,
+            argv,
+            cwd,
+            via,
+            how,
+            exit_code: _,
+            signal: _,
+            child_pid: _,
+            untraced: _,
+            untraced_reason,
+            supervised: _,
+            supervised_reason,
+            family: _,
+            addr,
+            port: _,
+            name,
+            service,
+            addrs,
+            naddrs: _,
+            base: _,
+            at_start: _,
+            count: _,
+            reason,
+            exact: _,
+            bytes: _,
+            kind: _,
+        } = self;
+        owned(Some(ts))
+            + owned(Some(event_type))
+            + owned(session_id.as_ref())
+            + owned(span_id.as_ref())
+            + owned(parent_span.as_ref())
+            + owned(parent_image.as_ref())
+            + owned(Some(component))
+            + owned(Some(ring_id))
+            + escaped
+                .iter()
+                .flatten()
+                .map(|s| owned(Some(s)))
+                .sum::<usize>()
+            + owned(op.as_ref())
+            + owned(path.as_ref())
+            + owned(abs_path.as_ref())
+            + owned(new_path.as_ref())
+            + owned(abs_new_path.as_ref())
+            + owned(target.as_ref())
+            + owned(access.as_ref())
+            + owned(atime.as_ref())
+            + owned(mtime.as_ref())
+            + owned(exe.as_ref())
+            + argv.iter().flatten().map(|s| owned(Some(s))).sum::<usize>()
+            + owned(cwd.as_ref())
+            + owned(via.as_ref())
+            + owned(how.as_ref())
+            + owned(untraced_reason.as_ref())
+            + owned(supervised_reason.as_ref())
+            + owned(addr.as_ref())
+            + owned(name.as_ref())
+            + owned(service.as_ref())
+            + addrs
+                .iter()
+                .flatten()
+                .map(|s| owned(Some(s)))
+                .sum::<usize>()
+            + owned(reason.as_ref())
+    }
+
+    /// Whether dropping this event would free nothing, for an event read from a plain line
+    /// ([`Layout::plain`]: every string of it is borrowed from the line): it has none of the
+    /// members that own memory whatever the line (the lists, and `family`). Every field is
+    /// named here, so none can be added without saying which it is.
+    pub(crate) fn frees_nothing_if_plain(&self) -> bool {
+        let Event {
+            ts: _,
+            ts_unix_ns: _,
+            event_type: _,
+            session_id: _,
+            span_id: _,
+            parent_span: _,
+            parent_image: _,
+            component: _,
+            pid: _,
+            tid: _,
+            pos: _,
+            ring_id: _,
+            truncated: _,
+            escaped,
+            redacted: _,
+            path_unreadable: _,
+            argv_unreadable: _,
+            envp_unreadable: _,
+            addr_unreadable: _,
+            times_unreadable: _,
+            name_unreadable: _,
+            op: _,
+            path: _,
+            abs_path: _,
+            new_path: _,
+            abs_new_path: _,
+            target: _,
+            dirfd: _,
+            dirfd2: _,
+            flags: _,
+            access: _,
+            mode: _,
+            length: _,
+            length_low32: _,
+            uid: _,
+            gid: _,
+            atime: _,
+            mtime: _,
+            size: _,
+            fd: _,
+            result: _,
+            errno: _,
+            ppid: _,
+            exe: _,
+            argv,
+            cwd: _,
+            via: _,
+            how: _,
+            exit_code: _,
+            signal: _,
+            child_pid: _,
+            untraced: _,
+            untraced_reason: _,
+            supervised: _,
+            supervised_reason: _,
+            family,
+            addr: _,
+            port: _,
+            name: _,
+            service: _,
+            addrs,
+            naddrs: _,
+            base: _,
+            at_start: _,
+            count: _,
+            reason: _,
+            exact: _,
+            bytes: _,
+            kind: _,
+        } = self;
+        escaped.is_none() && argv.is_none() && family.is_none() && addrs.is_none()
+    }
+
     /// The line's JSON object.
     pub fn to_value(&self) -> Value {
         // An Event always serializes: every member is a string, number, bool, array or null.

@@ -68,7 +68,8 @@ pub struct Layout {
     pub rest: Option<(usize, usize)>,
     /// Whether the line is ASCII with no backslash and no control character: none of its
     /// strings has an escape, or a character `serde_json` escapes, so each string read from it
-    /// is written as JSON by putting it between quotes as it is.
+    /// is borrowed from it, and written as JSON by putting it between quotes as it is. (Noted
+    /// however the line was read.)
     pub plain: bool,
 }
 
@@ -199,7 +200,10 @@ fn read_line<'a, const FORM: bool>(
         return p.err("a member every line has is missing");
     }
     if !FORM {
-        return Ok(Layout::default());
+        return Ok(Layout {
+            rest: None,
+            plain: quotes.is_some(),
+        });
     }
     if rest_from == usize::MAX {
         // No member after the header: nothing to copy (an empty range before the `}`).
@@ -1187,6 +1191,28 @@ mod tests {
                 }
                 (Err(_), Err(_)) => {}
                 (ours, theirs) => prop_assert!(false, "{l}\nours: {ours:?}\nserde: {theirs:?}"),
+            }
+        }
+
+        /// A plain line's strings are all borrowed from it (so an event of one that has no
+        /// lists owns no memory: the views skip its drop), and a line is plain exactly when
+        /// it is ASCII with no backslash or control character.
+        #[test]
+        fn a_plain_lines_strings_are_borrowed(l in line()) {
+            for form in [false, true] {
+                let mut ev = Event::default();
+                let read = if form {
+                    parse_bytes_into::<true>(l.as_bytes(), &mut ev)
+                } else {
+                    parse_bytes_into::<false>(l.as_bytes(), &mut ev)
+                };
+                let Ok(layout) = read else { continue };
+                let plain = l.len() <= scan::MAX_LINE
+                    && l.bytes().all(|c| (0x20..0x80).contains(&c) && c != b'\\');
+                prop_assert_eq!(layout.plain, plain, "{}", l);
+                if layout.plain {
+                    prop_assert_eq!(ev.owned_strings(), 0, "{}", l);
+                }
             }
         }
 

@@ -540,11 +540,21 @@ mod tests {
         use serde_json::json;
         let head = r#""ts":"t","session_id":null,"parent_span":null,"component":"telemetry","tid":1,"pos":0,"ring_id":"r""#;
         let lines = [
-            format!(r#"{{{head},"ts_unix_ns":1000,"event_type":"process_start","span_id":"a","pid":10,"argv":["sh","-c","echo \"hi\"\n\u0001é"],"cwd":"/w"}}"#),
-            format!(r#"{{{head},"ts_unix_ns":2500,"event_type":"process_start","span_id":"b","parent_image":"a","pid":11,"exe":"/bin/x"}}"#),
-            format!(r#"{{{head},"ts_unix_ns":4000,"event_type":"process_exit","span_id":"b","pid":11,"signal":9}}"#),
-            format!(r#"{{{head},"ts_unix_ns":5001,"event_type":"process_start","span_id":"c","parent_image":"a","pid":10,"argv":[]}}"#),
-            format!(r#"{{{head},"ts_unix_ns":9000,"event_type":"process_exit","span_id":"a","pid":10,"exit_code":3}}"#),
+            format!(
+                r#"{{{head},"ts_unix_ns":1000,"event_type":"process_start","span_id":"a","pid":10,"argv":["sh","-c","echo \"hi\"\n\u0001é"],"cwd":"/w"}}"#
+            ),
+            format!(
+                r#"{{{head},"ts_unix_ns":2500,"event_type":"process_start","span_id":"b","parent_image":"a","pid":11,"exe":"/bin/x"}}"#
+            ),
+            format!(
+                r#"{{{head},"ts_unix_ns":4000,"event_type":"process_exit","span_id":"b","pid":11,"signal":9}}"#
+            ),
+            format!(
+                r#"{{{head},"ts_unix_ns":5001,"event_type":"process_start","span_id":"c","parent_image":"a","pid":10,"argv":[]}}"#
+            ),
+            format!(
+                r#"{{{head},"ts_unix_ns":9000,"event_type":"process_exit","span_id":"a","pid":10,"exit_code":3}}"#
+            ),
         ];
         let mut w = Writer::new(Vec::new()).unwrap();
         for l in &lines {

@@ -469,9 +469,9 @@ impl Batch {
     fn parse<W: Work>(&mut self, first: usize, work: &mut W) {
         let read = |ev: &mut Event<'static>, line: &'static [u8]| {
             if W::LAYOUT {
-                ev.parse_layout_into(line)
+                ev.parse_form_into::<true>(line)
             } else {
-                ev.parse_bytes_into(line).map(|()| Layout::default())
+                ev.parse_form_into::<false>(line)
             }
         };
         debug_assert!(self.events.is_empty() && self.valid <= self.block.len());
@@ -517,7 +517,20 @@ impl Batch {
             if keep {
                 self.spans.push((start, self.rendered.len()));
             } else {
-                self.events.pop();
+                // An event of a plain line without lists owns nothing: its drop (a check of
+                // every member) is skipped, and it is not moved out to be forgotten.
+                let owns_nothing = line.layout.plain
+                    && self
+                        .events
+                        .last()
+                        .is_some_and(Event::frees_nothing_if_plain);
+                match self.events.len().checked_sub(1) {
+                    // SAFETY: shortening a Vec only leaves its last element unreachable,
+                    // never dropped; that element owns no memory (`frees_nothing_if_plain`
+                    // of a plain line), so nothing leaks.
+                    Some(len) if owns_nothing => unsafe { self.events.set_len(len) },
+                    _ => drop(self.events.pop()),
+                }
             }
         }
     }
