@@ -296,10 +296,12 @@ impl<'a> Event<'a> {
         parse::parse_bytes_into::<FORM>(strip(line), self)
     }
 
-    /// How many of the event's strings are owned (not borrowed from its line): none, for an
-    /// event read from a plain line ([`Layout::plain`]).
-    #[cfg(test)]
-    pub(crate) fn owned_strings(&self) -> usize {
+    /// What of the event owns memory: how many of its strings are owned (none, for an event
+    /// read from a plain line, [`Layout::plain`]: they are borrowed from it), and whether it
+    /// has a list or `family` (which own memory whatever the line). Every field is named here,
+    /// so none can be added without saying which kind it is.
+    #[inline(always)]
+    fn owned_parts(&self) -> (usize, bool) {
         let owned = |s: Option<&Cow<'_, str>>| usize::from(matches!(s, Some(Cow::Owned(_))));
         let Event {
             ts,
@@ -357,7 +359,7 @@ impl<'a> Event<'a> {
             untraced_reason,
             supervised: _,
             supervised_reason,
-            family: _,
+            family,
             addr,
             port: _,
             name,
@@ -372,7 +374,7 @@ impl<'a> Event<'a> {
             bytes: _,
             kind: _,
         } = self;
-        owned(Some(ts))
+        let strings = owned(Some(ts))
             + owned(Some(event_type))
             + owned(session_id.as_ref())
             + owned(span_id.as_ref())
@@ -409,86 +411,22 @@ impl<'a> Event<'a> {
                 .flatten()
                 .map(|s| owned(Some(s)))
                 .sum::<usize>()
-            + owned(reason.as_ref())
+            + owned(reason.as_ref());
+        let lists = escaped.is_some() || argv.is_some() || family.is_some() || addrs.is_some();
+        (strings, lists)
+    }
+
+    /// How many of the event's strings are owned (see [`Event::owned_parts`]).
+    #[cfg(test)]
+    pub(crate) fn owned_strings(&self) -> usize {
+        self.owned_parts().0
     }
 
     /// Whether dropping this event would free nothing, for an event read from a plain line
-    /// ([`Layout::plain`]: every string of it is borrowed from the line): it has none of the
-    /// members that own memory whatever the line (the lists, and `family`). Every field is
-    /// named here, so none can be added without saying which it is.
+    /// ([`Layout::plain`]): it has no list and no `family` (see [`Event::owned_parts`]; the
+    /// count of owned strings, unused, is not computed).
     pub(crate) fn frees_nothing_if_plain(&self) -> bool {
-        let Event {
-            ts: _,
-            ts_unix_ns: _,
-            event_type: _,
-            session_id: _,
-            span_id: _,
-            parent_span: _,
-            parent_image: _,
-            component: _,
-            pid: _,
-            tid: _,
-            pos: _,
-            ring_id: _,
-            truncated: _,
-            escaped,
-            redacted: _,
-            path_unreadable: _,
-            argv_unreadable: _,
-            envp_unreadable: _,
-            addr_unreadable: _,
-            times_unreadable: _,
-            name_unreadable: _,
-            op: _,
-            path: _,
-            abs_path: _,
-            new_path: _,
-            abs_new_path: _,
-            target: _,
-            dirfd: _,
-            dirfd2: _,
-            flags: _,
-            access: _,
-            mode: _,
-            length: _,
-            length_low32: _,
-            uid: _,
-            gid: _,
-            atime: _,
-            mtime: _,
-            size: _,
-            fd: _,
-            result: _,
-            errno: _,
-            ppid: _,
-            exe: _,
-            argv,
-            cwd: _,
-            via: _,
-            how: _,
-            exit_code: _,
-            signal: _,
-            child_pid: _,
-            untraced: _,
-            untraced_reason: _,
-            supervised: _,
-            supervised_reason: _,
-            family,
-            addr: _,
-            port: _,
-            name: _,
-            service: _,
-            addrs,
-            naddrs: _,
-            base: _,
-            at_start: _,
-            count: _,
-            reason: _,
-            exact: _,
-            bytes: _,
-            kind: _,
-        } = self;
-        escaped.is_none() && argv.is_none() && family.is_none() && addrs.is_none()
+        !self.owned_parts().1
     }
 
     /// The line's JSON object.
