@@ -3,11 +3,12 @@
 //! Parsing is most of what a view costs, so a large file is cut into fixed byte ranges
 //! ([`BLOCK`]) that worker threads (one per CPU this process may use, from 2 to
 //! [`MAX_WORKERS`]) read (`pread`) and parse while the calling thread hands the events on, in
-//! file order. Each worker takes the next range when it is free, so one
-//! slowed by sharing its core (with the calling thread, or another program) does less. A range owns the lines that *start* in it: its worker skips
-//! the partial line it begins inside (the previous range's worker reads that line to its end,
-//! past its own range) and stops after the first line that reaches beyond the range. A ring
-//! is decoded on one thread into blocks of lines, which two threads parse in turn. A view's
+//! file order. Each worker takes the next range when it is free, so one slowed by sharing its
+//! core (with the calling thread, or another program) does less. A range owns the lines that
+//! *start* in it: its worker skips the partial line it begins inside (the previous range's
+//! worker reads that line to its end, past its own range) and stops after the first line that
+//! reaches beyond the range. A ring is decoded on one thread into blocks of lines, which two
+//! threads parse in turn. A view's
 //! [`Work`] runs on the parsing thread for each event: it counts what can be counted apart
 //! (each parsing thread has its own, merged by the view at the end), formats what needs the
 //! event alone, and says whether the calling thread needs the event itself; its bytes go on
