@@ -68,7 +68,7 @@ impl Quotes {
 }
 
 /// Whether `line` is plain (see the module's invariants), noting its quotes in `q` when it
-/// is (`q` is left as it was when it is not).
+/// is (when it is not, `q` is not to be read: its masks may be partly written).
 #[inline]
 pub(super) fn scan(line: &[u8], q: &mut Quotes) -> bool {
     #[cfg(target_arch = "x86_64")]

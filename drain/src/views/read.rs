@@ -128,7 +128,10 @@ fn read_blocks<W: Work>(
     let next = AtomicU64::new(0);
     std::thread::scope(|scope| {
         // Whatever way this returns, the workers waiting for a batch are let go.
-        let _closing = Closing(&pool);
+        let _closing = Closing {
+            pool: &pool,
+            on_panic_only: false,
+        };
         // Each worker takes the next block as soon as it has a batch to read it into (a
         // worker slowed by sharing its core takes fewer), and sends it back numbered.
         let (done_tx, done) = mpsc::channel::<(u64, io::Result<Batch>)>();
@@ -136,6 +139,14 @@ fn read_blocks<W: Work>(
             .map(|_| {
                 let (pool, next, done_tx) = (&pool, &next, done_tx.clone());
                 scope.spawn(move || {
+                    // A worker that panics (in its `Work`) takes its block with it; the
+                    // others would wait for batches the calling thread, waiting for that
+                    // block, never hands back. It closes the pool as it unwinds: they stop,
+                    // the channel closes, and the panic reaches the caller.
+                    let _closing = Closing {
+                        pool,
+                        on_panic_only: true,
+                    };
                     let mut work = new();
                     // The batch is taken before the block's number: the block the calling
                     // thread waits for always has a batch (no deadlock), and the blocks in
@@ -160,17 +171,18 @@ fn read_blocks<W: Work>(
             .collect();
         drop(done_tx);
         // Blocks that came early wait in the slot of their number modulo the pool's size (those
-        // in flight are that many consecutive numbers at most, so no two share a slot).
-        let mut early: Vec<Option<Batch>> = (0..pool.size).map(|_| None).collect();
+        // in flight are that many consecutive numbers at most, so no two share a slot); so does
+        // a block's read error, until the blocks before it are handed on.
+        let mut early: Vec<Option<io::Result<Batch>>> = (0..pool.size).map(|_| None).collect();
         let size = pool.size as u64;
         for b in 0..blocks {
             let slot = (b % size) as usize;
             let batch = loop {
                 if let Some(batch) = early[slot].take() {
-                    break batch;
+                    break batch?;
                 }
                 match done.recv() {
-                    Ok((k, batch)) => early[(k % size) as usize] = Some(batch?),
+                    Ok((k, batch)) => early[(k % size) as usize] = Some(batch),
                     Err(_) => return Err(io::Error::other("a reading thread stopped")),
                 }
             };
@@ -259,12 +271,18 @@ impl Pool {
     }
 }
 
-/// Closes the pool when dropped (on every way out of reading).
-struct Closing<'p>(&'p Pool);
+/// Closes the pool when dropped: on every way out of reading (the calling thread's), or when
+/// a worker panics (`on_panic_only`).
+struct Closing<'p> {
+    pool: &'p Pool,
+    on_panic_only: bool,
+}
 
 impl Drop for Closing<'_> {
     fn drop(&mut self) {
-        self.0.close();
+        if !self.on_panic_only || std::thread::panicking() {
+            self.pool.close();
+        }
     }
 }
 
@@ -778,6 +796,37 @@ mod tests {
             assert_eq!(seen, want);
             assert_eq!(input.skipped, 0);
         }
+    }
+
+    /// A work that panics ends the reading (the panic reaches the caller) instead of leaving
+    /// the other workers and the calling thread waiting for each other.
+    #[test]
+    fn a_work_that_panics_ends_the_reading() {
+        #[derive(Default)]
+        struct Panics;
+        impl Work for Panics {
+            fn event(&mut self, ev: &Event<'_>, _: Line<'_>, _: &mut Vec<u8>) -> bool {
+                assert!(ev.pos != 5, "a work's own panic");
+                false
+            }
+        }
+        let content: String = (0..400).map(|i| line(i, 3) + "\n").collect();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut input = Input::default();
+                read_blocks(&f, &mut input, &Panics::default, |_| {}, (64, 0, 2)).is_ok()
+            }));
+            let _ = tx.send(!matches!(r, Ok(true)));
+        });
+        let ended = rx.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(
+            ended,
+            Ok(true),
+            "the reading ended, with the panic or an error"
+        );
     }
 
     #[test]
